@@ -1,0 +1,213 @@
+"""dothi benchmark: one command, prints a table (and writes bench/results/latest.md).
+
+    python bench/run.py [--sizes 100000,1000000] [--queries 200]
+
+1. Batch upsert over HTTP (batches of 1,000 Smart-Data-Model-shaped entities) against a
+   real ``dothi serve`` process, and the same rows inserted straight into SQLite in the
+   same run as the baseline.
+2. Query latency p50/p95 at each size: by id; by type with q on one attribute;
+   near;maxDistance==500 around a point; within a district polygon (pages of 100).
+3. Peak resident memory of the server process (VmHWM).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import os
+import random
+import re
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+import orjson
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+HERE = Path(__file__).resolve().parent
+spec = importlib.util.spec_from_file_location("datagen", HERE / "datagen.py")
+assert spec and spec.loader
+datagen = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(datagen)
+
+console = Console()
+BATCH = 1000
+
+
+def start_server(db: Path) -> tuple[subprocess.Popen[str], str]:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "dothi.cli", "serve", "--db", str(db), "--port", "0"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        env={**os.environ, "DOTHI_CONTEXT_FETCH": "false"},
+    )
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    match = re.search(r"http://[\d.]+:(\d+)", line)
+    if not match:
+        proc.kill()
+        raise SystemExit(f"server did not start: {line}{proc.stdout.read()}")
+    return proc, f"http://127.0.0.1:{match.group(1)}"
+
+
+def peak_rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def load_http(client: httpx.Client, start: int, count: int, progress: Progress) -> float:
+    """Upsert entities [start, start+count) and return entities/s (server time only)."""
+    task = progress.add_task(f"upsert {start:,}..{start + count:,}", total=count)
+    gen = datagen.generate(start + count, seed=1)
+    for _ in range(start):
+        next(gen)
+    elapsed = 0.0
+    batch: list[dict] = []
+    for entity in gen:
+        batch.append(entity)
+        if len(batch) == BATCH:
+            elapsed += _send(client, batch)
+            progress.advance(task, len(batch))
+            batch = []
+    if batch:
+        elapsed += _send(client, batch)
+        progress.advance(task, len(batch))
+    return count / elapsed
+
+
+def _send(client: httpx.Client, batch: list[dict]) -> float:
+    body = orjson.dumps(batch)  # serialised before the clock starts: we time the server
+    t0 = time.perf_counter()
+    r = client.post("/ngsi-ld/v1/entityOperations/upsert", content=body,
+                    headers={"Content-Type": "application/json"})
+    dt = time.perf_counter() - t0
+    if r.status_code not in (201, 204):
+        raise SystemExit(f"upsert failed: {r.status_code} {r.text[:500]}")
+    return dt
+
+
+def raw_sqlite_rate(count: int) -> float:
+    """Baseline: the same entities as JSON rows in a plain table with a unique index."""
+    with tempfile.TemporaryDirectory() as tmp:
+        conn = sqlite3.connect(Path(tmp) / "raw.db", isolation_level=None)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")
+        conn.execute("CREATE TABLE e (id TEXT PRIMARY KEY, type TEXT, doc TEXT)")
+        conn.execute("CREATE INDEX e_type ON e(type)")
+        rows = [(e["id"], e["type"], orjson.dumps(e)) for e in datagen.generate(count, seed=1)]
+        t0 = time.perf_counter()
+        for i in range(0, len(rows), BATCH):
+            conn.execute("BEGIN")
+            conn.executemany("INSERT OR REPLACE INTO e VALUES (?, ?, ?)", rows[i : i + BATCH])
+            conn.execute("COMMIT")
+        dt = time.perf_counter() - t0
+        conn.close()
+    return count / dt
+
+
+def latency(client: httpx.Client, make_params: object, n: int) -> tuple[float, float, int]:
+    times = []
+    sizes = []
+    for i in range(n):
+        path, params = make_params(i)  # type: ignore[operator]
+        t0 = time.perf_counter()
+        r = client.get(path, params=params)
+        times.append((time.perf_counter() - t0) * 1000)
+        if r.status_code != 200:
+            raise SystemExit(f"query failed: {r.status_code} {r.text[:300]}")
+        body = r.json()
+        sizes.append(len(body) if isinstance(body, list) else 1)
+    times.sort()
+    p95 = times[int(len(times) * 0.95) - 1]
+    return statistics.median(times), p95, int(statistics.median(sizes))
+
+
+def query_suite(client: httpx.Client, size: int, n: int) -> list[tuple[str, float, float, int]]:
+    rnd = random.Random(7)
+    lon, lat = datagen.SAMPLE_POINT["coordinates"]
+    polygon = json.dumps(datagen.DISTRICT_POLYGON["coordinates"])
+    ids = [e["id"] for e in datagen.generate(min(size, 20000), seed=1)]
+    suites = {
+        "by id": lambda i: (f"/ngsi-ld/v1/entities/{rnd.choice(ids)}", {}),
+        "type + q (one attribute)": lambda i: (
+            "/ngsi-ld/v1/entities",
+            {"type": "Streetlight", "q": 'powerState=="on"', "limit": "100"}),
+        "near;maxDistance==500": lambda i: (
+            "/ngsi-ld/v1/entities",
+            {"type": "Streetlight", "georel": "near;maxDistance==500", "geometry": "Point",
+             "coordinates": json.dumps([lon + rnd.uniform(-0.02, 0.02),
+                                        lat + rnd.uniform(-0.02, 0.02)]),
+             "limit": "100"}),
+        "within district polygon": lambda i: (
+            "/ngsi-ld/v1/entities",
+            {"type": "Streetlight", "georel": "within", "geometry": "Polygon",
+             "coordinates": polygon, "limit": "100"}),
+    }
+    out = []
+    for name, make in suites.items():
+        latency(client, make, 10)  # warm caches
+        p50, p95, rows = latency(client, make, n)
+        out.append((name, p50, p95, rows))
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--sizes", default="100000,1000000")
+    parser.add_argument("--queries", type=int, default=200)
+    args = parser.parse_args()
+    sizes = [int(s) for s in args.sizes.split(",")]
+    results: list[tuple[int, list[tuple[str, float, float, int]]]] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        proc, base = start_server(Path(tmp) / "bench.db")
+        try:
+            with httpx.Client(base_url=base, timeout=120) as client, Progress(
+                TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                TimeRemainingColumn(), console=console,
+            ) as progress:
+                loaded = 0
+                rates = []
+                for size in sizes:
+                    rates.append((size - loaded, load_http(client, loaded, size - loaded,
+                                                           progress)))
+                    loaded = size
+                    results.append((size, query_suite(client, size, args.queries)))
+            rss = peak_rss_mb(proc.pid)
+        finally:
+            proc.terminate()
+            proc.wait(timeout=30)
+    first_batch = min(sizes[0], 100_000)
+    raw = raw_sqlite_rate(first_batch)
+    http_rate = rates[0][1]
+    table = Table(title="dothi benchmark (SQLite store, one uvicorn worker)")
+    table.add_column("measure")
+    table.add_column("value", justify="right")
+    table.add_column("target", justify="right")
+    for count, rate in rates:
+        table.add_row(f"HTTP batch upsert, {count:,} entities (entities/s)", f"{rate:,.0f}",
+                      ">= 10,000")
+    table.add_row(f"raw SQLite insert, {first_batch:,} rows (rows/s)", f"{raw:,.0f}", "baseline")
+    table.add_row("HTTP upsert / raw SQLite", f"{http_rate / raw:.1%}", ">= 25%")
+    for size, rows in results:
+        for name, p50, p95, n in rows:
+            table.add_row(f"{size:,} entities: {name} p50 / p95 ms ({n} results)",
+                          f"{p50:.1f} / {p95:.1f}", "p95 < 20")
+    table.add_row(f"server peak RSS at {sizes[-1]:,} entities (MB)", f"{rss:,.0f}", "< 500")
+    console.print(table)
+    out = HERE / "results"
+    out.mkdir(exist_ok=True)
+    with (out / "latest.txt").open("w") as fh:
+        Console(file=fh, width=120).print(table)
+
+
+if __name__ == "__main__":
+    main()

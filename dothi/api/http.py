@@ -1,0 +1,205 @@
+"""HTTP plumbing shared by the NGSI-LD routers: tenants, @context negotiation, bodies,
+content types and responses (clause 6.3)."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import orjson
+from fastapi import Request
+from fastapi.responses import Response
+
+from dothi.broker.broker import Broker
+from dothi.errors import (
+    BadRequestData,
+    InvalidRequest,
+    NotAcceptable,
+    TooLarge,
+    UnsupportedMediaType,
+)
+from dothi.ngsild.context import CORE_CONTEXT_URL, ActiveContext
+from dothi.store.base import DEFAULT_TENANT
+
+JSONLD_REL = "http://www.w3.org/ns/json-ld#context"
+_LINK = re.compile(r"<([^>]*)>\s*((?:;\s*[^;,]+)*)")
+JSON = "application/json"
+JSONLD = "application/ld+json"
+GEOJSON = "application/geo+json"
+MERGE_PATCH = "application/merge-patch+json"
+
+
+def broker(request: Request) -> Broker:
+    return request.app.state.broker  # type: ignore[no-any-return]
+
+
+def tenant(request: Request) -> str:
+    value = request.headers.get("ngsild-tenant")
+    if value is None or value == "":
+        return DEFAULT_TENANT
+    if not re.fullmatch(r"[A-Za-z0-9_:\-.]+", value):
+        raise BadRequestData(f"Invalid NGSILD-Tenant {value!r}")
+    return value
+
+
+def link_context(request: Request) -> str | None:
+    """The @context URL of a JSON-LD Link header, if any (clause 6.3.5)."""
+    found: list[str] = []
+    for header in request.headers.getlist("link"):
+        for match in _LINK.finditer(header):
+            if JSONLD_REL in match.group(2):
+                found.append(match.group(1).strip())
+    if len(found) > 1:
+        raise BadRequestData("Only one JSON-LD @context Link header may be given")
+    return found[0] if found else None
+
+
+def media_type(request: Request) -> str:
+    return request.headers.get("content-type", "").split(";")[0].strip().lower()
+
+
+async def read_body(
+    request: Request, *, allow_merge_patch: bool = False
+) -> tuple[Any, ActiveContext, Any]:
+    """(parsed body, ActiveContext, context value as given) for a JSON write request."""
+    ctype = media_type(request)
+    allowed = {JSON, JSONLD} | ({MERGE_PATCH} if allow_merge_patch else set())
+    if ctype not in allowed:
+        raise UnsupportedMediaType(
+            f"Content-Type must be one of {', '.join(sorted(allowed))}, got {ctype or 'none'!r}"
+        )
+    limit = request.app.state.settings.max_body_bytes
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise TooLarge(f"The payload is larger than {limit} bytes")
+    raw = await request.body()
+    if len(raw) > limit:
+        raise TooLarge(f"The payload is larger than {limit} bytes")
+    if not raw:
+        raise InvalidRequest("The request has no body")
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidRequest(f"The payload is not valid JSON: {exc}") from None
+    b = broker(request)
+    if ctype == JSONLD:
+        value = _body_context(body)
+        return body, await _activate(b, value), value
+    if _has_context(body):
+        raise BadRequestData("A JSON-LD @context in the body needs Content-Type application/ld+json")
+    value = link_context(request)
+    return body, await _activate(b, value), value
+
+
+def _has_context(body: Any) -> bool:
+    if isinstance(body, dict):
+        return "@context" in body
+    if isinstance(body, list):
+        return any(isinstance(x, dict) and "@context" in x for x in body)
+    return False
+
+
+def _body_context(body: Any) -> Any:
+    if isinstance(body, dict):
+        if "@context" not in body:
+            raise BadRequestData("An application/ld+json payload must carry an @context")
+        return body["@context"]
+    if isinstance(body, list):
+        # Batch payloads: every entity carries its own @context; the per-item contexts
+        # are resolved by the batch router.
+        return None
+    raise BadRequestData("The payload must be a JSON object or array")
+
+
+async def _activate(b: Broker, value: Any) -> ActiveContext:
+    from starlette.concurrency import run_in_threadpool
+
+    return await run_in_threadpool(b.resolver.active, value)
+
+
+async def request_context(request: Request) -> tuple[ActiveContext, str | None]:
+    """The context for a GET/DELETE request: only the Link header."""
+    value = link_context(request)
+    return await _activate(broker(request), value), value
+
+
+def accepted(request: Request, *, geo: bool = True) -> str:
+    """Negotiate the response media type (application/json unless asked otherwise)."""
+    header = request.headers.get("accept", "")
+    if not header.strip():
+        return JSON
+    best: tuple[float, str] | None = None
+    for part in header.split(","):
+        bits = [b.strip() for b in part.split(";")]
+        mtype = bits[0].lower()
+        q = 1.0
+        for b in bits[1:]:
+            if b.startswith("q="):
+                try:
+                    q = float(b[2:])
+                except ValueError:
+                    q = 0.0
+        candidates = {
+            JSON: JSON, JSONLD: JSONLD, "*/*": JSON, "application/*": JSON,
+        }
+        if geo:
+            candidates[GEOJSON] = GEOJSON
+        chosen = candidates.get(mtype)
+        if chosen and q > 0 and (best is None or q > best[0]):
+            best = (q, chosen)
+    if best is None:
+        raise NotAcceptable(f"Cannot produce any of {header!r}")
+    return best[1]
+
+
+def context_link(url: str | None) -> str:
+    return f'<{url or CORE_CONTEXT_URL}>; rel="{JSONLD_REL}"; type="application/ld+json"'
+
+
+def json_response(
+    content: Any,
+    *,
+    status: int = 200,
+    mtype: str = JSON,
+    context_url: Any = None,
+    headers: dict[str, str] | None = None,
+) -> Response:
+    """Render with the @context where the media type wants it (body or Link header)."""
+    hdrs = dict(headers or {})
+    if mtype in (JSON, GEOJSON):
+        link_url = context_url if isinstance(context_url, str) else None
+        hdrs["Link"] = context_link(link_url)
+    return Response(orjson.dumps(content), status_code=status, media_type=mtype, headers=hdrs)
+
+
+def with_context(entity: dict, context_value: Any) -> dict:
+    return {**entity, "@context": context_value if context_value is not None else CORE_CONTEXT_URL}
+
+
+def bool_param(value: str | None, name: str) -> bool:
+    if value is None:
+        return False
+    if value in ("true", "false"):
+        return value == "true"
+    raise BadRequestData(f"{name} must be true or false")
+
+
+def int_param(value: str | None, name: str, default: int) -> int:
+    if value is None:
+        return default
+    try:
+        number = int(value)
+    except ValueError:
+        raise BadRequestData(f"{name} must be an integer, got {value!r}") from None
+    if number < 0:
+        raise BadRequestData(f"{name} must not be negative")
+    return number
+
+
+def split_list(value: str | None) -> list[str] | None:
+    if value is None:
+        return None
+    items = [v.strip() for v in value.split(",") if v.strip()]
+    if not items:
+        raise BadRequestData("An empty list was given")
+    return items

@@ -1,0 +1,80 @@
+"""``create_app(settings)``: the HTTP application. Nothing reads configuration at import."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import Response
+from starlette.exceptions import HTTPException
+
+import orjson
+
+from dothi import __version__
+from dothi.api import batch, contexts, entities, meta, types
+from dothi.broker.broker import Broker
+from dothi.errors import DothiError, NGSI_ERRORS
+from dothi.ngsild.context import ContextCache
+from dothi.settings import Settings
+from dothi.store.base import open_store
+
+PROBLEM = "application/problem+json"
+
+
+def problem_response(status: int, problem: str, title: str, detail: str) -> Response:
+    body = {"type": NGSI_ERRORS + problem, "title": title, "status": status, "detail": detail}
+    return Response(orjson.dumps(body), status_code=status, media_type=PROBLEM)
+
+
+def build_broker(settings: Settings) -> Broker:
+    cache = ContextCache(fetch=settings.context_fetch, timeout=settings.context_fetch_timeout)
+    if settings.context_dir is not None:
+        cache.preload_folder(settings.context_dir)
+    return Broker(open_store(settings.database_url), cache)
+
+
+def create_app(settings: Settings | None = None, broker: Broker | None = None) -> FastAPI:
+    settings = settings or Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        owned = app.state.broker is None
+        if owned:
+            app.state.broker = build_broker(settings)
+        yield
+        if owned:
+            app.state.broker.store.close()
+            app.state.broker = None
+
+    app = FastAPI(
+        title="dothi",
+        version=__version__,
+        summary="NGSI-LD context broker of the dothi smart-city platform",
+        description="ETSI GS CIM 009 V1.9.1 API over an embedded store. "
+        "Nền tảng dữ liệu đô thị dùng chung.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.broker = broker
+
+    @app.exception_handler(DothiError)
+    async def dothi_error(request: Request, exc: DothiError) -> Response:
+        return Response(orjson.dumps(exc.to_problem()), status_code=exc.status,
+                        media_type=PROBLEM)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, exc: RequestValidationError) -> Response:
+        return problem_response(400, "BadRequestData", "Bad request", str(exc.errors()))
+
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, exc: HTTPException) -> Response:
+        kinds = {404: "ResourceNotFound", 405: "OperationNotSupported"}
+        status = exc.status_code
+        return problem_response(status, kinds.get(status, "InvalidRequest"), str(exc.detail),
+                                f"{request.method} {request.url.path}: {exc.detail}")
+
+    for module in (entities, batch, types, contexts, meta):
+        app.include_router(module.router)
+    return app

@@ -1,0 +1,361 @@
+"""Broker operations: what the NGSI-LD API does, independent of HTTP.
+
+Every write goes through ``Store.apply`` with a change function, so validation happens
+before anything is written and read-modify-write is atomic per entity.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from dothi.errors import (
+    AlreadyExists,
+    BadRequestData,
+    DothiError,
+    NonexistentTenant,
+    ResourceNotFound,
+)
+from dothi.ngsild import merge
+from dothi.ngsild.context import ActiveContext, ContextCache, ContextResolver
+from dothi.ngsild.entity import (
+    expand_attribute,
+    expand_attributes,
+    expand_entity,
+    expand_types,
+    check_scope,
+    is_uri,
+)
+from dothi.ngsild.timeutil import now_iso
+from dothi.store.base import DEFAULT_TENANT, UNCHANGED, EntityQuery, Outcome, Store, TypeStat
+
+
+@dataclass
+class BatchResult:
+    success: list[str] = field(default_factory=list)
+    errors: list[tuple[str | None, DothiError]] = field(default_factory=list)
+    created: list[str] = field(default_factory=list)
+
+
+class Broker:
+    def __init__(self, store: Store, cache: ContextCache) -> None:
+        self.store = store
+        self.cache = cache
+        self.resolver = ContextResolver(cache)
+        for url, doc, kind, created in store.contexts():
+            cache.add(url, doc, kind=kind, created_at=created)
+
+    # -- helpers -----------------------------------------------------------------------
+
+    def check_tenant(self, tenant: str) -> None:
+        if tenant != DEFAULT_TENANT and not self.store.tenant_exists(tenant):
+            raise NonexistentTenant(f"Tenant {tenant} does not exist")
+
+    def _single(self, tenant: str, eid: str, fn: Any) -> Outcome:
+        outcome = self.store.apply(tenant, [(eid, fn)])[0]
+        if outcome.error is not None:
+            raise outcome.error
+        return outcome
+
+    @staticmethod
+    def _need(doc: dict | None, eid: str) -> dict:
+        if doc is None:
+            raise ResourceNotFound(f"Entity {eid} does not exist")
+        return doc
+
+    # -- single entity -----------------------------------------------------------------
+
+    def create(self, tenant: str, body: Any, ctx: ActiveContext) -> str:
+        doc = expand_entity(body, ctx, now_iso())
+
+        def fn(old: dict | None) -> dict:
+            if old is not None:
+                raise AlreadyExists(f"Entity {doc['id']} already exists")
+            return doc
+
+        self._single(tenant, doc["id"], fn)
+        return str(doc["id"])
+
+    def retrieve(self, tenant: str, eid: str) -> dict:
+        _check_id(eid)
+        self.check_tenant(tenant)
+        return self._need(self.store.get(tenant, eid), eid)
+
+    def delete(self, tenant: str, eid: str) -> None:
+        _check_id(eid)
+        self.check_tenant(tenant)
+        self._single(tenant, eid, lambda old: self._need(old, eid) and None)
+
+    def replace(self, tenant: str, eid: str, body: Any, ctx: ActiveContext) -> None:
+        _check_id(eid)
+        if isinstance(body, dict):
+            body_id = body.get("id", body.get("@id"))
+            if body_id is not None and body_id != eid:
+                raise BadRequestData(f"The body's id {body_id} differs from the URL's {eid}")
+            body = {**body, "id": eid}
+        new = expand_entity(body, ctx, now_iso(), need_type=False)
+        self.check_tenant(tenant)
+        self._single(tenant, eid, lambda old: merge.replace_entity(self._need(old, eid), new))
+
+    def append(
+        self, tenant: str, eid: str, body: Any, ctx: ActiveContext, overwrite: bool
+    ) -> list[str]:
+        _check_id(eid)
+        _check_fragment_id(body, eid)
+        now = now_iso()
+        attrs = expand_attributes(body, ctx, now)
+        types = _body_types(body, ctx)
+        self.check_tenant(tenant)
+        skipped: list[str] = []
+
+        def fn(old: dict | None) -> dict:
+            nonlocal skipped
+            doc, skipped = merge.append(self._need(old, eid), attrs, now, overwrite=overwrite)
+            if types:
+                doc["type"] = list(dict.fromkeys([*doc.get("type", []), *types]))
+            return doc
+
+        self._single(tenant, eid, fn)
+        return skipped
+
+    def update(self, tenant: str, eid: str, body: Any, ctx: ActiveContext) -> list[str]:
+        _check_id(eid)
+        _check_fragment_id(body, eid)
+        now = now_iso()
+        attrs = expand_attributes(body, ctx, now)
+        if not attrs:
+            raise BadRequestData("No attribute to update")
+        self.check_tenant(tenant)
+        skipped: list[str] = []
+
+        def fn(old: dict | None) -> dict | Any:
+            nonlocal skipped
+            doc, skipped = merge.update(self._need(old, eid), attrs, now)
+            return UNCHANGED if len(skipped) == len(attrs) else doc
+
+        self._single(tenant, eid, fn)
+        return skipped
+
+    def patch_attribute(
+        self, tenant: str, eid: str, name: str, body: Any, ctx: ActiveContext
+    ) -> None:
+        _check_id(eid)
+        if not isinstance(body, dict) or not body:
+            raise BadRequestData("The payload must be a non-empty JSON object")
+        now = now_iso()
+        iri = ctx.expand(name)
+        fragment = _fragment(name, body, ctx, now, allow_null=True)
+        self.check_tenant(tenant)
+        self._single(
+            tenant, eid,
+            lambda old: merge.patch_attribute(self._need(old, eid), iri, fragment, now, name),
+        )
+
+    def replace_attribute(
+        self, tenant: str, eid: str, name: str, body: Any, ctx: ActiveContext
+    ) -> None:
+        _check_id(eid)
+        now = now_iso()
+        iri = ctx.expand(name)
+        instances = expand_attribute(name, _strip_context(body), ctx, now)
+        self.check_tenant(tenant)
+        self._single(
+            tenant, eid,
+            lambda old: merge.replace_attribute(self._need(old, eid), iri, instances, now, name),
+        )
+
+    def delete_attribute(
+        self, tenant: str, eid: str, name: str, ctx: ActiveContext,
+        dataset_id: str | None, delete_all: bool,
+    ) -> None:
+        _check_id(eid)
+        if dataset_id is not None and not is_uri(dataset_id):
+            raise BadRequestData("datasetId must be a URI")
+        iri = ctx.expand(name)
+        now = now_iso()
+        self.check_tenant(tenant)
+        self._single(
+            tenant, eid,
+            lambda old: merge.delete_attribute(
+                self._need(old, eid), iri, dataset_id, delete_all, now, name
+            ),
+        )
+
+    def merge(self, tenant: str, eid: str, body: Any, ctx: ActiveContext) -> None:
+        _check_id(eid)
+        _check_fragment_id(body, eid)
+        now = now_iso()
+        attrs, types, scope = self._merge_parts(body, ctx, now)
+        self.check_tenant(tenant)
+        self._single(
+            tenant, eid,
+            lambda old: merge.merge_patch(self._need(old, eid), types, scope, attrs, now),
+        )
+
+    @staticmethod
+    def _merge_parts(
+        body: Any, ctx: ActiveContext, now: str
+    ) -> tuple[dict[str, list[dict]], list[str] | None, list[str] | None]:
+        attrs = expand_attributes(
+            body, ctx, now, allow_null=True,
+            skip=frozenset({"@context", "id", "@id", "type", "@type", "scope",
+                            "createdAt", "modifiedAt"}),
+        )
+        types = _body_types(body, ctx)
+        scope = check_scope(body["scope"]) if "scope" in body else None
+        return attrs, types, scope
+
+    # -- batch -------------------------------------------------------------------------
+
+    def batch(
+        self, tenant: str, op: str, items: Any, ctx_for: Any, options: str = ""
+    ) -> BatchResult:
+        """``ctx_for(item)`` gives the ActiveContext of one entity (ld+json bodies may
+        carry one per entity)."""
+        if not isinstance(items, list):
+            raise BadRequestData("A batch operation takes a JSON array")
+        result = BatchResult()
+        plan: list[tuple[str, Any]] = []
+        now = now_iso()
+        if op != "create" and op != "upsert":
+            self.check_tenant(tenant)
+        for item in items:
+            try:
+                plan.append(self._plan(op, item, ctx_for, now, options))
+            except DothiError as exc:
+                eid = item.get("id") if isinstance(item, dict) else (
+                    item if isinstance(item, str) else None)
+                result.errors.append((eid, exc))
+        if plan:
+            for outcome in self.store.apply(tenant, plan):
+                if outcome.error is not None:
+                    assert isinstance(outcome.error, DothiError)
+                    result.errors.append((outcome.id, outcome.error))
+                else:
+                    result.success.append(outcome.id)
+                    if outcome.status == "created":
+                        result.created.append(outcome.id)
+        return result
+
+    def _plan(self, op: str, item: Any, ctx_for: Any, now: str, options: str) -> tuple[str, Any]:
+        if op == "delete":
+            if not isinstance(item, str) or not is_uri(item):
+                raise BadRequestData(f"Batch delete takes entity ids (URIs), got {item!r}")
+            return item, lambda old: self._need(old, item) and None
+        ctx = ctx_for(item)
+        if op == "create":
+            doc = expand_entity(item, ctx, now)
+
+            def create(old: dict | None) -> dict:
+                if old is not None:
+                    raise AlreadyExists(f"Entity {doc['id']} already exists")
+                return doc
+
+            return doc["id"], create
+        if op == "upsert":
+            doc = expand_entity(item, ctx, now)
+            if options == "update":
+                attrs = expand_attributes(item, ctx, now)
+
+                def upsert_update(old: dict | None) -> dict:
+                    if old is None:
+                        return doc
+                    new, _ = merge.append(old, attrs, now, overwrite=True)
+                    new["type"] = list(dict.fromkeys([*old.get("type", []), *doc["type"]]))
+                    return new
+
+                return doc["id"], upsert_update
+            return doc["id"], lambda old: doc if old is None else merge.replace_entity(old, doc)
+        if op == "update":
+            eid = _item_id(item)
+            attrs = expand_attributes(item, ctx, now, skip=frozenset(
+                {"@context", "id", "@id", "type", "@type", "scope", "createdAt", "modifiedAt"}))
+            overwrite = options != "noOverwrite"
+            return eid, lambda old: merge.append(
+                self._need(old, eid), attrs, now, overwrite=overwrite)[0]
+        if op == "merge":
+            eid = _item_id(item)
+            attrs, types, scope = self._merge_parts(item, ctx, now)
+            return eid, lambda old: merge.merge_patch(
+                self._need(old, eid), types, scope, attrs, now)
+        raise BadRequestData(f"Unknown batch operation {op}")
+
+    # -- queries -----------------------------------------------------------------------
+
+    def query(self, tenant: str, query: EntityQuery) -> tuple[list[dict], int | None]:
+        if tenant != DEFAULT_TENANT and not self.store.tenant_exists(tenant):
+            raise NonexistentTenant(f"Tenant {tenant} does not exist")
+        return self.store.query(tenant, query)
+
+    def type_stats(self, tenant: str) -> list[TypeStat]:
+        self.check_tenant(tenant)
+        return self.store.type_stats(tenant)
+
+    # -- contexts ----------------------------------------------------------------------
+
+    def add_context(self, url: str, document: Any) -> None:
+        created = now_iso()
+        self.cache.add(url, document, kind="Hosted", created_at=created)
+        self.store.put_context(url, document, "Hosted", created)
+        self.resolver.forget()
+
+    def delete_context(self, url: str) -> None:
+        if not self.cache.remove(url):
+            raise ResourceNotFound(f"@context {url} is not held by this broker")
+        self.store.delete_context(url)
+        self.resolver.forget()
+
+
+def _check_id(eid: str) -> None:
+    if not is_uri(eid):
+        raise BadRequestData(f"Entity id must be a URI: {eid!r}")
+
+
+def _check_fragment_id(body: Any, eid: str) -> None:
+    if isinstance(body, dict):
+        bid = body.get("id", body.get("@id"))
+        if bid is not None and bid != eid:
+            raise BadRequestData(f"The body's id {bid} differs from the URL's {eid}")
+
+
+def _item_id(item: Any) -> str:
+    if not isinstance(item, dict):
+        raise BadRequestData("Each batch item must be a JSON object")
+    eid = item.get("id", item.get("@id"))
+    if not is_uri(eid):
+        raise BadRequestData(f"Entity id must be a URI: {eid!r}")
+    return str(eid)
+
+
+def _body_types(body: Any, ctx: ActiveContext) -> list[str] | None:
+    if isinstance(body, dict):
+        t = body.get("type", body.get("@type"))
+        if t is not None:
+            return expand_types(t, ctx)
+    return None
+
+
+def _strip_context(body: Any) -> Any:
+    if isinstance(body, dict) and "@context" in body:
+        return {k: v for k, v in body.items() if k != "@context"}
+    return body
+
+
+def _fragment(
+    name: str, body: dict, ctx: ActiveContext, now: str, allow_null: bool
+) -> list[dict]:
+    """A partial attribute body: the members given, with type inferred only if present."""
+    body = _strip_context(body)
+    instances = expand_attribute(name, body, ctx, now, allow_null=allow_null)
+    if "type" not in body:
+        for inst in instances:
+            # The type was inferred from the members present; do not force a type change.
+            inst.pop("type", None)
+    for inst in instances:
+        inst.pop("createdAt", None)
+    return instances
+
+
+def outcomes_ok(outcomes: Sequence[Outcome]) -> bool:
+    return all(o.error is None for o in outcomes)

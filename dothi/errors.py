@@ -1,0 +1,113 @@
+"""One error hierarchy for the whole platform.
+
+Each error carries its HTTP status and its NGSI-LD problem type (ETSI GS CIM 009 V1.9.1,
+clause 5.5.2); one handler in ``dothi.api`` renders them as RFC 9457 problem details.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+NGSI_ERRORS = "https://uri.etsi.org/ngsi-ld/errors/"
+
+
+class DothiError(Exception):
+    """Base of every error that should reach a client as problem details."""
+
+    status = 500
+    problem = "InternalError"
+
+    def __init__(self, detail: str, title: str | None = None, **extra: Any) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.title = title or self.default_title()
+        self.extra = extra
+
+    @classmethod
+    def default_title(cls) -> str:
+        return cls.problem
+
+    @property
+    def type_uri(self) -> str:
+        return NGSI_ERRORS + self.problem
+
+    def to_problem(self) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "type": self.type_uri,
+            "title": self.title,
+            "status": self.status,
+            "detail": self.detail,
+        }
+        body.update(self.extra)
+        return body
+
+
+class InvalidRequest(DothiError):
+    """The request is syntactically wrong (not JSON, bad parameter combination...)."""
+
+    status = 400
+    problem = "InvalidRequest"
+
+
+class BadRequestData(DothiError):
+    """The request is well formed JSON but its content breaks the NGSI-LD rules."""
+
+    status = 400
+    problem = "BadRequestData"
+
+
+class ResourceNotFound(DothiError):
+    status = 404
+    problem = "ResourceNotFound"
+
+
+class AlreadyExists(DothiError):
+    status = 409
+    problem = "AlreadyExists"
+
+
+class OperationNotSupported(DothiError):
+    status = 422
+    problem = "OperationNotSupported"
+
+
+class LdContextNotAvailable(DothiError):
+    status = 503
+    problem = "LdContextNotAvailable"
+
+
+class UnsupportedMediaType(DothiError):
+    """Wrong ``Content-Type``; NGSI-LD has no problem type of its own for it."""
+
+    status = 415
+    problem = "InvalidRequest"
+
+
+class NotAcceptable(DothiError):
+    status = 406
+    problem = "NotAcceptable"
+
+
+class TooLarge(DothiError):
+    status = 413
+    problem = "RequestEntityTooLarge"
+
+
+class TooManyResults(DothiError):
+    status = 403
+    problem = "TooManyResults"
+
+
+class NotImplementedYet(DothiError):
+    status = 501
+    problem = "NoMultiTenantSupport"
+
+
+class InternalError(DothiError):
+    status = 500
+    problem = "InternalError"
+
+
+class NonexistentTenant(DothiError):
+    status = 404
+    problem = "NonexistentTenant"

@@ -1,0 +1,298 @@
+"""Turning request bodies into the stored form, with every NGSI-LD rule checked on the way.
+
+Stored form (one JSON document per entity):
+
+    {"id": "urn:...", "type": [<type IRIs>], "scope": [...], "createdAt": ..., "modifiedAt": ...,
+     "<attribute IRI>": [<instance>, ...]}
+
+Every attribute is a list of instances, one per ``datasetId`` (the default instance has no
+``datasetId``); an instance is a normalized attribute whose sub-attributes are keyed by IRI.
+Property values are kept as given: NGSI-LD does not expand values.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from dothi.errors import BadRequestData
+from dothi.ngsild import geo
+from dothi.ngsild.context import ActiveContext
+from dothi.ngsild.timeutil import normalize_datetime
+
+ATTRIBUTE_TYPES = {
+    "Property": "value",
+    "Relationship": "object",
+    "GeoProperty": "value",
+    "LanguageProperty": "languageMap",
+    "ListProperty": "valueList",
+    "ListRelationship": "objectList",
+    "JsonProperty": "json",
+    "VocabProperty": "vocab",
+}
+# Concise form: the member present tells the attribute type (clause 4.5.3 / 5.2.x).
+CONCISE_KEYS = (
+    ("object", "Relationship"),
+    ("languageMap", "LanguageProperty"),
+    ("valueList", "ListProperty"),
+    ("objectList", "ListRelationship"),
+    ("json", "JsonProperty"),
+    ("vocab", "VocabProperty"),
+    ("value", "Property"),
+)
+# Members of an attribute that are not sub-attributes.
+ATTRIBUTE_MEMBERS = frozenset(
+    {
+        "type", "value", "object", "languageMap", "valueList", "objectList", "json", "vocab",
+        "observedAt", "unitCode", "datasetId", "createdAt", "modifiedAt", "deletedAt",
+        "instanceId", "objectType", "lang", "previousValue", "previousObject",
+        "previousLanguageMap", "previousValueList", "previousObjectList", "previousJson",
+        "previousVocab", "@context",
+    }
+)
+ENTITY_MEMBERS = frozenset(
+    {"id", "@id", "type", "@type", "scope", "createdAt", "modifiedAt", "deletedAt", "@context"}
+)
+SYSTEM_MEMBERS = ("createdAt", "modifiedAt", "deletedAt")
+GEO_TYPES = frozenset(
+    {"Point", "MultiPoint", "LineString", "MultiLineString", "Polygon", "MultiPolygon",
+     "GeometryCollection"}
+)
+NULL = "urn:ngsi-ld:null"
+# Characters the specification forbids in names (clause 4.6.2 and the URI rules).
+_BAD_NAME = re.compile(r"[\s<>\"'=;()\\\[\]{}]")
+_URI = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*:[^\s<>\"{}|\\^`]+$")
+_SCOPE = re.compile(r"^(/[^/#+\s]+)+$")
+
+
+def is_uri(value: object) -> bool:
+    return isinstance(value, str) and _URI.match(value) is not None
+
+
+def check_name(name: object, what: str) -> str:
+    if not isinstance(name, str) or not name or _BAD_NAME.search(name):
+        raise BadRequestData(f"Invalid {what}: {name!r}")
+    return name
+
+
+def expand_types(value: object, ctx: ActiveContext) -> list[str]:
+    names = value if isinstance(value, list) else [value]
+    if not names:
+        raise BadRequestData("Entity type must not be empty")
+    out: list[str] = []
+    for name in names:
+        iri = ctx.expand(check_name(name, "entity type"))
+        if iri not in out:
+            out.append(iri)
+    return out
+
+
+def check_scope(value: object) -> list[str]:
+    scopes = value if isinstance(value, list) else [value]
+    for s in scopes:
+        if not isinstance(s, str) or not _SCOPE.match(s):
+            raise BadRequestData(f"Invalid scope {s!r}: scopes look like /Vietnam/DaNang")
+    return list(scopes)
+
+
+def expand_entity(body: Any, ctx: ActiveContext, now: str, *, need_type: bool = True) -> dict:
+    """A complete entity from a create/replace/upsert body (any representation)."""
+    if not isinstance(body, dict):
+        raise BadRequestData("An entity must be a JSON object")
+    eid = body.get("id", body.get("@id"))
+    if eid is None:
+        raise BadRequestData("An entity needs an id")
+    if not is_uri(eid):
+        raise BadRequestData(f"Entity id must be a URI: {eid!r}")
+    doc: dict[str, Any] = {"id": eid}
+    etype = body.get("type", body.get("@type"))
+    if etype is None:
+        if need_type:
+            raise BadRequestData(f"Entity {eid} needs a type")
+    else:
+        doc["type"] = expand_types(etype, ctx)
+    if "scope" in body:
+        doc["scope"] = check_scope(body["scope"])
+    doc["createdAt"] = now
+    doc["modifiedAt"] = now
+    doc.update(expand_attributes(body, ctx, now, skip=ENTITY_MEMBERS))
+    return doc
+
+
+def expand_attributes(
+    body: Any,
+    ctx: ActiveContext,
+    now: str,
+    *,
+    skip: frozenset[str] = frozenset({"@context", "id", "type", "createdAt", "modifiedAt"}),
+    allow_null: bool = False,
+) -> dict[str, list[dict]]:
+    """Attribute fragments (append/update/merge bodies): IRI -> list of instances."""
+    if not isinstance(body, dict):
+        raise BadRequestData("The payload must be a JSON object of attributes")
+    out: dict[str, list[dict]] = {}
+    for name, value in body.items():
+        if name in skip:
+            continue
+        check_name(name, "attribute name")
+        iri = ctx.expand(name)
+        out[iri] = expand_attribute(name, value, ctx, now, allow_null=allow_null)
+    return out
+
+
+def expand_attribute(
+    name: str, value: Any, ctx: ActiveContext, now: str, *, allow_null: bool = False
+) -> list[dict]:
+    if isinstance(value, list) and value and all(_looks_like_instance(v) for v in value):
+        instances = [_instance(name, v, ctx, now, allow_null) for v in value]
+        seen: set[str | None] = set()
+        for inst in instances:
+            ds = inst.get("datasetId")
+            if ds in seen:
+                raise BadRequestData(
+                    f"Attribute {name} has two instances with the same datasetId {ds!r}"
+                )
+            seen.add(ds)
+        return instances
+    return [_instance(name, value, ctx, now, allow_null)]
+
+
+def _looks_like_instance(value: Any) -> bool:
+    if not isinstance(value, dict):
+        return False
+    t = value.get("type")
+    if t in ATTRIBUTE_TYPES:
+        return True
+    return "datasetId" in value or any(k in value for k, _ in CONCISE_KEYS)
+
+
+def _instance(name: str, value: Any, ctx: ActiveContext, now: str, allow_null: bool) -> dict:
+    if value is None:
+        if allow_null:
+            return {"type": "Property", "value": NULL}
+        raise BadRequestData(f"Attribute {name} must not be null")
+    if not isinstance(value, dict):
+        inst: dict[str, Any] = {"type": "Property", "value": value}
+    else:
+        atype = value.get("type")
+        if atype in GEO_TYPES and ("coordinates" in value or "geometries" in value):
+            inst = {"type": "GeoProperty", "value": value}
+        elif atype is None:
+            for key, inferred in CONCISE_KEYS:
+                if key in value:
+                    atype = inferred
+                    break
+            if atype is None:
+                # A plain JSON object in concise/keyValues form is a Property's value.
+                inst = {"type": "Property", "value": value}
+            else:
+                inst = dict(value)
+                inst["type"] = atype
+        elif atype in ATTRIBUTE_TYPES:
+            inst = dict(value)
+        else:
+            raise BadRequestData(f"Attribute {name} has an unknown type {atype!r}")
+    return _validate(name, inst, ctx, now, allow_null)
+
+
+def _validate(name: str, inst: dict, ctx: ActiveContext, now: str, allow_null: bool) -> dict:
+    atype = inst["type"]
+    member = ATTRIBUTE_TYPES[atype]
+    if member not in inst:
+        raise BadRequestData(f"{atype} {name} needs a {member!r} member")
+    content = inst[member]
+    if content is None:
+        raise BadRequestData(f"{atype} {name} must not have a null {member}")
+    if allow_null and content == NULL:
+        return {"type": atype, member: NULL}
+    out: dict[str, Any] = {"type": atype}
+    if atype == "Property":
+        if isinstance(content, dict) and content.get("type") in GEO_TYPES and name in (
+            "location", "observationSpace", "operationSpace"
+        ):
+            geo.validate_geometry(content)
+            out["type"] = "GeoProperty"
+        out["value"] = content
+    elif atype == "GeoProperty":
+        if isinstance(content, dict):
+            _check_geometry(name, content)
+        elif not isinstance(content, str):  # WKT strings are allowed by the spec
+            raise BadRequestData(f"GeoProperty {name} value must be a GeoJSON geometry")
+        out["value"] = content
+    elif atype == "Relationship":
+        objs = content if isinstance(content, list) else [content]
+        if not objs or not all(is_uri(o) for o in objs):
+            raise BadRequestData(f"Relationship {name} object must be a URI (or URIs)")
+        out["object"] = content
+        if "objectType" in inst:
+            out["objectType"] = inst["objectType"]
+    elif atype == "LanguageProperty":
+        if not isinstance(content, dict) or not content or not all(
+            isinstance(k, str) and (isinstance(v, str) or
+                                    (isinstance(v, list) and all(isinstance(x, str) for x in v)))
+            for k, v in content.items()
+        ):
+            raise BadRequestData(f"LanguageProperty {name} needs a map of language -> string")
+        out["languageMap"] = content
+    elif atype == "ListProperty":
+        if not isinstance(content, list):
+            raise BadRequestData(f"ListProperty {name} valueList must be an array")
+        out["valueList"] = content
+    elif atype == "ListRelationship":
+        items = content if isinstance(content, list) else None
+        if items is None:
+            raise BadRequestData(f"ListRelationship {name} objectList must be an array")
+        norm = []
+        for item in items:
+            obj = item.get("object") if isinstance(item, dict) else item
+            if not is_uri(obj):
+                raise BadRequestData(f"ListRelationship {name} holds a non-URI object {obj!r}")
+            norm.append({"object": obj})
+        out["objectList"] = norm
+    elif atype == "JsonProperty":
+        if not isinstance(content, (dict, list)):
+            raise BadRequestData(f"JsonProperty {name} json must be an object or array")
+        out["json"] = content
+    elif atype == "VocabProperty":
+        words = content if isinstance(content, list) else [content]
+        if not words or not all(isinstance(w, str) and w for w in words):
+            raise BadRequestData(f"VocabProperty {name} vocab must be a string or strings")
+        expanded = [ctx.expand(w) for w in words]
+        out["vocab"] = expanded if isinstance(content, list) else expanded[0]
+    if "datasetId" in inst:
+        if not is_uri(inst["datasetId"]):
+            raise BadRequestData(f"datasetId of {name} must be a URI")
+        out["datasetId"] = inst["datasetId"]
+    if "observedAt" in inst:
+        out["observedAt"] = normalize_datetime(inst["observedAt"], f"observedAt of {name}")
+    if "unitCode" in inst:
+        if not isinstance(inst["unitCode"], str):
+            raise BadRequestData(f"unitCode of {name} must be a string")
+        out["unitCode"] = inst["unitCode"]
+    out["createdAt"] = now
+    out["modifiedAt"] = now
+    for key, sub in inst.items():
+        if key in ATTRIBUTE_MEMBERS:
+            continue
+        check_name(key, "sub-attribute name")
+        subs = expand_attribute(key, sub, ctx, now, allow_null=allow_null)
+        out[ctx.expand(key)] = subs[0]
+    return out
+
+
+def _check_geometry(name: str, value: dict) -> None:
+    # Fast path for the overwhelmingly common Point; everything else goes through shapely.
+    if value.get("type") == "Point":
+        c = value.get("coordinates")
+        if (
+            isinstance(c, list)
+            and 2 <= len(c) <= 3
+            and all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in c)
+            and -180 <= c[0] <= 180
+            and -90 <= c[1] <= 90
+        ):
+            return
+    try:
+        geo.validate_geometry(value)
+    except BadRequestData as exc:
+        raise BadRequestData(f"GeoProperty {name}: {exc.detail}") from None

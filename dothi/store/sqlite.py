@@ -1,0 +1,432 @@
+"""The embedded backend: one SQLite file in WAL mode.
+
+One writer connection behind a lock (every write is one ``BEGIN IMMEDIATE`` transaction),
+readers on their own per-thread connections. Indexes: (tenant, id) for entities,
+(tenant, type, rowid) for type selection, an R*Tree over GeoProperty bounding boxes, and a
+per-tenant summary of types and attributes kept up to date by the writer so that ``/types``
+and ``/attributes`` never scan entities.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections import Counter
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from dothi.errors import DothiError, InternalError
+from dothi.ngsild.geo import geometry_bbox
+from dothi.ngsild.typeexpr import TypeExpr
+from dothi.ngsild.timeutil import now_iso
+from dothi.store.base import UNCHANGED, ChangeFn, EntityQuery, Outcome, TypeStat
+from dothi.store.sqlite_filters import q_to_sql, register_sqlite_functions, scope_q_to_sql
+
+MIGRATIONS: list[tuple[str, str]] = [
+    (
+        "0001_entities",
+        """
+        CREATE TABLE tenants (name TEXT PRIMARY KEY, created_at TEXT NOT NULL);
+        CREATE TABLE entities (
+            rowid INTEGER PRIMARY KEY,
+            tenant TEXT NOT NULL,
+            id TEXT NOT NULL,
+            doc TEXT NOT NULL,
+            UNIQUE (tenant, id)
+        );
+        CREATE TABLE entity_types (
+            tenant TEXT NOT NULL, type TEXT NOT NULL, entity INTEGER NOT NULL,
+            PRIMARY KEY (tenant, type, entity)
+        ) WITHOUT ROWID;
+        CREATE INDEX entity_types_entity ON entity_types (entity);
+        CREATE VIRTUAL TABLE geo_rtree USING rtree (id, minx, maxx, miny, maxy);
+        CREATE TABLE geo_keys (
+            id INTEGER PRIMARY KEY, entity INTEGER NOT NULL, attr TEXT NOT NULL
+        );
+        CREATE INDEX geo_keys_entity ON geo_keys (entity);
+        CREATE TABLE type_attrs (
+            tenant TEXT NOT NULL, type TEXT NOT NULL, attr TEXT NOT NULL, attr_type TEXT NOT NULL,
+            n INTEGER NOT NULL, PRIMARY KEY (tenant, type, attr, attr_type)
+        ) WITHOUT ROWID;
+        CREATE TABLE jsonld_contexts (
+            url TEXT PRIMARY KEY, doc TEXT NOT NULL, kind TEXT NOT NULL, created_at TEXT NOT NULL
+        );
+        """,
+    ),
+]
+
+
+def _migrate(conn: sqlite3.Connection) -> None:
+    conn.execute(
+        "CREATE TABLE IF NOT EXISTS schema_migrations (name TEXT PRIMARY KEY, applied_at TEXT)"
+    )
+    done = {r[0] for r in conn.execute("SELECT name FROM schema_migrations")}
+    for name, sql in MIGRATIONS:
+        if name in done:
+            continue
+        # executescript commits on its own, so the step and its record go in one script.
+        conn.executescript(
+            f"BEGIN IMMEDIATE;\n{sql}\n"
+            f"INSERT INTO schema_migrations VALUES ('{name}', '{now_iso()}');\nCOMMIT;"
+        )
+
+
+def _connect(path: str) -> sqlite3.Connection:
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=NORMAL")
+    conn.execute("PRAGMA temp_store=MEMORY")
+    conn.execute("PRAGMA cache_size=-65536")
+    conn.execute("PRAGMA mmap_size=268435456")
+    register_sqlite_functions(conn)
+    return conn
+
+
+class SQLiteStore:
+    def __init__(self, path: str | Path) -> None:
+        self.path = str(path)
+        self._write_lock = threading.Lock()
+        self._writer = _connect(self.path)
+        _migrate(self._writer)
+        self._local = threading.local()
+        self._readers: list[sqlite3.Connection] = []
+        self._readers_lock = threading.Lock()
+        self._next_rowid = self._max("SELECT max(rowid) FROM entities") + 1
+        self._next_geo = self._max("SELECT max(id) FROM geo_keys") + 1
+
+    @classmethod
+    def from_url(cls, url: str) -> SQLiteStore:
+        path = url.removeprefix("sqlite:").removeprefix("//")
+        if path.startswith("/./") or path.startswith("/../"):
+            path = path[1:]
+        elif path.startswith("//"):
+            path = path[1:]
+        elif path.startswith("/") and not url.startswith("sqlite:////"):
+            path = path[1:]
+        return cls(path or "dothi.db")
+
+    def _max(self, sql: str) -> int:
+        value = self._writer.execute(sql).fetchone()[0]
+        return int(value or 0)
+
+    def _reader(self) -> sqlite3.Connection:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = _connect(self.path)
+            self._local.conn = conn
+            with self._readers_lock:
+                self._readers.append(conn)
+        return conn
+
+    def close(self) -> None:
+        with self._readers_lock:
+            for conn in self._readers:
+                conn.close()
+            self._readers.clear()
+        self._writer.close()
+
+    # -- tenants -----------------------------------------------------------------------
+
+    def tenant_exists(self, tenant: str) -> bool:
+        row = self._reader().execute("SELECT 1 FROM tenants WHERE name=?", (tenant,)).fetchone()
+        return row is not None
+
+    def tenants(self) -> list[str]:
+        return [r[0] for r in self._reader().execute("SELECT name FROM tenants ORDER BY name")]
+
+    # -- entities ----------------------------------------------------------------------
+
+    def get(self, tenant: str, eid: str) -> dict | None:
+        row = self._reader().execute(
+            "SELECT doc FROM entities WHERE tenant=? AND id=?", (tenant, eid)
+        ).fetchone()
+        return orjson.loads(row[0]) if row else None
+
+    def apply(self, tenant: str, changes: Sequence[tuple[str, ChangeFn]]) -> list[Outcome]:
+        with self._write_lock:
+            conn = self._writer
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                outcomes = self._apply(conn, tenant, changes)
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                self._next_rowid = self._max("SELECT max(rowid) FROM entities") + 1
+                self._next_geo = self._max("SELECT max(id) FROM geo_keys") + 1
+                raise
+        return outcomes
+
+    def _apply(
+        self, conn: sqlite3.Connection, tenant: str, changes: Sequence[tuple[str, ChangeFn]]
+    ) -> list[Outcome]:
+        ids = list(dict.fromkeys(eid for eid, _ in changes))
+        current: dict[str, tuple[int, dict] | None] = dict.fromkeys(ids)
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            for rowid, eid, doc in conn.execute(
+                f"SELECT rowid, id, doc FROM entities WHERE tenant=? AND id IN ({marks})",
+                (tenant, *chunk),
+            ):
+                current[eid] = (rowid, orjson.loads(doc))
+        original_rowids = {eid: v[0] for eid, v in current.items() if v is not None}
+        outcomes: list[Outcome] = []
+        stats: Counter[tuple[str, str, str]] = Counter()
+        for eid, fn in changes:
+            held = current[eid]
+            before = held[1] if held else None
+            try:
+                after = fn(before)
+            except DothiError as exc:
+                outcomes.append(Outcome(eid, "failed", exc, before, before))
+                continue
+            if after is UNCHANGED:
+                outcomes.append(Outcome(eid, "unchanged", None, before, before))
+                continue
+            if after is None:
+                if held is None:
+                    outcomes.append(Outcome(eid, "unchanged", None, None, None))
+                    continue
+                current[eid] = None
+                _count(stats, before, -1)
+                outcomes.append(Outcome(eid, "deleted", None, before, None))
+                continue
+            assert isinstance(after, dict)
+            if held is None:
+                current[eid] = (self._alloc_rowid(), after)
+                outcomes.append(Outcome(eid, "created", None, None, after))
+            else:
+                current[eid] = (held[0], after)
+                outcomes.append(Outcome(eid, "updated", None, before, after))
+            _count(stats, before, -1)
+            _count(stats, after, +1)
+        self._persist(conn, tenant, current, original_rowids)
+        self._persist_stats(conn, tenant, stats)
+        if any(o.status in ("created", "updated") for o in outcomes):
+            conn.execute(
+                "INSERT OR IGNORE INTO tenants VALUES (?, ?)", (tenant, now_iso())
+            )
+        return outcomes
+
+    def _alloc_rowid(self) -> int:
+        rowid = self._next_rowid
+        self._next_rowid += 1
+        return rowid
+
+    def _persist(
+        self,
+        conn: sqlite3.Connection,
+        tenant: str,
+        final: dict[str, tuple[int, dict] | None],
+        original_rowids: dict[str, int],
+    ) -> None:
+        touched = list(original_rowids.values())
+        for start in range(0, len(touched), 500):
+            chunk = touched[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            conn.execute(f"DELETE FROM entity_types WHERE entity IN ({marks})", chunk)
+            geo_ids = [
+                r[0]
+                for r in conn.execute(f"SELECT id FROM geo_keys WHERE entity IN ({marks})", chunk)
+            ]
+            if geo_ids:
+                gm = ",".join("?" * len(geo_ids))
+                conn.execute(f"DELETE FROM geo_rtree WHERE id IN ({gm})", geo_ids)
+                conn.execute(f"DELETE FROM geo_keys WHERE id IN ({gm})", geo_ids)
+        deletes = [(rowid,) for eid, rowid in original_rowids.items() if final[eid] is None]
+        if deletes:
+            conn.executemany("DELETE FROM entities WHERE rowid=?", deletes)
+        rows = []
+        type_rows = []
+        geo_rows = []
+        key_rows = []
+        for eid, held in final.items():
+            if held is None:
+                continue
+            rowid, doc = held
+            rows.append((rowid, tenant, eid, orjson.dumps(doc)))
+            type_rows.extend((tenant, t, rowid) for t in doc.get("type", ()))
+            for key, instances in doc.items():
+                if ":" not in key:
+                    continue
+                for inst in instances:
+                    if inst.get("type") == "GeoProperty" and isinstance(inst.get("value"), dict):
+                        gid = self._next_geo
+                        self._next_geo += 1
+                        minx, maxx, miny, maxy = geometry_bbox(inst["value"])
+                        geo_rows.append((gid, minx, maxx, miny, maxy))
+                        key_rows.append((gid, rowid, key))
+        conn.executemany("INSERT OR REPLACE INTO entities VALUES (?, ?, ?, ?)", rows)
+        conn.executemany("INSERT OR IGNORE INTO entity_types VALUES (?, ?, ?)", type_rows)
+        conn.executemany("INSERT INTO geo_rtree VALUES (?, ?, ?, ?, ?)", geo_rows)
+        conn.executemany("INSERT INTO geo_keys VALUES (?, ?, ?)", key_rows)
+
+    def _persist_stats(
+        self, conn: sqlite3.Connection, tenant: str, stats: Counter[tuple[str, str, str]]
+    ) -> None:
+        rows = [(tenant, t, a, at, n) for (t, a, at), n in stats.items() if n]
+        if not rows:
+            return
+        conn.executemany(
+            "INSERT INTO type_attrs VALUES (?, ?, ?, ?, ?) ON CONFLICT DO UPDATE "
+            "SET n = n + excluded.n",
+            rows,
+        )
+        conn.execute("DELETE FROM type_attrs WHERE tenant=? AND n <= 0", (tenant,))
+
+    # -- queries -----------------------------------------------------------------------
+
+    def query(self, tenant: str, query: EntityQuery) -> tuple[list[dict], int | None]:
+        conn = self._reader()
+        where, params = self._where(tenant, query)
+        if query.geo is not None:
+            geo = query.geo
+
+            def geo_match(text: str | None) -> int:
+                if text is None:
+                    return 0
+                for inst in orjson.loads(text):
+                    value = inst.get("value")
+                    if isinstance(value, dict) and geo.matches(value):
+                        return 1
+                return 0
+
+            conn.create_function("dothi_geo", 1, geo_match)
+        count = None
+        if query.count:
+            count = conn.execute(f"SELECT count(*) FROM entities e WHERE {where}", params).fetchone()[0]
+        docs: list[dict] = []
+        if query.limit > 0:
+            sql = f"SELECT e.doc FROM entities e WHERE {where} ORDER BY e.rowid LIMIT ? OFFSET ?"
+            docs = [
+                orjson.loads(r[0])
+                for r in conn.execute(sql, (*params, query.limit, query.offset))
+            ]
+        return docs, count
+
+    def _where(self, tenant: str, query: EntityQuery) -> tuple[str, list[Any]]:
+        clauses = ["e.tenant = ?"]
+        params: list[Any] = [tenant]
+        alternatives = []
+        for sel in query.selectors:
+            parts: list[str] = []
+            if sel.ids:
+                parts.append(f"e.id IN ({','.join('?' * len(sel.ids))})")
+                params.extend(sel.ids)
+            if sel.id_pattern is not None:
+                parts.append("regexp(?, e.id)")
+                params.append(sel.id_pattern)
+            if sel.types is not None:
+                sql, p = _type_sql(sel.types, tenant)
+                parts.append(sql)
+                params.extend(p)
+            alternatives.append(" AND ".join(parts) if parts else "1")
+        if alternatives:
+            clauses.append("(" + " OR ".join(f"({a})" for a in alternatives) + ")")
+        if query.attrs_any:
+            ors = []
+            for iri in query.attrs_any:
+                ors.append("json_type(e.doc, ?) IS NOT NULL")
+                params.append(_json_path(iri))
+            clauses.append("(" + " OR ".join(ors) + ")")
+        if query.q is not None:
+            sql, p = q_to_sql(query.q, query.expand, "e.doc")
+            clauses.append(f"({sql})")
+            params.extend(p)
+        if query.scope_q is not None:
+            sql, p = scope_q_to_sql(query.scope_q, "e.doc")
+            clauses.append(f"({sql})")
+            params.extend(p)
+        if query.geo is not None:
+            box = query.geo.prefilter_bbox()
+            if box is not None:
+                minx, maxx, miny, maxy = box
+                clauses.append(
+                    "e.rowid IN (SELECT k.entity FROM geo_rtree r JOIN geo_keys k ON k.id = r.id"
+                    " WHERE r.maxx >= ? AND r.minx <= ? AND r.maxy >= ? AND r.miny <= ?"
+                    " AND k.attr = ?)"
+                )
+                params.extend([minx, maxx, miny, maxy, query.geo_attr])
+            clauses.append("dothi_geo(json_extract(e.doc, ?))")
+            params.append(_json_path(query.geo_attr))
+        return " AND ".join(clauses), params
+
+    # -- types and attributes ----------------------------------------------------------
+
+    def type_stats(self, tenant: str) -> list[TypeStat]:
+        stats: dict[str, TypeStat] = {}
+        for etype, attr, attr_type, n in self._reader().execute(
+            "SELECT type, attr, attr_type, n FROM type_attrs WHERE tenant=? ORDER BY type, attr",
+            (tenant,),
+        ):
+            stat = stats.setdefault(etype, TypeStat(etype, 0, {}))
+            if attr == "":
+                stat.entities = n
+            else:
+                stat.attributes.setdefault(attr, set()).add(attr_type)
+                stat.attribute_counts[attr] = max(stat.attribute_counts.get(attr, 0), n)
+        return list(stats.values())
+
+    # -- @context documents ------------------------------------------------------------
+
+    def contexts(self) -> list[tuple[str, Any, str, str]]:
+        return [
+            (url, json.loads(doc), kind, created)
+            for url, doc, kind, created in self._reader().execute(
+                "SELECT url, doc, kind, created_at FROM jsonld_contexts ORDER BY url"
+            )
+        ]
+
+    def put_context(self, url: str, document: Any, kind: str, created_at: str) -> None:
+        with self._write_lock:
+            self._writer.execute(
+                "INSERT OR REPLACE INTO jsonld_contexts VALUES (?, ?, ?, ?)",
+                (url, json.dumps(document, ensure_ascii=False), kind, created_at),
+            )
+
+    def delete_context(self, url: str) -> bool:
+        with self._write_lock:
+            cur = self._writer.execute("DELETE FROM jsonld_contexts WHERE url=?", (url,))
+        return cur.rowcount > 0
+
+
+def _json_path(iri: str) -> str:
+    if '"' in iri:
+        raise InternalError(f"Attribute IRI with a quote cannot be indexed: {iri}")
+    return f'$."{iri}"'
+
+
+def _count(stats: Counter[tuple[str, str, str]], doc: dict | None, sign: int) -> None:
+    if doc is None:
+        return
+    for etype in doc.get("type", ()):
+        stats[(etype, "", "")] += sign
+        for key, instances in doc.items():
+            if ":" in key:
+                for atype in {inst.get("type", "Property") for inst in instances}:
+                    stats[(etype, key, atype)] += sign
+
+
+def _type_sql(expr: TypeExpr, tenant: str) -> tuple[str, list[Any]]:
+    if expr.op == "type":
+        return (
+            "e.rowid IN (SELECT entity FROM entity_types WHERE tenant = ? AND type = ?)",
+            [tenant, expr.name],
+        )
+    if expr.op == "or" and all(c.op == "type" for c in expr.children):
+        names = [c.name for c in expr.children]
+        return (
+            "e.rowid IN (SELECT entity FROM entity_types WHERE tenant = ? AND type IN "
+            f"({','.join('?' * len(names))}))",
+            [tenant, *names],
+        )
+    parts = [_type_sql(c, tenant) for c in expr.children]
+    joiner = " OR " if expr.op == "or" else " AND "
+    return (
+        "(" + joiner.join(p[0] for p in parts) + ")",
+        [x for p in parts for x in p[1]],
+    )

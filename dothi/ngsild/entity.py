@@ -59,6 +59,7 @@ GEO_TYPES = frozenset(
      "GeometryCollection"}
 )
 NULL = "urn:ngsi-ld:null"
+GEO_NAMES = frozenset({"location", "observationSpace", "operationSpace"})
 # Characters the specification forbids in names (clause 4.6.2 and the URI rules).
 _BAD_NAME = re.compile(r"[\s<>\"'=;()\\\[\]{}]")
 _URI = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*:[^\s<>\"{}|\\^`]+$")
@@ -69,9 +70,17 @@ def is_uri(value: object) -> bool:
     return isinstance(value, str) and _URI.match(value) is not None
 
 
+_GOOD_NAMES: set[str] = set()
+
+
 def check_name(name: object, what: str) -> str:
+    # Names repeat across a batch; remembering the good ones skips the regex.
+    if name in _GOOD_NAMES:
+        return name  # type: ignore[return-value]
     if not isinstance(name, str) or not name or _BAD_NAME.search(name):
         raise BadRequestData(f"Invalid {what}: {name!r}")
+    if len(_GOOD_NAMES) < 100_000:
+        _GOOD_NAMES.add(name)
     return name
 
 
@@ -172,126 +181,123 @@ def _instance(name: str, value: Any, ctx: ActiveContext, now: str, allow_null: b
             return {"type": "Property", "value": NULL}
         raise BadRequestData(f"Attribute {name} must not be null")
     if not isinstance(value, dict):
-        inst: dict[str, Any] = {"type": "Property", "value": value}
-    else:
-        atype = value.get("type")
-        if atype in GEO_TYPES and ("coordinates" in value or "geometries" in value):
-            inst = {"type": "GeoProperty", "value": value}
-        elif atype is None:
-            for key, inferred in CONCISE_KEYS:
-                if key in value:
-                    atype = inferred
-                    break
-            if atype is None:
-                # A plain JSON object in concise/keyValues form is a Property's value.
-                inst = {"type": "Property", "value": value}
-            else:
-                inst = dict(value)
-                inst["type"] = atype
-        elif atype in ATTRIBUTE_TYPES:
-            inst = dict(value)
-        else:
-            raise BadRequestData(f"Attribute {name} has an unknown type {atype!r}")
-    return _validate(name, inst, ctx, now, allow_null)
+        return {"type": "Property", "value": value, "createdAt": now, "modifiedAt": now}
+    atype = value.get("type")
+    if atype in ATTRIBUTE_TYPES:
+        return _validate(name, atype, value, ctx, now, allow_null)
+    if atype in GEO_TYPES and ("coordinates" in value or "geometries" in value):
+        return _validate(name, "GeoProperty", {"value": value}, ctx, now, allow_null)
+    if atype is not None:
+        raise BadRequestData(f"Attribute {name} has an unknown type {atype!r}")
+    for key, inferred in CONCISE_KEYS:
+        if key in value:
+            return _validate(name, inferred, value, ctx, now, allow_null)
+    # A plain JSON object in concise/keyValues form is a Property's value.
+    return {"type": "Property", "value": value, "createdAt": now, "modifiedAt": now}
 
 
-def _validate(name: str, inst: dict, ctx: ActiveContext, now: str, allow_null: bool) -> dict:
-    atype = inst["type"]
+def _validate(
+    name: str, atype: str, inst: dict, ctx: ActiveContext, now: str, allow_null: bool
+) -> dict:
+    """One pass over the members: the value member checked for its type, metadata
+    normalised, everything else a sub-attribute."""
     member = ATTRIBUTE_TYPES[atype]
-    if member not in inst:
-        raise BadRequestData(f"{atype} {name} needs a {member!r} member")
-    content = inst[member]
-    if content is None:
-        raise BadRequestData(f"{atype} {name} must not have a null {member}")
-    if allow_null and content == NULL:
-        return {"type": atype, member: NULL}
     out: dict[str, Any] = {"type": atype}
-    if atype == "Property":
-        if isinstance(content, dict) and content.get("type") in GEO_TYPES and name in (
-            "location", "observationSpace", "operationSpace"
-        ):
-            geo.validate_geometry(content)
+    for key, content in inst.items():
+        if key == member:
+            if content is None:
+                raise BadRequestData(f"{atype} {name} must not have a null {member}")
+            if allow_null and content == NULL:
+                return {"type": atype, member: NULL}
+            out[member] = content if atype == "Property" else _content(name, atype, content, ctx)
+        elif key == "observedAt":
+            out[key] = normalize_datetime(content, f"observedAt of {name}")
+        elif key == "unitCode":
+            if not isinstance(content, str):
+                raise BadRequestData(f"unitCode of {name} must be a string")
+            out[key] = content
+        elif key == "datasetId":
+            if not is_uri(content):
+                raise BadRequestData(f"datasetId of {name} must be a URI")
+            out[key] = content
+        elif key == "objectType" and atype == "Relationship":
+            out[key] = content
+        elif key in ATTRIBUTE_MEMBERS:
+            continue  # system-generated or output-only members are not taken from input
+        else:
+            check_name(key, "sub-attribute name")
+            out[ctx.expand(key)] = expand_attribute(key, content, ctx, now,
+                                                    allow_null=allow_null)[0]
+    if member not in out:
+        raise BadRequestData(f"{atype} {name} needs a {member!r} member")
+    if atype == "Property" and name in GEO_NAMES:
+        value = out["value"]
+        if isinstance(value, dict) and value.get("type") in GEO_TYPES:
+            # location/observationSpace/operationSpace are GeoProperties by definition.
+            _check_geometry(name, value)
             out["type"] = "GeoProperty"
-        out["value"] = content
-    elif atype == "GeoProperty":
+    out["createdAt"] = now
+    out["modifiedAt"] = now
+    return out
+
+
+def _content(name: str, atype: str, content: Any, ctx: ActiveContext) -> Any:
+    if atype == "GeoProperty":
         if isinstance(content, dict):
             _check_geometry(name, content)
         elif not isinstance(content, str):  # WKT strings are allowed by the spec
             raise BadRequestData(f"GeoProperty {name} value must be a GeoJSON geometry")
-        out["value"] = content
-    elif atype == "Relationship":
+        return content
+    if atype == "Relationship":
+        if isinstance(content, str) and _URI.match(content):
+            return content
         objs = content if isinstance(content, list) else [content]
         if not objs or not all(is_uri(o) for o in objs):
             raise BadRequestData(f"Relationship {name} object must be a URI (or URIs)")
-        out["object"] = content
-        if "objectType" in inst:
-            out["objectType"] = inst["objectType"]
-    elif atype == "LanguageProperty":
+        return content
+    if atype == "LanguageProperty":
         if not isinstance(content, dict) or not content or not all(
             isinstance(k, str) and (isinstance(v, str) or
                                     (isinstance(v, list) and all(isinstance(x, str) for x in v)))
             for k, v in content.items()
         ):
             raise BadRequestData(f"LanguageProperty {name} needs a map of language -> string")
-        out["languageMap"] = content
-    elif atype == "ListProperty":
+        return content
+    if atype == "ListProperty":
         if not isinstance(content, list):
             raise BadRequestData(f"ListProperty {name} valueList must be an array")
-        out["valueList"] = content
-    elif atype == "ListRelationship":
-        items = content if isinstance(content, list) else None
-        if items is None:
+        return content
+    if atype == "ListRelationship":
+        if not isinstance(content, list):
             raise BadRequestData(f"ListRelationship {name} objectList must be an array")
         norm = []
-        for item in items:
+        for item in content:
             obj = item.get("object") if isinstance(item, dict) else item
             if not is_uri(obj):
                 raise BadRequestData(f"ListRelationship {name} holds a non-URI object {obj!r}")
             norm.append({"object": obj})
-        out["objectList"] = norm
-    elif atype == "JsonProperty":
+        return norm
+    if atype == "JsonProperty":
         if not isinstance(content, (dict, list)):
             raise BadRequestData(f"JsonProperty {name} json must be an object or array")
-        out["json"] = content
-    elif atype == "VocabProperty":
-        words = content if isinstance(content, list) else [content]
-        if not words or not all(isinstance(w, str) and w for w in words):
-            raise BadRequestData(f"VocabProperty {name} vocab must be a string or strings")
-        expanded = [ctx.expand(w) for w in words]
-        out["vocab"] = expanded if isinstance(content, list) else expanded[0]
-    if "datasetId" in inst:
-        if not is_uri(inst["datasetId"]):
-            raise BadRequestData(f"datasetId of {name} must be a URI")
-        out["datasetId"] = inst["datasetId"]
-    if "observedAt" in inst:
-        out["observedAt"] = normalize_datetime(inst["observedAt"], f"observedAt of {name}")
-    if "unitCode" in inst:
-        if not isinstance(inst["unitCode"], str):
-            raise BadRequestData(f"unitCode of {name} must be a string")
-        out["unitCode"] = inst["unitCode"]
-    out["createdAt"] = now
-    out["modifiedAt"] = now
-    for key, sub in inst.items():
-        if key in ATTRIBUTE_MEMBERS:
-            continue
-        check_name(key, "sub-attribute name")
-        subs = expand_attribute(key, sub, ctx, now, allow_null=allow_null)
-        out[ctx.expand(key)] = subs[0]
-    return out
+        return content
+    # VocabProperty: vocabulary terms are expanded like names.
+    words = content if isinstance(content, list) else [content]
+    if not words or not all(isinstance(w, str) and w for w in words):
+        raise BadRequestData(f"VocabProperty {name} vocab must be a string or strings")
+    expanded = [ctx.expand(w) for w in words]
+    return expanded if isinstance(content, list) else expanded[0]
 
 
 def _check_geometry(name: str, value: dict) -> None:
     # Fast path for the overwhelmingly common Point; everything else goes through shapely.
     if value.get("type") == "Point":
         c = value.get("coordinates")
-        if (
-            isinstance(c, list)
-            and 2 <= len(c) <= 3
-            and all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in c)
-            and -180 <= c[0] <= 180
-            and -90 <= c[1] <= 90
-        ):
-            return
+        if isinstance(c, list) and len(c) == 2:
+            x, y = c
+            if (type(x) is float or type(x) is int) and (type(y) is float or type(y) is int) \
+                    and -180 <= x <= 180 and -90 <= y <= 90:
+                return
     try:
         geo.validate_geometry(value)
     except BadRequestData as exc:

@@ -47,6 +47,8 @@ def serve(
     sock = socket.socket(socket.AF_INET6 if ":" in settings.host else socket.AF_INET)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((settings.host, settings.port))
+    # Listening before announcing: a client that read the line below is queued, not refused.
+    sock.listen(2048)
     bound = sock.getsockname()[1]
     # Tests and scripts read this line to learn the port chosen for --port 0.
     print(f"dothi serving on http://{settings.host}:{bound} ({settings.database_url})",

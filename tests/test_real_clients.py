@@ -1,0 +1,40 @@
+"""A real server process, driven by plain HTTP and by a real NGSI-LD client library
+(ngsildclient from PyPI, not written here)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.server import running_server
+
+
+def test_serve_port_zero_answers_http(tmp_path: Path) -> None:
+    with running_server(tmp_path / "s.db") as base:
+        r = httpx.get(base + "/-/health")
+        assert r.status_code == 200 and r.json() == {"status": "ok"}
+        assert "dothi" in httpx.get(base + "/").text
+
+
+def test_ngsildclient_create_query_delete(tmp_path: Path) -> None:
+    ngsildclient = pytest.importorskip("ngsildclient")
+    with running_server(tmp_path / "c.db") as base:
+        port = int(base.rsplit(":", 1)[1])
+        client = ngsildclient.Client(hostname="127.0.0.1", port=port, verbose=False)
+        e = ngsildclient.Entity("AirQualityObserved", "DaNang-HaiChau-01")
+        e.prop("pm25", 38.5, unitcode="GQ")
+        e.prop("aqi", 104)
+        e.loc(16.0612, 108.2272)
+        created = client.create(e)
+        assert created is not None
+        assert client.exists(e.id)
+        got = client.get(e.id)
+        assert got["pm25"]["value"] == 38.5
+        found = client.query(type="AirQualityObserved", q="pm25>30")
+        assert [x.id for x in found] == [e.id]
+        assert client.count(type="AirQualityObserved") == 1
+        client.delete(e)
+        assert not client.exists(e.id)
+        client.close()

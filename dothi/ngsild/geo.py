@@ -16,7 +16,6 @@ from typing import Any
 
 import shapely
 from shapely.geometry import shape
-from shapely.ops import transform
 
 from dothi.errors import BadRequestData
 
@@ -148,7 +147,7 @@ class GeoQuery:
             return haversine_m(qx, qy, c[0], c[1])
         kx = math.cos(math.radians(qy)) * math.pi * EARTH_RADIUS_M / 180
         ky = math.pi * EARTH_RADIUS_M / 180
-        local = transform(lambda x, y, z=None: ((x - qx) * kx, (y - qy) * ky), shape(value))
+        local = shapely.transform(shape(value), lambda xy: (xy - (qx, qy)) * (kx, ky))
         return float(local.distance(shapely.Point(0, 0)))
 
     def matches(self, value: dict) -> bool:

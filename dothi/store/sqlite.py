@@ -14,12 +14,13 @@ import sqlite3
 import threading
 from collections import Counter
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import orjson
 
-from dothi.errors import DothiError, InternalError
+from dothi.errors import BadRequestData, DothiError, InternalError
 from dothi.ngsild.geo import geometry_bbox
 from dothi.ngsild.typeexpr import TypeExpr
 from dothi.ngsild.timeutil import now_iso
@@ -43,11 +44,12 @@ MIGRATIONS: list[tuple[str, str]] = [
             PRIMARY KEY (tenant, type, entity)
         ) WITHOUT ROWID;
         CREATE INDEX entity_types_entity ON entity_types (entity);
-        CREATE VIRTUAL TABLE geo_rtree USING rtree (id, minx, maxx, miny, maxy);
-        CREATE TABLE geo_keys (
-            id INTEGER PRIMARY KEY, entity INTEGER NOT NULL, attr TEXT NOT NULL
+        -- One row per GeoProperty instance; id = entity rowid * 64 + instance slot, so an
+        -- entity's rows are found from its document alone. px/py keep a point's exact
+        -- coordinates (the R*Tree itself holds float32 boxes).
+        CREATE VIRTUAL TABLE geo_rtree USING rtree (
+            id, minx, maxx, miny, maxy, +entity INTEGER, +attr TEXT, +px REAL, +py REAL
         );
-        CREATE INDEX geo_keys_entity ON geo_keys (entity);
         CREATE TABLE type_attrs (
             tenant TEXT NOT NULL, type TEXT NOT NULL, attr TEXT NOT NULL, attr_type TEXT NOT NULL,
             n INTEGER NOT NULL, PRIMARY KEY (tenant, type, attr, attr_type)
@@ -95,8 +97,6 @@ class SQLiteStore:
         self._local = threading.local()
         self._readers: list[sqlite3.Connection] = []
         self._readers_lock = threading.Lock()
-        self._next_rowid = self._max("SELECT max(rowid) FROM entities") + 1
-        self._next_geo = self._max("SELECT max(id) FROM geo_keys") + 1
 
     @classmethod
     def from_url(cls, url: str) -> SQLiteStore:
@@ -151,12 +151,13 @@ class SQLiteStore:
             conn = self._writer
             conn.execute("BEGIN IMMEDIATE")
             try:
+                # Allocated under the write lock of the database, so several processes
+                # sharing one file never hand out the same rowid.
+                self._next_rowid = self._max("SELECT max(rowid) FROM entities") + 1
                 outcomes = self._apply(conn, tenant, changes)
                 conn.execute("COMMIT")
             except BaseException:
                 conn.execute("ROLLBACK")
-                self._next_rowid = self._max("SELECT max(rowid) FROM entities") + 1
-                self._next_geo = self._max("SELECT max(id) FROM geo_keys") + 1
                 raise
         return outcomes
 
@@ -173,7 +174,7 @@ class SQLiteStore:
                 (tenant, *chunk),
             ):
                 current[eid] = (rowid, orjson.loads(doc))
-        original_rowids = {eid: v[0] for eid, v in current.items() if v is not None}
+        original = {eid: v for eid, v in current.items() if v is not None}
         outcomes: list[Outcome] = []
         stats: Counter[tuple[str, str, str]] = Counter()
         for eid, fn in changes:
@@ -204,7 +205,7 @@ class SQLiteStore:
                 outcomes.append(Outcome(eid, "updated", None, before, after))
             _count(stats, before, -1)
             _count(stats, after, +1)
-        self._persist(conn, tenant, current, original_rowids)
+        self._persist(conn, tenant, current, original)
         self._persist_stats(conn, tenant, stats)
         if any(o.status in ("created", "updated") for o in outcomes):
             conn.execute(
@@ -222,48 +223,35 @@ class SQLiteStore:
         conn: sqlite3.Connection,
         tenant: str,
         final: dict[str, tuple[int, dict] | None],
-        original_rowids: dict[str, int],
+        original: dict[str, tuple[int, dict]],
     ) -> None:
-        touched = list(original_rowids.values())
-        for start in range(0, len(touched), 500):
-            chunk = touched[start : start + 500]
-            marks = ",".join("?" * len(chunk))
-            conn.execute(f"DELETE FROM entity_types WHERE entity IN ({marks})", chunk)
-            geo_ids = [
-                r[0]
-                for r in conn.execute(f"SELECT id FROM geo_keys WHERE entity IN ({marks})", chunk)
-            ]
-            if geo_ids:
-                gm = ",".join("?" * len(geo_ids))
-                conn.execute(f"DELETE FROM geo_rtree WHERE id IN ({gm})", geo_ids)
-                conn.execute(f"DELETE FROM geo_keys WHERE id IN ({gm})", geo_ids)
-        deletes = [(rowid,) for eid, rowid in original_rowids.items() if final[eid] is None]
+        old_types: list[tuple[int]] = []
+        old_geo: list[tuple[int]] = []
+        for rowid, doc in original.values():
+            old_types.append((rowid,))
+            old_geo.extend((rowid * GEO_SLOTS + slot,) for slot, _, _ in _geo_instances(doc))
+        conn.executemany("DELETE FROM entity_types WHERE entity = ?", old_types)
+        conn.executemany("DELETE FROM geo_rtree WHERE id = ?", old_geo)
+        deletes = [(held[0],) for eid, held in original.items() if final[eid] is None]
         if deletes:
             conn.executemany("DELETE FROM entities WHERE rowid=?", deletes)
         rows = []
         type_rows = []
         geo_rows = []
-        key_rows = []
         for eid, held in final.items():
             if held is None:
                 continue
             rowid, doc = held
             rows.append((rowid, tenant, eid, orjson.dumps(doc)))
             type_rows.extend((tenant, t, rowid) for t in doc.get("type", ()))
-            for key, instances in doc.items():
-                if ":" not in key:
-                    continue
-                for inst in instances:
-                    if inst.get("type") == "GeoProperty" and isinstance(inst.get("value"), dict):
-                        gid = self._next_geo
-                        self._next_geo += 1
-                        minx, maxx, miny, maxy = geometry_bbox(inst["value"])
-                        geo_rows.append((gid, minx, maxx, miny, maxy))
-                        key_rows.append((gid, rowid, key))
+            for slot, key, value in _geo_instances(doc):
+                minx, maxx, miny, maxy = geometry_bbox(value)
+                point = value.get("type") == "Point"
+                geo_rows.append((rowid * GEO_SLOTS + slot, minx, maxx, miny, maxy, rowid, key,
+                                 minx if point else None, miny if point else None))
         conn.executemany("INSERT OR REPLACE INTO entities VALUES (?, ?, ?, ?)", rows)
         conn.executemany("INSERT OR IGNORE INTO entity_types VALUES (?, ?, ?)", type_rows)
-        conn.executemany("INSERT INTO geo_rtree VALUES (?, ?, ?, ?, ?)", geo_rows)
-        conn.executemany("INSERT INTO geo_keys VALUES (?, ?, ?)", key_rows)
+        conn.executemany("INSERT INTO geo_rtree VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", geo_rows)
 
     def _persist_stats(
         self, conn: sqlite3.Connection, tenant: str, stats: Counter[tuple[str, str, str]]
@@ -282,37 +270,69 @@ class SQLiteStore:
 
     def query(self, tenant: str, query: EntityQuery) -> tuple[list[dict], int | None]:
         conn = self._reader()
-        where, params = self._where(tenant, query)
+        source, key, where, params = self._plan(tenant, query)
         if query.geo is not None:
-            geo = query.geo
-
-            def geo_match(text: str | None) -> int:
-                if text is None:
-                    return 0
-                for inst in orjson.loads(text):
-                    value = inst.get("value")
-                    if isinstance(value, dict) and geo.matches(value):
-                        return 1
-                return 0
-
-            conn.create_function("dothi_geo", 1, geo_match)
+            _register_geo(conn, query.geo)
         count = None
         if query.count:
-            count = conn.execute(f"SELECT count(*) FROM entities e WHERE {where}", params).fetchone()[0]
+            count = conn.execute(
+                f"SELECT count(DISTINCT {key}) FROM {source} WHERE {where}", params
+            ).fetchone()[0]
         docs: list[dict] = []
         if query.limit > 0:
-            sql = f"SELECT e.doc FROM entities e WHERE {where} ORDER BY e.rowid LIMIT ? OFFSET ?"
+            # DISTINCT only where one entity can come back twice (several geometries).
+            distinct = "DISTINCT " if query.geo is not None else ""
+            order = "" if query.geo is not None else f" ORDER BY {key}"
+            sql = (f"SELECT {distinct}e.rowid, e.doc FROM {source} WHERE {where}{order} "
+                   "LIMIT ? OFFSET ?")
             docs = [
-                orjson.loads(r[0])
+                orjson.loads(r[1])
                 for r in conn.execute(sql, (*params, query.limit, query.offset))
             ]
         return docs, count
 
-    def _where(self, tenant: str, query: EntityQuery) -> tuple[str, list[Any]]:
-        clauses = ["e.tenant = ?"]
-        params: list[Any] = [tenant]
+    def _plan(self, tenant: str, query: EntityQuery) -> tuple[str, str, str, list[Any]]:
+        """(FROM clause, entity key, WHERE clause, parameters).
+
+        The driving index is chosen by what is most selective and streams in a stable
+        order so that LIMIT stops early: the R*Tree for geo-queries, the type index for a
+        single-type selection, the entity table otherwise. Other conditions are checked
+        per row through primary-key lookups.
+        """
+        clauses: list[str] = []
+        params: list[Any] = []
+        drive_type: str | None = None
+        sels = list(query.selectors)
+        if (query.geo is None or query.geo.prefilter_bbox() is None) and len(sels) == 1 \
+                and sels[0].types is not None and sels[0].types.op == "type":
+            drive_type = sels[0].types.name
+            sels = [replace(sels[0], types=None)]
+        if query.geo is not None and query.geo.prefilter_bbox() is not None:
+            minx, maxx, miny, maxy = query.geo.prefilter_bbox()
+            source = "geo_rtree g JOIN entities e ON e.rowid = g.entity"
+            key = "e.rowid"
+            clauses.append("g.maxx >= ? AND g.minx <= ? AND g.maxy >= ? AND g.miny <= ?"
+                           " AND g.attr = ? AND e.tenant = ?")
+            params.extend([minx, maxx, miny, maxy, query.geo_attr, tenant])
+            # Points are decided from the index row; other shapes from the document.
+            clauses.append("(CASE dothi_geo_point(g.px, g.py) WHEN 1 THEN 1 WHEN 0 THEN 0 "
+                           "ELSE dothi_geo(json_extract(e.doc, ?)) END)")
+            params.append(_json_path(query.geo_attr))
+        elif drive_type is not None:
+            source = "entity_types t JOIN entities e ON e.rowid = t.entity"
+            key = "t.entity"
+            clauses.append("t.tenant = ? AND t.type = ?")
+            params.extend([tenant, drive_type])
+        else:
+            source = "entities e"
+            key = "e.rowid"
+            clauses.append("e.tenant = ?")
+            params.append(tenant)
+        if query.geo is not None and query.geo.prefilter_bbox() is None:
+            clauses.append("dothi_geo(json_extract(e.doc, ?))")
+            params.append(_json_path(query.geo_attr))
         alternatives = []
-        for sel in query.selectors:
+        for sel in sels:
             parts: list[str] = []
             if sel.ids:
                 parts.append(f"e.id IN ({','.join('?' * len(sel.ids))})")
@@ -325,7 +345,7 @@ class SQLiteStore:
                 parts.append(sql)
                 params.extend(p)
             alternatives.append(" AND ".join(parts) if parts else "1")
-        if alternatives:
+        if alternatives and alternatives != ["1"]:
             clauses.append("(" + " OR ".join(f"({a})" for a in alternatives) + ")")
         if query.attrs_any:
             ors = []
@@ -341,19 +361,7 @@ class SQLiteStore:
             sql, p = scope_q_to_sql(query.scope_q, "e.doc")
             clauses.append(f"({sql})")
             params.extend(p)
-        if query.geo is not None:
-            box = query.geo.prefilter_bbox()
-            if box is not None:
-                minx, maxx, miny, maxy = box
-                clauses.append(
-                    "e.rowid IN (SELECT k.entity FROM geo_rtree r JOIN geo_keys k ON k.id = r.id"
-                    " WHERE r.maxx >= ? AND r.minx <= ? AND r.maxy >= ? AND r.miny <= ?"
-                    " AND k.attr = ?)"
-                )
-                params.extend([minx, maxx, miny, maxy, query.geo_attr])
-            clauses.append("dothi_geo(json_extract(e.doc, ?))")
-            params.append(_json_path(query.geo_attr))
-        return " AND ".join(clauses), params
+        return source, key, " AND ".join(clauses), params
 
     # -- types and attributes ----------------------------------------------------------
 
@@ -394,6 +402,25 @@ class SQLiteStore:
         return cur.rowcount > 0
 
 
+GEO_SLOTS = 64
+
+
+def _geo_instances(doc: dict) -> list[tuple[int, str, dict]]:
+    """(slot, attribute IRI, GeoJSON) of every indexed GeoProperty instance, in a stable
+    order so that the slots of a stored document can be recomputed from it."""
+    out = []
+    for key, instances in doc.items():
+        if ":" not in key:
+            continue
+        for inst in instances:
+            if inst.get("type") == "GeoProperty" and isinstance(inst.get("value"), dict):
+                if len(out) == GEO_SLOTS:
+                    raise BadRequestData(
+                        f"An entity may hold at most {GEO_SLOTS} geometries")
+                out.append((len(out), key, inst["value"]))
+    return out
+
+
 def _json_path(iri: str) -> str:
     if '"' in iri:
         raise InternalError(f"Attribute IRI with a quote cannot be indexed: {iri}")
@@ -414,15 +441,9 @@ def _count(stats: Counter[tuple[str, str, str]], doc: dict | None, sign: int) ->
 def _type_sql(expr: TypeExpr, tenant: str) -> tuple[str, list[Any]]:
     if expr.op == "type":
         return (
-            "e.rowid IN (SELECT entity FROM entity_types WHERE tenant = ? AND type = ?)",
+            "EXISTS (SELECT 1 FROM entity_types x WHERE x.tenant = ? AND x.type = ?"
+            " AND x.entity = e.rowid)",
             [tenant, expr.name],
-        )
-    if expr.op == "or" and all(c.op == "type" for c in expr.children):
-        names = [c.name for c in expr.children]
-        return (
-            "e.rowid IN (SELECT entity FROM entity_types WHERE tenant = ? AND type IN "
-            f"({','.join('?' * len(names))}))",
-            [tenant, *names],
         )
     parts = [_type_sql(c, tenant) for c in expr.children]
     joiner = " OR " if expr.op == "or" else " AND "
@@ -430,3 +451,25 @@ def _type_sql(expr: TypeExpr, tenant: str) -> tuple[str, list[Any]]:
         "(" + joiner.join(p[0] for p in parts) + ")",
         [x for p in parts for x in p[1]],
     )
+
+
+def _register_geo(conn: sqlite3.Connection, geo: Any) -> None:
+    """Per-query SQL functions with the query geometry bound in."""
+
+    def geo_point(px: float | None, py: float | None) -> int:
+        if px is None or py is None:
+            return 2  # not a point: decide from the document
+        return 1 if geo.matches({"type": "Point", "coordinates": [px, py]}) else 0
+
+    def geo_doc(text: str | None) -> int:
+        if text is None:
+            return 0
+        for inst in orjson.loads(text):
+            value = inst.get("value")
+            if inst.get("type") == "GeoProperty" and isinstance(value, dict) \
+                    and geo.matches(value):
+                return 1
+        return 0
+
+    conn.create_function("dothi_geo_point", 2, geo_point)
+    conn.create_function("dothi_geo", 1, geo_doc)

@@ -147,3 +147,41 @@ def test_types_and_attributes(client: TestClient) -> None:
     client.delete("/ngsi-ld/v1/entities/urn:ngsi-ld:AirQualityObserved:1")
     assert client.get("/ngsi-ld/v1/types").json()["typeList"] == ["Streetlight"]
     assert client.get("/ngsi-ld/v1/attributes/pm25").status_code == 404
+
+
+def test_geo_index_follows_updates_and_shapes(client: TestClient) -> None:
+    seed(client)
+    import json
+
+    box = json.dumps(HAI_CHAU)
+    params = {"type": "Streetlight", "georel": "within", "geometry": "Polygon",
+              "coordinates": box}
+    # Moving a streetlight out of the polygon takes it out of the answer.
+    r = client.patch("/ngsi-ld/v1/entities/urn:ngsi-ld:Streetlight:1/attrs/location",
+                     json={"value": {"type": "Point", "coordinates": [108.30, 16.00]}})
+    assert r.status_code == 204
+    assert found(client, **params) == ["Streetlight:2"]
+    # A zone polygon and an entity with two geometries (one multi-instance attribute).
+    zone = {"id": "urn:ngsi-ld:Zone:1", "type": "Zone", "location": {
+        "type": "GeoProperty", "value": {"type": "Polygon", "coordinates": [[
+            [108.21, 16.05], [108.22, 16.05], [108.22, 16.06], [108.21, 16.06],
+            [108.21, 16.05]]]}}}
+    two = {"id": "urn:ngsi-ld:Zone:2", "type": "Zone", "location": [
+        {"type": "GeoProperty", "value": {"type": "Point", "coordinates": [108.215, 16.055]}},
+        {"type": "GeoProperty", "datasetId": "urn:ngsi-ld:ds:2",
+         "value": {"type": "Point", "coordinates": [108.216, 16.056]}}]}
+    client.post("/ngsi-ld/v1/entityOperations/create", json=[zone, two])
+    r = client.get("/ngsi-ld/v1/entities", params={
+        "type": "Zone", "georel": "within", "geometry": "Polygon", "coordinates": box,
+        "count": "true"})
+    assert sorted(e["id"] for e in r.json()) == ["urn:ngsi-ld:Zone:1", "urn:ngsi-ld:Zone:2"]
+    assert r.headers["NGSILD-Results-Count"] == "2"
+    r = client.get("/ngsi-ld/v1/entities", params={
+        "type": "Zone", "georel": "intersects", "geometry": "Point",
+        "coordinates": "[108.215,16.052]"})
+    assert [e["id"] for e in r.json()] == ["urn:ngsi-ld:Zone:1"]
+    client.delete("/ngsi-ld/v1/entities/urn:ngsi-ld:Zone:2")
+    r = client.get("/ngsi-ld/v1/entities", params={
+        "type": "Zone", "georel": "near;maxDistance==50", "geometry": "Point",
+        "coordinates": "[108.2155,16.0555]"})
+    assert [e["id"] for e in r.json()] == ["urn:ngsi-ld:Zone:1"]

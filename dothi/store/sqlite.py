@@ -77,13 +77,14 @@ def _migrate(conn: sqlite3.Connection) -> None:
         )
 
 
-def _connect(path: str) -> sqlite3.Connection:
+def _connect(path: str, cache_kib: int) -> sqlite3.Connection:
     conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30)
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA synchronous=NORMAL")
     conn.execute("PRAGMA temp_store=MEMORY")
-    conn.execute("PRAGMA cache_size=-65536")
-    conn.execute("PRAGMA mmap_size=268435456")
+    # Page caches are per connection and there is one reader per server thread: keep them
+    # modest and let the operating system's page cache hold the rest of the file.
+    conn.execute(f"PRAGMA cache_size=-{cache_kib}")
     register_sqlite_functions(conn)
     return conn
 
@@ -92,7 +93,7 @@ class SQLiteStore:
     def __init__(self, path: str | Path) -> None:
         self.path = str(path)
         self._write_lock = threading.Lock()
-        self._writer = _connect(self.path)
+        self._writer = _connect(self.path, cache_kib=32768)
         _migrate(self._writer)
         self._local = threading.local()
         self._readers: list[sqlite3.Connection] = []
@@ -116,7 +117,7 @@ class SQLiteStore:
     def _reader(self) -> sqlite3.Connection:
         conn = getattr(self._local, "conn", None)
         if conn is None:
-            conn = _connect(self.path)
+            conn = _connect(self.path, cache_kib=8192)
             self._local.conn = conn
             with self._readers_lock:
                 self._readers.append(conn)
@@ -459,7 +460,7 @@ def _register_geo(conn: sqlite3.Connection, geo: Any) -> None:
     def geo_point(px: float | None, py: float | None) -> int:
         if px is None or py is None:
             return 2  # not a point: decide from the document
-        return 1 if geo.matches({"type": "Point", "coordinates": [px, py]}) else 0
+        return 1 if geo.matches_point(px, py) else 0
 
     def geo_doc(text: str | None) -> int:
         if text is None:

@@ -177,7 +177,7 @@ class SQLiteStore:
                 current[eid] = (rowid, orjson.loads(doc))
         original = {eid: v for eid, v in current.items() if v is not None}
         outcomes: list[Outcome] = []
-        stats: Counter[tuple[str, str, str]] = Counter()
+        stats: Counter[Signature] = Counter()
         for eid, fn in changes:
             held = current[eid]
             before = held[1] if held else None
@@ -255,9 +255,9 @@ class SQLiteStore:
         conn.executemany("INSERT INTO geo_rtree VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", geo_rows)
 
     def _persist_stats(
-        self, conn: sqlite3.Connection, tenant: str, stats: Counter[tuple[str, str, str]]
+        self, conn: sqlite3.Connection, tenant: str, stats: Counter[Signature]
     ) -> None:
-        rows = [(tenant, t, a, at, n) for (t, a, at), n in stats.items() if n]
+        rows = [(tenant, t, a, at, n) for (t, a, at), n in _expand_stats(stats).items() if n]
         if not rows:
             return
         conn.executemany(
@@ -315,10 +315,6 @@ class SQLiteStore:
             clauses.append("g.maxx >= ? AND g.minx <= ? AND g.maxy >= ? AND g.miny <= ?"
                            " AND g.attr = ? AND e.tenant = ?")
             params.extend([minx, maxx, miny, maxy, query.geo_attr, tenant])
-            # Points are decided from the index row; other shapes from the document.
-            clauses.append("(CASE dothi_geo_point(g.px, g.py) WHEN 1 THEN 1 WHEN 0 THEN 0 "
-                           "ELSE dothi_geo(json_extract(e.doc, ?)) END)")
-            params.append(_json_path(query.geo_attr))
         elif drive_type is not None:
             source = "entity_types t JOIN entities e ON e.rowid = t.entity"
             key = "t.entity"
@@ -362,6 +358,12 @@ class SQLiteStore:
             sql, p = scope_q_to_sql(query.scope_q, "e.doc")
             clauses.append(f"({sql})")
             params.extend(p)
+        if source.startswith("geo_rtree"):
+            # Last, so the cheap index checks above have already thrown most rows out.
+            # Points are decided from the index row; other shapes from the document.
+            clauses.append("(CASE dothi_geo_point(g.px, g.py) WHEN 1 THEN 1 WHEN 0 THEN 0 "
+                           "ELSE dothi_geo(json_extract(e.doc, ?)) END)")
+            params.append(_json_path(query.geo_attr))
         return source, key, " AND ".join(clauses), params
 
     # -- types and attributes ----------------------------------------------------------
@@ -428,15 +430,35 @@ def _json_path(iri: str) -> str:
     return f'$."{iri}"'
 
 
-def _count(stats: Counter[tuple[str, str, str]], doc: dict | None, sign: int) -> None:
-    if doc is None:
+Signature = tuple[tuple[str, ...], tuple[tuple[str, str], ...]]
+
+
+def _count(stats: Counter[Signature], doc: dict | None, sign: int) -> None:
+    """Count the entity under its signature (types, attribute/kind pairs): batches hold
+    few distinct signatures, so the per-type summary is updated once per signature."""
+    if doc is None or not doc.get("type"):
         return
-    for etype in doc.get("type", ()):
-        stats[(etype, "", "")] += sign
-        for key, instances in doc.items():
-            if ":" in key:
-                for atype in {inst.get("type", "Property") for inst in instances}:
-                    stats[(etype, key, atype)] += sign
+    pairs: list[tuple[str, str]] = []
+    for key, instances in doc.items():
+        if ":" in key:
+            if len(instances) == 1:
+                pairs.append((key, instances[0].get("type", "Property")))
+            else:
+                pairs.extend((key, k) for k in sorted({i.get("type", "Property")
+                                                       for i in instances}))
+    stats[(tuple(doc["type"]), tuple(pairs))] += sign
+
+
+def _expand_stats(stats: Counter[Signature]) -> Counter[tuple[str, str, str]]:
+    out: Counter[tuple[str, str, str]] = Counter()
+    for (types, pairs), n in stats.items():
+        if not n:
+            continue
+        for etype in types:
+            out[(etype, "", "")] += n
+            for attr, kind in pairs:
+                out[(etype, attr, kind)] += n
+    return out
 
 
 def _type_sql(expr: TypeExpr, tenant: str) -> tuple[str, list[Any]]:

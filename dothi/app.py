@@ -78,3 +78,8 @@ def create_app(settings: Settings | None = None, broker: Broker | None = None) -
     for module in (entities, batch, types, contexts, meta):
         app.include_router(module.router)
     return app
+
+
+def app_from_env() -> FastAPI:
+    """Factory for worker processes (``dothi serve --workers N``): settings from DOTHI_*."""
+    return create_app(Settings())

@@ -35,15 +35,16 @@ def serve(
     db: Optional[str] = DbOption,
     host: Optional[str] = typer.Option(None, help="Bind address (DOTHI_HOST, default 127.0.0.1)"),
     port: Optional[int] = typer.Option(None, help="Port, 0 for any free one (DOTHI_PORT, 1026)"),
+    workers: Optional[int] = typer.Option(
+        None, min=1, help="Worker processes sharing the database (DOTHI_WORKERS, default 1)"),
 ) -> None:
     """Serve the NGSI-LD API and the landing page."""
+    import os
     import socket
 
     import uvicorn
 
-    from dothi.app import create_app
-
-    settings = _settings(db, host=host, port=port)
+    settings = _settings(db, host=host, port=port, workers=workers)
     sock = socket.socket(socket.AF_INET6 if ":" in settings.host else socket.AF_INET)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((settings.host, settings.port))
@@ -51,10 +52,23 @@ def serve(
     sock.listen(2048)
     bound = sock.getsockname()[1]
     # Tests and scripts read this line to learn the port chosen for --port 0.
-    print(f"dothi serving on http://{settings.host}:{bound} ({settings.database_url})",
-          flush=True)
-    config = uvicorn.Config(create_app(settings), log_level="warning", access_log=False)
-    uvicorn.Server(config).run(sockets=[sock])
+    print(f"dothi serving on http://{settings.host}:{bound} ({settings.database_url}, "
+          f"{settings.workers} worker{'s' if settings.workers > 1 else ''})", flush=True)
+    if settings.workers == 1:
+        from dothi.app import create_app
+
+        config = uvicorn.Config(create_app(settings), log_level="warning", access_log=False)
+        uvicorn.Server(config).run(sockets=[sock])
+        return
+    from uvicorn.supervisors import Multiprocess
+
+    # Workers are fresh processes that build their app from the environment.
+    for name, value in settings.model_dump(mode="json").items():
+        if value is not None:
+            os.environ[f"DOTHI_{name.upper()}"] = str(value)
+    config = uvicorn.Config("dothi.app:app_from_env", factory=True, workers=settings.workers,
+                            log_level="warning", access_log=False)
+    Multiprocess(config, sockets=[sock]).run()
 
 
 def _read_entities(path: Path) -> list[Any]:
@@ -118,7 +132,7 @@ def demo(
         write_demo_file(path)
         load([path], db=db, tenant="urn:ngsi-ld:tenant:default", batch=1000)
     if serve_after:
-        serve(db=db, host=None, port=port)
+        serve(db=db, host=None, port=port, workers=None)
 
 
 @contexts_app.command("add")

@@ -13,6 +13,7 @@ class Settings(BaseSettings):
     database_url: str = "sqlite:///./dothi.db"
     host: str = "127.0.0.1"
     port: int = 1026
+    workers: int = 1
     # Folder of @context documents to preload (manifest.json maps URL -> file name).
     context_dir: Path | None = None
     # Whether a context that is not in the cache may be fetched over the network.

@@ -38,3 +38,34 @@ def test_ngsildclient_create_query_delete(tmp_path: Path) -> None:
         client.delete(e)
         assert not client.exists(e.id)
         client.close()
+
+
+def test_two_workers_share_one_database(tmp_path: Path) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    with running_server(tmp_path / "w.db", "--workers", "2") as base:
+        with httpx.Client(base_url=base, timeout=30) as http:
+            r = http.post("/ngsi-ld/v1/jsonldContexts",
+                          json={"@context": {"Bin": "https://example.org/Bin"}})
+            assert r.status_code == 201
+            link = (f'<{base}{r.headers["location"]}>; '
+                    'rel="http://www.w3.org/ns/json-ld#context"; type="application/ld+json"')
+
+            def create(i: int) -> int:
+                body = [{"id": f"urn:ngsi-ld:Bin:{i}-{j}", "type": "Bin",
+                         "fillingLevel": {"type": "Property", "value": j / 10}}
+                        for j in range(10)]
+                return http.post("/ngsi-ld/v1/entityOperations/create", json=body,
+                                 headers={"Link": link}).status_code
+
+            with ThreadPoolExecutor(4) as pool:
+                statuses = list(pool.map(create, range(20)))
+            assert statuses == [201] * 20
+            counts = {
+                http.get("/ngsi-ld/v1/entities", headers={"Link": link},
+                         params={"type": "Bin", "count": "true", "limit": "0"}
+                         ).headers["NGSILD-Results-Count"]
+                for _ in range(10)
+            }
+            assert counts == {"200"}
+            assert "https://example.org/Bin" in http.get("/ngsi-ld/v1/types").json()["typeList"]

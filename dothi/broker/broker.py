@@ -18,7 +18,7 @@ from dothi.errors import (
     ResourceNotFound,
 )
 from dothi.ngsild import merge
-from dothi.ngsild.context import ActiveContext, ContextCache, ContextResolver
+from dothi.ngsild.context import ActiveContext, CachedContext, ContextCache, ContextResolver
 from dothi.ngsild.entity import (
     expand_attribute,
     expand_attributes,
@@ -45,6 +45,14 @@ class Broker:
         self.resolver = ContextResolver(cache)
         for url, doc, kind, created in store.contexts():
             cache.add(url, doc, kind=kind, created_at=created)
+        cache.loader = self._stored_context
+
+    def _stored_context(self, url: str) -> CachedContext | None:
+        found = self.store.get_context(url)
+        if found is None:
+            return None
+        doc, kind, created = found
+        return CachedContext(url, doc, kind, created)
 
     # -- helpers -----------------------------------------------------------------------
 

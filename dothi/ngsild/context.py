@@ -61,6 +61,8 @@ class ContextCache:
         self.fetch_enabled = fetch
         self.timeout = timeout
         self._fetcher = fetcher or _http_fetch
+        # Consulted on a miss before the network: another worker may have stored it.
+        self.loader: Callable[[str], CachedContext | None] | None = None
         core = load_core_context()
         self._core = core
         for url in (CORE_CONTEXT_URL, *CORE_CONTEXT_ALIASES):
@@ -98,6 +100,11 @@ class ContextCache:
 
     def resolve(self, url: str) -> Any:
         entry = self._docs.get(url)
+        if entry is None and self.loader is not None:
+            entry = self.loader(url)
+            if entry is not None:
+                with self._lock:
+                    self._docs[url] = entry
         if entry is None:
             if not self.fetch_enabled:
                 raise LdContextNotAvailable(

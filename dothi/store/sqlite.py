@@ -9,11 +9,13 @@ and ``/attributes`` never scan entities.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import sqlite3
 import threading
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -93,6 +95,10 @@ class SQLiteStore:
     def __init__(self, path: str | Path) -> None:
         self.path = str(path)
         self._write_lock = threading.Lock()
+        # Writers in other processes (serve --workers N, the CLI) queue on this lock file:
+        # a blocked flock wakes the moment it is released, where SQLite's busy handler
+        # would sleep for up to 100 ms between retries.
+        self._lock_file = open(self.path + ".writelock", "a+b")  # noqa: SIM115
         self._writer = _connect(self.path, cache_kib=32768)
         _migrate(self._writer)
         self._local = threading.local()
@@ -129,6 +135,7 @@ class SQLiteStore:
                 conn.close()
             self._readers.clear()
         self._writer.close()
+        self._lock_file.close()
 
     # -- tenants -----------------------------------------------------------------------
 
@@ -148,7 +155,7 @@ class SQLiteStore:
         return orjson.loads(row[0]) if row else None
 
     def apply(self, tenant: str, changes: Sequence[tuple[str, ChangeFn]]) -> list[Outcome]:
-        with self._write_lock:
+        with self._write_lock, _file_lock(self._lock_file):
             conn = self._writer
             conn.execute("BEGIN IMMEDIATE")
             try:
@@ -392,15 +399,21 @@ class SQLiteStore:
             )
         ]
 
+    def get_context(self, url: str) -> tuple[Any, str, str] | None:
+        row = self._reader().execute(
+            "SELECT doc, kind, created_at FROM jsonld_contexts WHERE url=?", (url,)
+        ).fetchone()
+        return (json.loads(row[0]), row[1], row[2]) if row else None
+
     def put_context(self, url: str, document: Any, kind: str, created_at: str) -> None:
-        with self._write_lock:
+        with self._write_lock, _file_lock(self._lock_file):
             self._writer.execute(
                 "INSERT OR REPLACE INTO jsonld_contexts VALUES (?, ?, ?, ?)",
                 (url, json.dumps(document, ensure_ascii=False), kind, created_at),
             )
 
     def delete_context(self, url: str) -> bool:
-        with self._write_lock:
+        with self._write_lock, _file_lock(self._lock_file):
             cur = self._writer.execute("DELETE FROM jsonld_contexts WHERE url=?", (url,))
         return cur.rowcount > 0
 
@@ -422,6 +435,15 @@ def _geo_instances(doc: dict) -> list[tuple[int, str, dict]]:
                         f"An entity may hold at most {GEO_SLOTS} geometries")
                 out.append((len(out), key, inst["value"]))
     return out
+
+
+@contextmanager
+def _file_lock(handle: Any) -> Iterator[None]:
+    fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+    try:
+        yield
+    finally:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
 
 
 def _json_path(iri: str) -> str:

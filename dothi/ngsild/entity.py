@@ -143,9 +143,13 @@ def expand_attributes(
     for name, value in body.items():
         if name in skip:
             continue
-        check_name(name, "attribute name")
-        iri = ctx.expand(name)
-        out[iri] = expand_attribute(name, value, ctx, now, allow_null=allow_null)
+        if name not in _GOOD_NAMES:
+            check_name(name, "attribute name")
+        if isinstance(value, list):
+            out[ctx.expand(name)] = expand_attribute(name, value, ctx, now,
+                                                     allow_null=allow_null)
+        else:
+            out[ctx.expand(name)] = [_instance(name, value, ctx, now, allow_null)]
     return out
 
 
@@ -183,6 +187,17 @@ def _instance(name: str, value: Any, ctx: ActiveContext, now: str, allow_null: b
     if not isinstance(value, dict):
         return {"type": "Property", "value": value, "createdAt": now, "modifiedAt": now}
     atype = value.get("type")
+    if len(value) == 2:
+        # Fast paths for the shapes that make up most of any real payload.
+        if atype == "Property":
+            v = value.get("value")
+            if v is not None and v != NULL and name not in GEO_NAMES:
+                return {"type": "Property", "value": v, "createdAt": now, "modifiedAt": now}
+        elif atype == "Relationship":
+            obj = value.get("object")
+            if isinstance(obj, str) and _URI.match(obj) and obj != NULL:
+                return {"type": "Relationship", "object": obj, "createdAt": now,
+                        "modifiedAt": now}
     if atype in ATTRIBUTE_TYPES:
         return _validate(name, atype, value, ctx, now, allow_null)
     if atype in GEO_TYPES and ("coordinates" in value or "geometries" in value):

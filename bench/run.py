@@ -186,7 +186,8 @@ def main() -> None:
     parser.add_argument("--sizes", default="100000,1000000")
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--workers", type=int, default=2, help="server worker processes")
-    parser.add_argument("--clients", type=int, default=2, help="concurrent upload clients")
+    parser.add_argument("--clients", type=int, default=4,
+                        help="concurrent upload clients (two per worker keeps both busy)")
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
     results: list[tuple[int, list[tuple[str, float, float, int]]]] = []

@@ -317,3 +317,43 @@ def _check_geometry(name: str, value: dict) -> None:
         geo.validate_geometry(value)
     except BadRequestData as exc:
         raise BadRequestData(f"GeoProperty {name}: {exc.detail}") from None
+
+
+def deflate(doc: dict) -> dict:
+    """The stored form drops attribute timestamps equal to the entity's own: a new entity
+    shrinks by about a third, which every write and read pays for."""
+    created, modified = doc.get("createdAt"), doc.get("modifiedAt")
+    out: dict[str, Any] = {}
+    for key, value in doc.items():
+        if ":" in key:
+            out[key] = [_deflate_instance(i, created, modified) for i in value]
+        else:
+            out[key] = value
+    return out
+
+
+def _deflate_instance(inst: dict, created: Any, modified: Any) -> dict:
+    out = {}
+    for key, value in inst.items():
+        if (key == "createdAt" and value == created) or (key == "modifiedAt" and value == modified):
+            continue
+        out[key] = _deflate_instance(value, created, modified) if ":" in key else value
+    return out
+
+
+def inflate(doc: dict) -> dict:
+    """Put back what ``deflate`` left out, before a stored entity is changed."""
+    created, modified = doc.get("createdAt"), doc.get("modifiedAt")
+    for key, value in doc.items():
+        if ":" in key:
+            for inst in value:
+                _inflate_instance(inst, created, modified)
+    return doc
+
+
+def _inflate_instance(inst: dict, created: Any, modified: Any) -> None:
+    inst.setdefault("createdAt", created)
+    inst.setdefault("modifiedAt", modified)
+    for key, value in inst.items():
+        if ":" in key and isinstance(value, dict):
+            _inflate_instance(value, created, modified)

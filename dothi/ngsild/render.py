@@ -96,7 +96,7 @@ def render_entity(doc: dict, ctx: ActiveContext, opts: RenderOptions) -> dict[st
         name = ctx.compact(key)
         if not _wanted(name, pick, omit):
             continue
-        out[name] = render_attribute(instances, ctx, opts)
+        out[name] = render_attribute(instances, ctx, opts, doc)
     return out
 
 
@@ -106,7 +106,9 @@ def _wanted(name: str, pick: frozenset[str] | None, omit: frozenset[str] | None)
     return not (omit is not None and name in omit)
 
 
-def render_attribute(instances: list[dict], ctx: ActiveContext, opts: RenderOptions) -> Any:
+def render_attribute(
+    instances: list[dict], ctx: ActiveContext, opts: RenderOptions, doc: dict
+) -> Any:
     if opts.fmt == "keyValues":
         if len(instances) == 1:
             return _simple_value(instances[0], ctx, opts)
@@ -116,7 +118,7 @@ def render_attribute(instances: list[dict], ctx: ActiveContext, opts: RenderOpti
                 for inst in instances
             }
         }
-    rendered = [_render_instance(inst, ctx, opts) for inst in instances]
+    rendered = [_render_instance(inst, ctx, opts, doc) for inst in instances]
     return rendered[0] if len(rendered) == 1 else rendered
 
 
@@ -156,10 +158,14 @@ def _pick_language(lmap: dict[str, Any], prefs: list[str] | None) -> tuple[str, 
     return first
 
 
-def _render_instance(inst: dict, ctx: ActiveContext, opts: RenderOptions) -> Any:
+def _render_instance(inst: dict, ctx: ActiveContext, opts: RenderOptions, doc: dict) -> Any:
     out: dict[str, Any] = {}
     atype = inst["type"]
     concise = opts.fmt == "concise"
+    if opts.sys_attrs:
+        # Stored attributes omit timestamps equal to the entity's (see entity.deflate).
+        inst = {**inst, "createdAt": inst.get("createdAt", doc.get("createdAt")),
+                "modifiedAt": inst.get("modifiedAt", doc.get("modifiedAt"))}
     for key, val in inst.items():
         if key in _SYS:
             if opts.sys_attrs:
@@ -172,7 +178,7 @@ def _render_instance(inst: dict, ctx: ActiveContext, opts: RenderOptions) -> Any
         if key in ATTRIBUTE_MEMBERS:
             out[key] = _compact_vocab(val, ctx) if key == "vocab" else val
             continue
-        out[ctx.compact(key)] = _render_instance(val, ctx, opts)
+        out[ctx.compact(key)] = _render_instance(val, ctx, opts, doc)
     if atype == "LanguageProperty" and opts.lang is not None:
         chosen = _pick_language(inst["languageMap"], opts.lang)
         if chosen is not None:

@@ -225,3 +225,24 @@ def test_oversized_payload(client: TestClient) -> None:
     r = client.post("/ngsi-ld/v1/entities", json=big)
     assert r.status_code == 413
     assert client.get("/ngsi-ld/v1/entities/urn:ngsi-ld:Streetlight:dn-1").status_code == 404
+
+
+def test_attribute_timestamps_survive_later_changes(client: TestClient) -> None:
+    client.post("/ngsi-ld/v1/entities", json=streetlight())
+    base = "/ngsi-ld/v1/entities/urn:ngsi-ld:Streetlight:dn-1"
+    first = client.get(base, params={"options": "sysAttrs"}).json()
+    assert first["powerState"]["createdAt"] == first["createdAt"]
+    r = client.patch(f"{base}/attrs/illuminanceLevel", json={"value": 0.3})
+    assert r.status_code == 204
+    second = client.get(base, params={"options": "sysAttrs"}).json()
+    assert second["createdAt"] == first["createdAt"]
+    assert second["modifiedAt"] > first["modifiedAt"]
+    # The untouched attribute keeps its own times, the changed one moves with the entity.
+    assert second["powerState"]["modifiedAt"] == first["powerState"]["modifiedAt"]
+    assert second["powerState"]["createdAt"] == first["createdAt"]
+    assert second["illuminanceLevel"]["modifiedAt"] == second["modifiedAt"]
+    assert second["illuminanceLevel"]["createdAt"] == first["createdAt"]
+    client.post(f"{base}/attrs", json={"status": {"type": "Property", "value": "ok"}})
+    third = client.get(base, params={"options": "sysAttrs"}).json()
+    assert third["illuminanceLevel"]["modifiedAt"] == second["modifiedAt"]
+    assert third["status"]["createdAt"] == third["modifiedAt"] > first["createdAt"]

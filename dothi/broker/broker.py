@@ -6,7 +6,6 @@ before anything is written and read-modify-write is atomic per entity.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -363,7 +362,3 @@ def _fragment(
     for inst in instances:
         inst.pop("createdAt", None)
     return instances
-
-
-def outcomes_ok(outcomes: Sequence[Outcome]) -> bool:
-    return all(o.error is None for o in outcomes)

@@ -113,7 +113,8 @@ class ContextCache:
             try:
                 doc = self._fetcher(url, self.timeout)
             except Exception as exc:  # any network or parse failure means "not available"
-                raise LdContextNotAvailable(f"@context {url} could not be retrieved: {exc}")
+                raise LdContextNotAvailable(
+                    f"@context {url} could not be retrieved: {exc}") from None
             if not isinstance(doc, dict) or "@context" not in doc:
                 raise LdContextNotAvailable(f"{url} did not return a JSON-LD @context document")
             entry = CachedContext(url, doc, "Cached", "")

@@ -109,14 +109,9 @@ class SQLiteStore:
 
     @classmethod
     def from_url(cls, url: str) -> SQLiteStore:
+        """``sqlite:///relative.db`` or ``sqlite:////absolute/path.db`` (SQLAlchemy's form)."""
         path = url.removeprefix("sqlite:").removeprefix("//")
-        if path.startswith("/./") or path.startswith("/../"):
-            path = path[1:]
-        elif path.startswith("//"):
-            path = path[1:]
-        elif path.startswith("/") and not url.startswith("sqlite:////"):
-            path = path[1:]
-        return cls(path or "dothi.db")
+        return cls(path[1:] if path.startswith("/") else path or "dothi.db")
 
     def _max(self, sql: str) -> int:
         value = self._writer.execute(sql).fetchone()[0]

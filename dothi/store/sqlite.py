@@ -334,6 +334,9 @@ class SQLiteStore:
         if query.geo is not None and query.geo.prefilter_bbox() is None:
             clauses.append("dothi_geo(json_extract(e.doc, ?))")
             params.append(_json_path(query.geo_attr))
+        # Conditions that need only the index row are written against it, so SQLite checks
+        # them before it reads the entity's page.
+        entity_key = "g.entity" if source.startswith("geo_rtree") else "e.rowid"
         alternatives = []
         for sel in sels:
             parts: list[str] = []
@@ -344,7 +347,7 @@ class SQLiteStore:
                 parts.append("regexp(?, e.id)")
                 params.append(sel.id_pattern)
             if sel.types is not None:
-                sql, p = _type_sql(sel.types, tenant)
+                sql, p = _type_sql(sel.types, tenant, entity_key)
                 parts.append(sql)
                 params.extend(p)
             alternatives.append(" AND ".join(parts) if parts else "1")
@@ -367,8 +370,8 @@ class SQLiteStore:
         if source.startswith("geo_rtree"):
             # Last, so the cheap index checks above have already thrown most rows out.
             # Points are decided from the index row; other shapes from the document.
-            clauses.append("(CASE dothi_geo_point(g.px, g.py) WHEN 1 THEN 1 WHEN 0 THEN 0 "
-                           "ELSE dothi_geo(json_extract(e.doc, ?)) END)")
+            clauses.append("dothi_geo_point(g.px, g.py) != 0")
+            clauses.append("(g.px IS NOT NULL OR dothi_geo(json_extract(e.doc, ?)))")
             params.append(_json_path(query.geo_attr))
         return source, key, " AND ".join(clauses), params
 
@@ -482,14 +485,14 @@ def _expand_stats(stats: Counter[Signature]) -> Counter[tuple[str, str, str]]:
     return out
 
 
-def _type_sql(expr: TypeExpr, tenant: str) -> tuple[str, list[Any]]:
+def _type_sql(expr: TypeExpr, tenant: str, key: str) -> tuple[str, list[Any]]:
     if expr.op == "type":
         return (
             "EXISTS (SELECT 1 FROM entity_types x WHERE x.tenant = ? AND x.type = ?"
-            " AND x.entity = e.rowid)",
+            f" AND x.entity = {key})",
             [tenant, expr.name],
         )
-    parts = [_type_sql(c, tenant) for c in expr.children]
+    parts = [_type_sql(c, tenant, key) for c in expr.children]
     joiner = " OR " if expr.op == "or" else " AND "
     return (
         "(" + joiner.join(p[0] for p in parts) + ")",

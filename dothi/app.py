@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -49,6 +50,8 @@ def create_app(settings: Settings | None = None, broker: Broker | None = None) -
             app.state.broker = None
 
     app = FastAPI(
+        docs_url=None,
+        redoc_url=None,
         title="dothi",
         version=__version__,
         summary="NGSI-LD context broker of the dothi smart-city platform",
@@ -77,7 +80,30 @@ def create_app(settings: Settings | None = None, broker: Broker | None = None) -
 
     for module in (entities, batch, types, contexts, meta):
         app.include_router(module.router)
+    _offline_docs(app)
     return app
+
+
+def _offline_docs(app: FastAPI) -> None:
+    """Interactive docs from assets shipped in a wheel, not a CDN: government networks are
+    often offline."""
+    import fastapi_offline
+    from fastapi.openapi.docs import get_swagger_ui_html
+    from fastapi.responses import HTMLResponse
+    from fastapi.staticfiles import StaticFiles
+
+    assets = Path(fastapi_offline.__file__).parent / "static"
+    app.mount("/-/static/docs", StaticFiles(directory=assets), name="docs-assets")
+
+    @app.get("/docs", include_in_schema=False)
+    async def docs() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url="/openapi.json",
+            title="dothi — API",
+            swagger_js_url="/-/static/docs/swagger-ui-bundle.js",
+            swagger_css_url="/-/static/docs/swagger-ui.css",
+            swagger_favicon_url="/-/static/docs/favicon.png",
+        )
 
 
 def app_from_env() -> FastAPI:

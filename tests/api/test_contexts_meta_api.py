@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 from fastapi.testclient import TestClient
+
+from dothi.app import create_app
+from dothi.settings import Settings
 
 from tests.conftest import CORE, streetlight
 
@@ -42,6 +48,27 @@ def test_meta_and_landing(client: TestClient) -> None:
     for path in ("/ngsi-ld/v1/entities", "/ngsi-ld/v1/entityOperations/upsert",
                  "/ngsi-ld/v1/types", "/ngsi-ld/v1/jsonldContexts"):
         assert path in spec["paths"]
+    docs = client.get("/docs")
+    assert docs.status_code == 200 and "/-/static/docs/swagger-ui-bundle.js" in docs.text
+    assert "cdn" not in docs.text.lower()
+    assert client.get("/-/static/docs/swagger-ui-bundle.js").status_code == 200
     unknown = client.get("/nothing-here")
     assert unknown.status_code == 404
     assert unknown.headers["content-type"] == "application/problem+json"
+
+
+def test_context_folder_is_preloaded(tmp_path: Path) -> None:
+    folder = tmp_path / "contexts"
+    folder.mkdir()
+    (folder / "city.jsonld").write_text(json.dumps(
+        {"@context": {"Gauge": "https://example.org/Gauge"}}))
+    url = "https://example.org/city.jsonld"
+    (folder / "manifest.json").write_text(json.dumps({url: "city.jsonld"}))
+    settings = Settings(database_url=f"sqlite:///{tmp_path / 'c.db'}", context_fetch=False,
+                        context_dir=folder)
+    link = f'<{url}>; rel="http://www.w3.org/ns/json-ld#context"; type="application/ld+json"'
+    with TestClient(create_app(settings)) as client:
+        r = client.post("/ngsi-ld/v1/entities", json={"id": "urn:ngsi-ld:Gauge:1",
+                                                      "type": "Gauge"}, headers={"Link": link})
+        assert r.status_code == 201
+        assert client.get("/ngsi-ld/v1/types").json()["typeList"] == ["https://example.org/Gauge"]

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
-from dothi.api.entities import merge_link_headers, page_links, render_results
+from dothi.api.entities import query_response
 from dothi.api.http import (
     JSONLD,
     accepted,
@@ -103,8 +103,4 @@ async def batch_query(
     body, ctx, ctx_value = await read_body(request)
     mtype = accepted(request)
     parsed = from_body(body, ctx, request.app.state.settings, request.query_params)
-    docs, total = await run_in_threadpool(broker(request).query, tenant(request), parsed.query)
-    headers = page_links(request, parsed, len(docs), total)
-    return merge_link_headers(
-        render_results(request, docs, ctx, parsed, ctx_value, mtype, headers)
-    )
+    return await query_response(request, parsed, ctx, ctx_value, mtype)

@@ -28,22 +28,29 @@ from dothi.ngsild.render import render_entity, to_feature
 router = APIRouter(prefix="/ngsi-ld/v1", tags=["Entities"])
 
 
-def render_results(
-    request: Request, docs: list[dict], ctx: ActiveContext, parsed: ParsedQuery,
-    ctx_value: object, mtype: str, headers: dict[str, str], status: int = 200,
+async def query_response(
+    request: Request, parsed: ParsedQuery, ctx: ActiveContext, ctx_value: object, mtype: str
 ) -> Response:
+    """Run a parsed query and render the page, with count and pagination headers."""
+    docs, total = await run_in_threadpool(broker(request).query, tenant(request), parsed.query)
     if mtype == GEOJSON:
         features = [to_feature(d, ctx, parsed.render, parsed.geometry_property) for d in docs]
         body: object = {"type": "FeatureCollection", "features": features}
     else:
         rendered = [render_entity(d, ctx, parsed.render) for d in docs]
         body = [with_context(e, ctx_value) for e in rendered] if mtype == JSONLD else rendered
-    return json_response(body, status=status, mtype=mtype, context_url=ctx_value,
-                         headers=headers)
+    response = json_response(body, mtype=mtype, context_url=ctx_value,
+                             headers=page_headers(request, parsed, len(docs), total))
+    # The context Link and the pagination Links are separate header lines.
+    pagination = response.headers.get("link-pagination")
+    if pagination:
+        del response.headers["link-pagination"]
+        response.headers.append("Link", pagination)
+    return response
 
 
-def page_links(request: Request, parsed: ParsedQuery, returned: int,
-               total: int | None) -> dict[str, str]:
+def page_headers(request: Request, parsed: ParsedQuery, returned: int,
+                 total: int | None) -> dict[str, str]:
     q = parsed.query
     links = []
     params = dict(request.query_params)
@@ -63,15 +70,6 @@ def page_links(request: Request, parsed: ParsedQuery, returned: int,
     return headers
 
 
-def merge_link_headers(response: Response) -> Response:
-    """Starlette holds one value per header name in our builder; emit both Link values."""
-    extra = response.headers.get("link-pagination")
-    if extra:
-        del response.headers["link-pagination"]
-        response.headers.append("Link", extra)
-    return response
-
-
 @router.get("/entities", summary="Query entities")
 async def query_entities(
     request: Request,
@@ -83,14 +81,10 @@ async def query_entities(
     limit: str | None = None, offset: str | None = None, count: str | None = None,
     options: str | None = None, format: str | None = None, local: str | None = None,  # noqa: A002
 ) -> Response:
-    b = broker(request)
     mtype = accepted(request)
     ctx, ctx_value = await request_context(request)
     parsed = from_params(request.query_params, ctx, request.app.state.settings)
-    docs, total = await run_in_threadpool(b.query, tenant(request), parsed.query)
-    headers = page_links(request, parsed, len(docs), total)
-    return merge_link_headers(render_results(request, docs, ctx, parsed, ctx_value, mtype,
-                                             headers))
+    return await query_response(request, parsed, ctx, ctx_value, mtype)
 
 
 @router.post("/entities", status_code=201, summary="Create entity")

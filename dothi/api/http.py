@@ -9,6 +9,7 @@ from typing import Any
 import orjson
 from fastapi import Request
 from fastapi.responses import Response
+from starlette.concurrency import run_in_threadpool
 
 from dothi.broker.broker import Broker
 from dothi.errors import (
@@ -112,8 +113,7 @@ def _body_context(body: Any) -> Any:
 
 
 async def _activate(b: Broker, value: Any) -> ActiveContext:
-    from starlette.concurrency import run_in_threadpool
-
+    # Resolving may read the store or the network: off the event loop.
     return await run_in_threadpool(b.resolver.active, value)
 
 

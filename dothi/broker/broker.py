@@ -291,8 +291,7 @@ class Broker:
     # -- queries -----------------------------------------------------------------------
 
     def query(self, tenant: str, query: EntityQuery) -> tuple[list[dict], int | None]:
-        if tenant != DEFAULT_TENANT and not self.store.tenant_exists(tenant):
-            raise NonexistentTenant(f"Tenant {tenant} does not exist")
+        self.check_tenant(tenant)
         return self.store.query(tenant, query)
 
     def type_stats(self, tenant: str) -> list[TypeStat]:

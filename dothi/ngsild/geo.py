@@ -154,10 +154,7 @@ class GeoQuery:
         """The hot path of geo-queries: a point straight from the index row."""
         if self.georel == "near":
             c = self.geometry["coordinates"]
-            d = haversine_m(c[0], c[1], x, y)
-            if self.max_distance is not None and d > self.max_distance:
-                return False
-            return not (self.min_distance is not None and d < self.min_distance)
+            return self._in_range(haversine_m(c[0], c[1], x, y))
         if self.georel == "within":
             return bool(shapely.contains_xy(self._shape, x, y))
         if self.georel == "intersects":
@@ -166,12 +163,14 @@ class GeoQuery:
             return not shapely.intersects_xy(self._shape, x, y)
         return self.matches({"type": "Point", "coordinates": [x, y]})
 
+    def _in_range(self, metres: float) -> bool:
+        if self.max_distance is not None and metres > self.max_distance:
+            return False
+        return not (self.min_distance is not None and metres < self.min_distance)
+
     def matches(self, value: dict) -> bool:
         if self.georel == "near":
-            d = self.distance_m(value)
-            if self.max_distance is not None and d > self.max_distance:
-                return False
-            return not (self.min_distance is not None and d < self.min_distance)
+            return self._in_range(self.distance_m(value))
         try:
             entity = shape(value)
         except (ValueError, TypeError, shapely.errors.GEOSException):

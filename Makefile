@@ -19,7 +19,7 @@ $(VENV)/.installed-test: $(VENV)/.installed
 	$(BIN)/pip install --quiet -e '.[test]'
 	# ngsildclient pins an old rich; its own deps minus that pin are installed beside it.
 	$(BIN)/pip install --quiet --no-deps 'ngsildclient==0.5.2'
-	$(BIN)/pip install --quiet aiofiles geojson isodate multipledispatch networkx python-dateutil requests scalpl
+	$(BIN)/pip install --quiet 'aiofiles<0.9' 'geojson<3' 'isodate<0.7' 'multipledispatch<0.7' 'networkx<3' 'python-dateutil<3' requests scalpl
 	touch $@
 
 install: $(VENV)/.installed

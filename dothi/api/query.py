@@ -3,7 +3,6 @@ an ``EntityQuery`` plus ``RenderOptions`` (clauses 5.7.2, 6.4.3.2, 5.2.23)."""
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -11,7 +10,7 @@ from typing import Any
 from dothi.errors import BadRequestData, TooManyResults
 from dothi.ngsild.context import ActiveContext
 from dothi.ngsild.geo import parse_geoquery
-from dothi.ngsild.qlang import parse_q, parse_scope_q
+from dothi.ngsild.qlang import compile_pattern, parse_q, parse_scope_q
 from dothi.ngsild.render import RenderOptions, parse_lang, parse_options
 from dothi.ngsild.typeexpr import parse_type_expr
 from dothi.settings import Settings
@@ -26,11 +25,8 @@ class ParsedQuery:
     geometry_property: str
 
 
-def _compile_pattern(pattern: str) -> str:
-    try:
-        re.compile(pattern)
-    except re.error as exc:
-        raise BadRequestData(f"idPattern is not a valid regular expression: {exc}") from None
+def _checked_pattern(pattern: str) -> str:
+    compile_pattern(pattern)  # a bad regular expression is the client's error, said now
     return pattern
 
 
@@ -69,7 +65,7 @@ def from_params(params: Mapping[str, Any], ctx: ActiveContext, settings: Setting
     selector = Selector(
         types=parse_type_expr(types, ctx.expand) if types else None,
         ids=ids,
-        id_pattern=_compile_pattern(id_pattern) if id_pattern else None,
+        id_pattern=_checked_pattern(id_pattern) if id_pattern else None,
     )
     geo_query = parse_geoquery(
         georel, params.get("geometry"), params.get("coordinates"), params.get("geoproperty")
@@ -95,7 +91,7 @@ def from_body(body: Any, ctx: ActiveContext, settings: Settings,
         selectors.append(Selector(
             types=parse_type_expr(t, ctx.expand) if t else None,
             ids=ids,
-            id_pattern=_compile_pattern(pattern) if pattern else None,
+            id_pattern=_checked_pattern(pattern) if pattern else None,
         ))
     attrs = body.get("attrs")
     if attrs is not None and (not isinstance(attrs, list) or

@@ -4,6 +4,7 @@ merge-patch, replace, delete) — the semantics of clauses 5.6.3–5.6.18, witho
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 from dothi.errors import ResourceNotFound
 from dothi.ngsild.entity import NULL
 
@@ -78,18 +79,28 @@ def update(doc: dict, attrs: dict[str, Instances], now: str) -> tuple[dict, list
 
 def patch_attribute(doc: dict, iri: str, fragment: Instances, now: str, name: str) -> dict:
     """Partial Attribute update: members of the instance are overwritten, others kept."""
+    return _change_instances(doc, iri, fragment, now, name,
+                             lambda old, new: _merge_instance(old, new, now))
+
+
+def _change_instances(
+    doc: dict, iri: str, instances: Instances, now: str, name: str,
+    combine: Callable[[dict, dict], dict],
+) -> dict:
+    """Apply ``combine(old, new)`` to existing instances only; a missing attribute or
+    datasetId is a 404 and changes nothing."""
     current = doc.get(iri)
     if current is None:
         raise ResourceNotFound(f"Entity {doc['id']} has no attribute {name}")
     out = copy.copy(doc)
     current = list(current)
-    for inst in fragment:
+    for inst in instances:
         pos = _find(current, _ds(inst))
         if pos < 0:
             raise ResourceNotFound(
                 f"Attribute {name} of {doc['id']} has no instance with datasetId {_ds(inst)!r}"
             )
-        current[pos] = _merge_instance(current[pos], inst, now)
+        current[pos] = combine(current[pos], inst)
     out[iri] = current
     out["modifiedAt"] = now
     return out
@@ -146,21 +157,8 @@ def merge_patch(doc: dict, body_types: list[str] | None, scope: list[str] | None
 
 
 def replace_attribute(doc: dict, iri: str, instances: Instances, now: str, name: str) -> dict:
-    current = doc.get(iri)
-    if current is None:
-        raise ResourceNotFound(f"Entity {doc['id']} has no attribute {name}")
-    out = copy.copy(doc)
-    current = list(current)
-    for inst in instances:
-        pos = _find(current, _ds(inst))
-        if pos < 0:
-            raise ResourceNotFound(
-                f"Attribute {name} of {doc['id']} has no instance with datasetId {_ds(inst)!r}"
-            )
-        current[pos] = _keep_created(inst, current[pos])
-    out[iri] = current
-    out["modifiedAt"] = now
-    return out
+    return _change_instances(doc, iri, instances, now, name,
+                             lambda old, new: _keep_created(new, old))
 
 
 def delete_attribute(
@@ -198,7 +196,3 @@ def replace_entity(old: dict, new: dict) -> dict:
                 _keep_created(dict(i), olds[_ds(i)]) if _ds(i) in olds else i for i in instances
             ]
     return new
-
-
-def attribute_count(doc: dict) -> int:
-    return sum(1 for key in doc if ":" in key)

@@ -52,6 +52,8 @@ def test_type_id_and_pattern(client: TestClient) -> None:
     assert found(client, idPattern=".*Air.*") == ["AirQualityObserved:1"]
     assert found(client, attrs="pm25") == ["AirQualityObserved:1"]
     assert client.get("/ngsi-ld/v1/entities").status_code == 400
+    bad = client.get("/ngsi-ld/v1/entities", params={"idPattern": "(unclosed"})
+    assert bad.status_code == 400 and bad.json()["type"].endswith("/BadRequestData")
 
 
 def test_q(client: TestClient) -> None:

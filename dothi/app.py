@@ -14,7 +14,7 @@ from starlette.exceptions import HTTPException
 import orjson
 
 from dothi import __version__
-from dothi.api import batch, contexts, entities, meta, types
+from dothi.api import batch, contexts, entities, meta, temporal, types
 from dothi.broker.broker import Broker
 from dothi.errors import DothiError, NGSI_ERRORS
 from dothi.ngsild.context import ContextCache
@@ -33,7 +33,7 @@ def build_broker(settings: Settings) -> Broker:
     cache = ContextCache(fetch=settings.context_fetch, timeout=settings.context_fetch_timeout)
     if settings.context_dir is not None:
         cache.preload_folder(settings.context_dir)
-    return Broker(open_store(settings.database_url), cache)
+    return Broker(open_store(settings.database_url, keep_history=settings.history), cache)
 
 
 def create_app(settings: Settings | None = None, broker: Broker | None = None) -> FastAPI:
@@ -78,7 +78,7 @@ def create_app(settings: Settings | None = None, broker: Broker | None = None) -
         return problem_response(status, kinds.get(status, "InvalidRequest"), str(exc.detail),
                                 f"{request.method} {request.url.path}: {exc.detail}")
 
-    for module in (entities, batch, types, contexts, meta):
+    for module in (entities, batch, temporal, types, contexts, meta):
         app.include_router(module.router)
     _offline_docs(app)
     return app

@@ -23,3 +23,7 @@ class Settings(BaseSettings):
     default_limit: int = 20
     max_limit: int = 1000
     batch_max_entities: int = 10000
+    # Keep every attribute instance written, for the temporal API.
+    history: bool = True
+    # Instances per attribute in one temporal response before it is truncated (206).
+    temporal_max_instances: int = 1000

@@ -26,6 +26,7 @@ from dothi.ngsild.entity import (
     check_scope,
     is_uri,
 )
+from dothi.broker.temporal import Temporal
 from dothi.ngsild.timeutil import now_iso
 from dothi.store.base import DEFAULT_TENANT, UNCHANGED, EntityQuery, Outcome, Store, TypeStat
 
@@ -42,6 +43,7 @@ class Broker:
         self.store = store
         self.cache = cache
         self.resolver = ContextResolver(cache)
+        self.temporal = Temporal(store)
         for url, doc, kind, created in store.contexts():
             cache.add(url, doc, kind=kind, created_at=created)
         cache.loader = self._stored_context

@@ -118,7 +118,7 @@ def render_attribute(
                 for inst in instances
             }
         }
-    rendered = [_render_instance(inst, ctx, opts, doc) for inst in instances]
+    rendered = [render_instance(inst, ctx, opts, doc) for inst in instances]
     return rendered[0] if len(rendered) == 1 else rendered
 
 
@@ -158,7 +158,7 @@ def _pick_language(lmap: dict[str, Any], prefs: list[str] | None) -> tuple[str, 
     return first
 
 
-def _render_instance(inst: dict, ctx: ActiveContext, opts: RenderOptions, doc: dict) -> Any:
+def render_instance(inst: dict, ctx: ActiveContext, opts: RenderOptions, doc: dict) -> Any:
     out: dict[str, Any] = {}
     atype = inst["type"]
     concise = opts.fmt == "concise"
@@ -178,7 +178,7 @@ def _render_instance(inst: dict, ctx: ActiveContext, opts: RenderOptions, doc: d
         if key in ATTRIBUTE_MEMBERS:
             out[key] = _compact_vocab(val, ctx) if key == "vocab" else val
             continue
-        out[ctx.compact(key)] = _render_instance(val, ctx, opts, doc)
+        out[ctx.compact(key)] = render_instance(val, ctx, opts, doc)
     if atype == "LanguageProperty" and opts.lang is not None:
         chosen = _pick_language(inst["languageMap"], opts.lang)
         if chosen is not None:

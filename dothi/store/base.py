@@ -66,6 +66,20 @@ class TypeStat:
     attribute_counts: dict[str, int] = field(default_factory=dict)  # IRI -> entities with it
 
 
+@dataclass
+class TemporalEntity:
+    """An entity's history as the store returns it: attribute IRI -> instances in time
+    order (each with instanceId, createdAt, modifiedAt), or, for aggregatedValues,
+    attribute IRI -> datasetId -> buckets."""
+
+    id: str
+    types: list[str]
+    attrs: dict[str, list[dict]] = field(default_factory=dict)
+    aggregated: dict[str, dict[str | None, list[dict]]] = field(default_factory=dict)
+    kinds: dict[str, str] = field(default_factory=dict)
+    truncated: bool = False
+
+
 class Store(Protocol):
     def tenant_exists(self, tenant: str) -> bool: ...
 
@@ -87,15 +101,34 @@ class Store(Protocol):
 
     def delete_context(self, url: str) -> bool: ...
 
+    def temporal_add(self, tenant: str, eid: str, types: Sequence[str],
+                     attrs: dict[str, list[dict]]) -> bool: ...
+
+    def temporal_query(
+        self, tenant: str, selectors: Sequence[Selector], ids_in: Sequence[str] | None,
+        tq: Any, limit: int, offset: int, count: bool, cap: int,
+    ) -> tuple[list[TemporalEntity], int | None]: ...
+
+    def temporal_get(self, tenant: str, eid: str, tq: Any, cap: int) -> TemporalEntity | None: ...
+
+    def temporal_delete(self, tenant: str, eid: str) -> bool: ...
+
+    def temporal_delete_attribute(self, tenant: str, eid: str, iri: str,
+                                  dataset: str | None, delete_all: bool) -> bool | None: ...
+
+    def temporal_change_instance(self, tenant: str, eid: str, iri: str, iid: int,
+                                 change: Callable[[dict], dict | None]) -> bool: ...
+
     def close(self) -> None: ...
 
 
-def open_store(url: str) -> Store:
-    """The backend a database URL names."""
+def open_store(url: str, *, keep_history: bool = True) -> Store:
+    """The backend a database URL names; ``keep_history`` keeps every attribute instance
+    written for the temporal API."""
     if url.startswith("sqlite:"):
         from dothi.store.sqlite import SQLiteStore
 
-        return SQLiteStore.from_url(url)
+        return SQLiteStore.from_url(url, keep_history=keep_history)
     if url.startswith(("postgresql:", "postgres:")):
         raise ValueError("This dothi build has only the embedded SQLite backend (sqlite:///path.db)")
     raise ValueError(f"Unknown database URL {url!r}: use sqlite:///path.db")

@@ -14,7 +14,7 @@ import json
 import sqlite3
 import threading
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
@@ -27,8 +27,19 @@ from dothi.ngsild.entity import deflate, inflate
 from dothi.ngsild.geo import geometry_bbox
 from dothi.ngsild.typeexpr import TypeExpr
 from dothi.ngsild.timeutil import now_iso
-from dothi.store.base import UNCHANGED, ChangeFn, EntityQuery, Outcome, TypeStat
+from dothi.ngsild.temporal import TimeQuery
+from dothi.store.base import (
+    UNCHANGED,
+    ChangeFn,
+    EntityQuery,
+    Outcome,
+    Selector,
+    TemporalEntity,
+    TypeStat,
+)
 from dothi.store.sqlite_filters import q_to_sql, register_sqlite_functions, scope_q_to_sql
+from dothi.store.sqlite_history import SCHEMA as HISTORY_SCHEMA
+from dothi.store.sqlite_history import History
 
 MIGRATIONS: list[tuple[str, str]] = [
     (
@@ -61,6 +72,7 @@ MIGRATIONS: list[tuple[str, str]] = [
         );
         """,
     ),
+    ("0002_history", HISTORY_SCHEMA),
 ]
 
 
@@ -94,8 +106,11 @@ def _connect(path: str, cache_kib: int) -> sqlite3.Connection:
 
 
 class SQLiteStore:
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, *, keep_history: bool = True) -> None:
         self.path = str(path)
+        # Every attribute instance written is kept for the temporal API.
+        self.keep_history = keep_history
+        self.history = History()
         self._write_lock = threading.Lock()
         # Writers in other processes (serve --workers N, the CLI) queue on this lock file:
         # a blocked flock wakes the moment it is released, where SQLite's busy handler
@@ -108,10 +123,11 @@ class SQLiteStore:
         self._readers_lock = threading.Lock()
 
     @classmethod
-    def from_url(cls, url: str) -> SQLiteStore:
+    def from_url(cls, url: str, *, keep_history: bool = True) -> SQLiteStore:
         """``sqlite:///relative.db`` or ``sqlite:////absolute/path.db`` (SQLAlchemy's form)."""
         path = url.removeprefix("sqlite:").removeprefix("//")
-        return cls(path[1:] if path.startswith("/") else path or "dothi.db")
+        return cls(path[1:] if path.startswith("/") else path or "dothi.db",
+                   keep_history=keep_history)
 
     def _max(self, sql: str) -> int:
         value = self._writer.execute(sql).fetchone()[0]
@@ -151,19 +167,27 @@ class SQLiteStore:
         ).fetchone()
         return orjson.loads(row[0]) if row else None
 
-    def apply(self, tenant: str, changes: Sequence[tuple[str, ChangeFn]]) -> list[Outcome]:
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction on the shared file, across threads and processes."""
         with self._write_lock, _file_lock(self._lock_file):
             conn = self._writer
             conn.execute("BEGIN IMMEDIATE")
             try:
-                # Allocated under the write lock of the database, so several processes
-                # sharing one file never hand out the same rowid.
-                self._next_rowid = self._max("SELECT max(rowid) FROM entities") + 1
-                outcomes = self._apply(conn, tenant, changes)
+                yield conn
                 conn.execute("COMMIT")
             except BaseException:
                 conn.execute("ROLLBACK")
                 raise
+
+    def apply(self, tenant: str, changes: Sequence[tuple[str, ChangeFn]]) -> list[Outcome]:
+        with self._transaction() as conn:
+            # Allocated under the write lock of the database, so several processes
+            # sharing one file never hand out the same rowid.
+            self._next_rowid = self._max("SELECT max(rowid) FROM entities") + 1
+            outcomes = self._apply(conn, tenant, changes)
+            if self.keep_history:
+                self.history.record(conn, tenant, outcomes)
         return outcomes
 
     def _apply(
@@ -418,6 +442,84 @@ class SQLiteStore:
         with self._write_lock, _file_lock(self._lock_file):
             cur = self._writer.execute("DELETE FROM jsonld_contexts WHERE url=?", (url,))
         return cur.rowcount > 0
+
+
+    # -- history (temporal API) ----------------------------------------------------------
+
+    def temporal_add(self, tenant: str, eid: str, types: Sequence[str],
+                     attrs: dict[str, list[dict]]) -> bool:
+        with self._transaction() as conn:
+            created = self.history.add(conn, tenant, eid, types, attrs)
+            conn.execute("INSERT OR IGNORE INTO tenants VALUES (?, ?)", (tenant, now_iso()))
+        return created
+
+    def temporal_query(
+        self, tenant: str, selectors: Sequence[Selector], ids_in: Sequence[str] | None,
+        tq: TimeQuery, limit: int, offset: int, count: bool, cap: int,
+    ) -> tuple[list[TemporalEntity], int | None]:
+        conn = self._reader()
+        found, total = self.history.select(conn, tenant, selectors, ids_in, limit, offset,
+                                           count)
+        return [self._temporal(conn, tid, eid, types, tq, cap)
+                for tid, eid, types in found], total
+
+    def temporal_get(self, tenant: str, eid: str, tq: TimeQuery,
+                     cap: int) -> TemporalEntity | None:
+        conn = self._reader()
+        found = self.history.find_tid(conn, tenant, eid)
+        if found is None:
+            return None
+        return self._temporal(conn, found[0], eid, found[1], tq, cap)
+
+    def _temporal(self, conn: sqlite3.Connection, tid: int, eid: str, types: list[str],
+                  tq: TimeQuery, cap: int) -> TemporalEntity:
+        result = TemporalEntity(eid, types)
+        for aid in self.history.attribute_ids(conn, tid, tq.attrs):
+            iri = self.history.iri(conn, aid)
+            if tq.fmt == "aggregatedValues":
+                kind, buckets = self.history.aggregate(conn, tid, aid, tq)
+                if buckets:
+                    result.aggregated[iri] = buckets
+                    result.kinds[iri] = kind
+                continue
+            instances, more = self.history.instances(conn, tid, aid, tq, cap)
+            if instances:
+                result.attrs[iri] = instances
+                result.truncated = result.truncated or more
+        return result
+
+    def temporal_delete(self, tenant: str, eid: str) -> bool:
+        with self._transaction() as conn:
+            return self.history.delete_entity(conn, tenant, eid)
+
+    def temporal_delete_attribute(self, tenant: str, eid: str, iri: str,
+                                  dataset: str | None, delete_all: bool) -> bool | None:
+        """None if there is no such temporal entity, else whether instances were deleted."""
+        with self._transaction() as conn:
+            found = self.history.find_tid(conn, tenant, eid)
+            if found is None:
+                return None
+            return self.history.delete_attribute(conn, found[0], iri, dataset, delete_all) > 0
+
+    def temporal_change_instance(
+        self, tenant: str, eid: str, iri: str, iid: int,
+        change: Callable[[dict], dict | None],
+    ) -> bool:
+        """Replace (or, when ``change`` returns None, delete) one instance; False if the
+        entity, attribute or instance does not exist."""
+        with self._transaction() as conn:
+            found = self.history.find_tid(conn, tenant, eid)
+            if found is None:
+                return False
+            current = self.history.get_instance(conn, found[0], iri, iid)
+            if current is None:
+                return False
+            new = change(current)
+            if new is None:
+                self.history.delete_instance(conn, iid)
+            else:
+                self.history.replace_instance(conn, found[0], iri, iid, new)
+            return True
 
 
 GEO_SLOTS = 64

@@ -1,0 +1,339 @@
+"""Attribute history in SQLite: every attribute instance written through the entity API
+(or the temporal API) is kept as a row, for the temporal API (clauses 6.18–6.22).
+
+An entity's history lives under a ``tid`` of its own (``temporal_entities``), so it
+outlives the entity and a deleted entity's history can still be read or removed. Times
+are integer milliseconds; ``t`` is when the instance was observed, or written when it
+carries no ``observedAt``, and is what ``timeproperty=observedAt`` selects on.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import orjson
+
+from dothi.ngsild.temporal import TimeQuery, iso_to_ms, ms_to_iso
+from dothi.ngsild.typeexpr import TypeExpr
+from dothi.store.base import Outcome, Selector
+
+SCHEMA = """
+CREATE TABLE temporal_entities (
+    tid INTEGER PRIMARY KEY, tenant TEXT NOT NULL, id TEXT NOT NULL, types TEXT NOT NULL,
+    UNIQUE (tenant, id)
+);
+CREATE TABLE temporal_attrs (aid INTEGER PRIMARY KEY, iri TEXT NOT NULL UNIQUE);
+CREATE TABLE attr_instances (
+    iid INTEGER PRIMARY KEY, tid INTEGER NOT NULL, aid INTEGER NOT NULL, dataset TEXT,
+    t INTEGER NOT NULL, created INTEGER NOT NULL, modified INTEGER NOT NULL,
+    num REAL, doc TEXT NOT NULL
+);
+CREATE INDEX attr_instances_t ON attr_instances (tid, aid, t);
+"""
+
+INSTANCE_PREFIX = "urn:ngsi-ld:attribute-instance:"
+_TIME_COLUMN = {"observedAt": "t", "createdAt": "created", "modifiedAt": "modified"}
+_NOT_IN_DOC = ("createdAt", "modifiedAt", "instanceId")
+
+
+def instance_id(iid: int) -> str:
+    return f"{INSTANCE_PREFIX}{iid}"
+
+
+def parse_instance_id(text: str) -> int | None:
+    if not text.startswith(INSTANCE_PREFIX) or not text[len(INSTANCE_PREFIX):].isdigit():
+        return None
+    return int(text[len(INSTANCE_PREFIX):])
+
+
+class History:
+    """The history tables, used by ``SQLiteStore`` inside its own transactions."""
+
+    def __init__(self) -> None:
+        self._aids: dict[str, int] = {}
+        self._iris: dict[int, str] = {}
+
+    # -- ids -----------------------------------------------------------------------------
+
+    def aid(self, conn: sqlite3.Connection, iri: str) -> int:
+        found = self._aids.get(iri)
+        if found is None:
+            conn.execute("INSERT OR IGNORE INTO temporal_attrs (iri) VALUES (?)", (iri,))
+            found = conn.execute("SELECT aid FROM temporal_attrs WHERE iri=?", (iri,)).fetchone()[0]
+            self._aids[iri] = found
+            self._iris[found] = iri
+        return found
+
+    def known_aid(self, conn: sqlite3.Connection, iri: str) -> int | None:
+        if iri not in self._aids:
+            row = conn.execute("SELECT aid FROM temporal_attrs WHERE iri=?", (iri,)).fetchone()
+            if row is None:
+                return None
+            self._aids[iri], self._iris[row[0]] = row[0], iri
+        return self._aids[iri]
+
+    def iri(self, conn: sqlite3.Connection, aid: int) -> str:
+        if aid not in self._iris:
+            (iri,) = conn.execute("SELECT iri FROM temporal_attrs WHERE aid=?", (aid,)).fetchone()
+            self._iris[aid], self._aids[iri] = iri, aid
+        return self._iris[aid]
+
+    def tid(self, conn: sqlite3.Connection, tenant: str, eid: str,
+            types: Sequence[str]) -> tuple[int, bool]:
+        """The entity's history id, created on first use: (tid, created)."""
+        types_json = orjson.dumps(list(types)).decode()
+        row = conn.execute("SELECT tid, types FROM temporal_entities WHERE tenant=? AND id=?",
+                           (tenant, eid)).fetchone()
+        if row is None:
+            cur = conn.execute("INSERT INTO temporal_entities (tenant, id, types) VALUES (?, ?, ?)",
+                               (tenant, eid, types_json))
+            assert cur.lastrowid is not None
+            return cur.lastrowid, True
+        if types and row[1] != types_json:
+            conn.execute("UPDATE temporal_entities SET types=? WHERE tid=?", (types_json, row[0]))
+        return row[0], False
+
+    def find_tid(self, conn: sqlite3.Connection, tenant: str, eid: str) -> tuple[int, list[str]] | None:
+        row = conn.execute("SELECT tid, types FROM temporal_entities WHERE tenant=? AND id=?",
+                           (tenant, eid)).fetchone()
+        return (row[0], orjson.loads(row[1])) if row else None
+
+    # -- writing -------------------------------------------------------------------------
+
+    def record(self, conn: sqlite3.Connection, tenant: str, outcomes: Iterable[Outcome]) -> None:
+        """Keep the instances each created or updated entity got in this operation: those
+        whose modifiedAt is the entity's own new modifiedAt."""
+        rows: list[tuple[Any, ...]] = []
+        times: dict[str, int] = {}
+        for outcome in outcomes:
+            if outcome.status not in ("created", "updated") or outcome.after is None:
+                continue
+            doc = outcome.after
+            now = doc.get("modifiedAt")
+            changed = [(key, inst) for key, instances in doc.items() if ":" in key
+                       for inst in instances if inst.get("modifiedAt", now) == now]
+            if not changed:
+                continue
+            tid, _ = self.tid(conn, tenant, doc["id"], doc.get("type", ()))
+            for key, inst in changed:
+                rows.append(self._row(conn, tid, key, inst, times))
+        self._insert(conn, rows)
+
+    def add(self, conn: sqlite3.Connection, tenant: str, eid: str, types: Sequence[str],
+            attrs: dict[str, list[dict]]) -> bool:
+        """Instances given through the temporal API; True if the temporal entity is new."""
+        tid, created = self.tid(conn, tenant, eid, types)
+        times: dict[str, int] = {}
+        self._insert(conn, [self._row(conn, tid, key, inst, times)
+                            for key, instances in attrs.items() for inst in instances])
+        return created
+
+    def _row(self, conn: sqlite3.Connection, tid: int, key: str, inst: dict,
+             times: dict[str, int]) -> tuple[Any, ...]:
+        created = _ms(inst.get("createdAt"), times)
+        modified = _ms(inst.get("modifiedAt"), times)
+        observed = inst.get("observedAt")
+        value = inst.get("value")
+        num = value if (inst.get("type") == "Property" and type(value) in (int, float)) else None
+        doc = {k: v for k, v in inst.items() if k not in _NOT_IN_DOC}
+        return (tid, self.aid(conn, key), inst.get("datasetId"),
+                _ms(observed, times) if observed else modified, created, modified, num,
+                orjson.dumps(doc))
+
+    @staticmethod
+    def _insert(conn: sqlite3.Connection, rows: list[tuple[Any, ...]]) -> None:
+        conn.executemany(
+            "INSERT INTO attr_instances (tid, aid, dataset, t, created, modified, num, doc) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
+
+    def delete_entity(self, conn: sqlite3.Connection, tenant: str, eid: str) -> bool:
+        found = self.find_tid(conn, tenant, eid)
+        if found is None:
+            return False
+        conn.execute("DELETE FROM attr_instances WHERE tid=?", (found[0],))
+        conn.execute("DELETE FROM temporal_entities WHERE tid=?", (found[0],))
+        return True
+
+    def delete_attribute(self, conn: sqlite3.Connection, tid: int, iri: str,
+                         dataset: str | None, delete_all: bool) -> int:
+        aid = self.known_aid(conn, iri)
+        if aid is None:
+            return 0
+        if delete_all:
+            cur = conn.execute("DELETE FROM attr_instances WHERE tid=? AND aid=?", (tid, aid))
+        elif dataset is None:
+            cur = conn.execute("DELETE FROM attr_instances WHERE tid=? AND aid=? AND dataset IS NULL",
+                               (tid, aid))
+        else:
+            cur = conn.execute("DELETE FROM attr_instances WHERE tid=? AND aid=? AND dataset=?",
+                               (tid, aid, dataset))
+        return cur.rowcount
+
+    def get_instance(self, conn: sqlite3.Connection, tid: int, iri: str,
+                     iid: int) -> dict | None:
+        aid = self.known_aid(conn, iri)
+        if aid is None:
+            return None
+        row = conn.execute(
+            "SELECT iid, t, created, modified, doc FROM attr_instances "
+            "WHERE iid=? AND tid=? AND aid=?", (iid, tid, aid)).fetchone()
+        return _instance(row) if row else None
+
+    def replace_instance(self, conn: sqlite3.Connection, tid: int, iri: str, iid: int,
+                         inst: dict) -> None:
+        times: dict[str, int] = {}
+        row = self._row(conn, tid, iri, inst, times)
+        conn.execute(
+            "UPDATE attr_instances SET dataset=?, t=?, created=?, modified=?, num=?, doc=? "
+            "WHERE iid=?", (*row[2:], iid))
+
+    def delete_instance(self, conn: sqlite3.Connection, iid: int) -> None:
+        conn.execute("DELETE FROM attr_instances WHERE iid=?", (iid,))
+
+    # -- reading -------------------------------------------------------------------------
+
+    def select(self, conn: sqlite3.Connection, tenant: str, selectors: Sequence[Selector],
+               ids_in: Sequence[str] | None, limit: int, offset: int,
+               count: bool) -> tuple[list[tuple[int, str, list[str]]], int | None]:
+        """Temporal entities matching the selectors, in id order."""
+        where = ["tenant = ?"]
+        params: list[Any] = [tenant]
+        if selectors:
+            parts = []
+            for sel in selectors:
+                conds: list[str] = []
+                if sel.types is not None:
+                    sql, p = _type_sql(sel.types)
+                    conds.append(sql)
+                    params.extend(p)
+                if sel.ids:
+                    conds.append(f"id IN ({','.join('?' * len(sel.ids))})")
+                    params.extend(sel.ids)
+                if sel.id_pattern is not None:
+                    conds.append("id REGEXP ?")
+                    params.append(sel.id_pattern)
+                parts.append("(" + (" AND ".join(conds) or "1") + ")")
+            where.append("(" + " OR ".join(parts) + ")")
+        if ids_in is not None:
+            where.append("id IN (SELECT value FROM json_each(?))")
+            params.append(orjson.dumps(list(ids_in)).decode())
+        clause = " AND ".join(where)
+        total = None
+        if count:
+            total = conn.execute(f"SELECT count(*) FROM temporal_entities WHERE {clause}",
+                                 params).fetchone()[0]
+        rows = conn.execute(
+            f"SELECT tid, id, types FROM temporal_entities WHERE {clause} ORDER BY id "
+            "LIMIT ? OFFSET ?", (*params, limit, offset)).fetchall()
+        return [(tid, eid, orjson.loads(types)) for tid, eid, types in rows], total
+
+    def attribute_ids(self, conn: sqlite3.Connection, tid: int,
+                      wanted: frozenset[str] | None) -> list[int]:
+        if wanted is not None:
+            return [a for a in (self.known_aid(conn, iri) for iri in sorted(wanted))
+                    if a is not None]
+        # Skip-scan of the (tid, aid, t) index: one probe per attribute, not per row.
+        aids = []
+        row = conn.execute("SELECT min(aid) FROM attr_instances WHERE tid=?", (tid,)).fetchone()
+        while row is not None and row[0] is not None:
+            aids.append(row[0])
+            row = conn.execute("SELECT min(aid) FROM attr_instances WHERE tid=? AND aid>?",
+                               (tid, row[0])).fetchone()
+        return aids
+
+    def instances(self, conn: sqlite3.Connection, tid: int, aid: int, tq: TimeQuery,
+                  cap: int) -> tuple[list[dict], bool]:
+        """An attribute's instances in time order, at most ``cap`` (True if more exist)."""
+        col = _TIME_COLUMN[tq.timeproperty]
+        where, params = _time_where(col, tq)
+        base = (f"SELECT iid, t, created, modified, doc FROM attr_instances "
+                f"WHERE tid=? AND aid=?{where}")
+        if tq.last_n is not None:
+            n = min(tq.last_n, cap)
+            rows = conn.execute(f"{base} ORDER BY {col} DESC, iid DESC LIMIT ?",
+                                (tid, aid, *params, n + 1)).fetchall()
+            # Fewer than asked for is a truncation only when the cap, not lastN, cut it.
+            more = tq.last_n > cap and len(rows) > n
+            rows = rows[:n][::-1]
+        else:
+            rows = conn.execute(f"{base} ORDER BY {col}, iid LIMIT ?",
+                                (tid, aid, *params, cap + 1)).fetchall()
+            more = len(rows) > cap
+            rows = rows[:cap]
+        return [_instance(r) for r in rows], more
+
+    def aggregate(self, conn: sqlite3.Connection, tid: int, aid: int,
+                  tq: TimeQuery) -> tuple[str, dict[str | None, list[dict]]]:
+        """(attribute type, datasetId -> buckets) with one dict of method values per bucket."""
+        col = _TIME_COLUMN[tq.timeproperty]
+        where, params = _time_where(col, tq)
+        first = conn.execute(
+            f"SELECT min({col}), max({col}), json_extract(min(doc), '$.type') "
+            f"FROM attr_instances WHERE tid=? AND aid=?{where}", (tid, aid, *params)).fetchone()
+        if first[0] is None:
+            return "Property", {}
+        origin = tq.start if tq.start is not None else first[0]
+        end = tq.end if tq.end is not None else first[1] + 1
+        period = tq.aggr_period_ms or max(1, end - origin)
+        distinct = ("count(DISTINCT coalesce(num, json_extract(doc, '$.value'), "
+                    "json_extract(doc, '$.object')))" if "distinctCount" in tq.aggr_methods
+                    else "NULL")
+        rows = conn.execute(
+            f"SELECT dataset, ({col} - ?) / ? AS b, count(*), {distinct}, sum(num), avg(num), "
+            f"min(num), max(num), sum(num * num), count(num) FROM attr_instances "
+            f"WHERE tid=? AND aid=?{where} GROUP BY dataset, b ORDER BY dataset, b",
+            (origin, period, tid, aid, *params)).fetchall()
+        out: dict[str | None, list[dict]] = {}
+        for dataset, b, total, n_distinct, s, avg, lo, hi, sq, n in rows:
+            start = origin + b * period
+            std = None
+            if n:
+                std = max(0.0, sq / n - avg * avg) ** 0.5
+            out.setdefault(dataset, []).append({
+                "start": start, "end": min(start + period, end) if tq.end else start + period,
+                "totalCount": total, "distinctCount": n_distinct, "sum": s, "avg": avg,
+                "min": lo, "max": hi, "stddev": std, "sumsq": sq,
+            })
+        return first[2] or "Property", out
+
+
+def _instance(row: tuple[Any, ...]) -> dict:
+    iid, t, created, modified, doc = row
+    inst = orjson.loads(doc)
+    inst["instanceId"] = instance_id(iid)
+    inst["createdAt"] = ms_to_iso(created)
+    inst["modifiedAt"] = ms_to_iso(modified)
+    return inst
+
+
+def _time_where(col: str, tq: TimeQuery) -> tuple[str, list[int]]:
+    where, params = "", []
+    if tq.start is not None:
+        where += f" AND {col} >= ?"
+        params.append(tq.start)
+    if tq.end is not None:
+        where += f" AND {col} < ?"
+        params.append(tq.end)
+    return where, params
+
+
+def _ms(text: str | None, cache: dict[str, int]) -> int:
+    if text is None:
+        raise ValueError("an attribute instance without its timestamps")
+    found = cache.get(text)
+    if found is None:
+        found = cache[text] = iso_to_ms(text)
+    return found
+
+
+def _type_sql(expr: TypeExpr) -> tuple[str, list[Any]]:
+    if expr.op == "type":
+        return "EXISTS (SELECT 1 FROM json_each(types) WHERE value = ?)", [expr.name]
+    parts = [_type_sql(c) for c in expr.children]
+    joiner = " OR " if expr.op == "or" else " AND "
+    return "(" + joiner.join(p[0] for p in parts) + ")", [x for p in parts for x in p[1]]
+
+
+__all__ = ["SCHEMA", "History", "instance_id", "parse_instance_id", "ms_to_iso"]

@@ -48,12 +48,13 @@ BATCH = 1000
 SERVER_LOG: list[str] = []
 
 
-def start_server(db: Path, workers: int) -> tuple[subprocess.Popen[str], str]:
+def start_server(db: Path, workers: int, history: bool = True) -> tuple[subprocess.Popen[str], str]:
     proc = subprocess.Popen(
         [sys.executable, "-m", "dothi.cli", "serve", "--db", str(db), "--port", "0",
          "--workers", str(workers)],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        env={**os.environ, "DOTHI_CONTEXT_FETCH": "false"},
+        env={**os.environ, "DOTHI_CONTEXT_FETCH": "false",
+             "DOTHI_HISTORY": "true" if history else "false"},
     )
     assert proc.stdout is not None
     line = proc.stdout.readline()
@@ -244,11 +245,14 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2, help="server worker processes")
     parser.add_argument("--clients", type=int, default=4,
                         help="concurrent upload clients (two per worker keeps both busy)")
+    parser.add_argument("--no-history", action="store_true",
+                        help="serve with DOTHI_HISTORY=false (no attribute instances kept)")
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
     results: list[tuple[int, list[tuple[str, float, float, int]]]] = []
     with tempfile.TemporaryDirectory() as tmp:
-        proc, base = start_server(Path(tmp) / "bench.db", args.workers)
+        proc, base = start_server(Path(tmp) / "bench.db", args.workers,
+                                  history=not args.no_history)
         try:
             with httpx.Client(base_url=base, timeout=120) as client, Progress(
                 TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
@@ -270,7 +274,8 @@ def main() -> None:
     raw = raw_sqlite_rate(first_batch)
     http_rate = rates[0][1]
     table = Table(title=f"dothi benchmark (SQLite store, {args.workers} worker(s), "
-                        f"{args.clients} upload client(s))")
+                        f"{args.clients} upload client(s), history "
+                        f"{'off' if args.no_history else 'on'})")
     table.add_column("measure")
     table.add_column("value", justify="right")
     table.add_column("target", justify="right")

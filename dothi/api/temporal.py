@@ -3,6 +3,7 @@ instances, and POST /temporal/entityOperations/query."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -114,7 +115,8 @@ async def _run_query(request: Request, parsed: ParsedQuery, tq: TimeQuery,
     from dothi.api.entities import page_headers
 
     query = parsed.query
-    current = query if (query.q or query.scope_q or query.geo) else None
+    # q, scopeQ and geoQ select by current state; attrs only name what history to return.
+    current = replace(query, attrs_any=None) if (query.q or query.scope_q or query.geo) else None
     settings = request.app.state.settings
     found, total = await run_in_threadpool(
         broker(request).temporal.query, tenant(request), list(query.selectors),

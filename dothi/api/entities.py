@@ -41,7 +41,11 @@ async def query_response(
         body = [with_context(e, ctx_value) for e in rendered] if mtype == JSONLD else rendered
     response = json_response(body, mtype=mtype, context_url=ctx_value,
                              headers=page_headers(request, parsed, len(docs), total))
-    # The context Link and the pagination Links are separate header lines.
+    return with_pagination_links(response)
+
+
+def with_pagination_links(response: Response) -> Response:
+    """The context Link and the pagination Links are separate header lines."""
     pagination = response.headers.get("link-pagination")
     if pagination:
         del response.headers["link-pagination"]

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
+from dothi.api.entities import page_headers, with_pagination_links
 from dothi.api.http import (
     JSONLD,
     accepted,
@@ -112,8 +113,6 @@ async def query_temporal_post(request: Request) -> Response:
 
 async def _run_query(request: Request, parsed: ParsedQuery, tq: TimeQuery,
                      ctx: ActiveContext, ctx_value: Any, mtype: str) -> Response:
-    from dothi.api.entities import page_headers
-
     query = parsed.query
     # q, scopeQ and geoQ select by current state; attrs only name what history to return.
     current = replace(query, attrs_any=None) if (query.q or query.scope_q or query.geo) else None
@@ -122,13 +121,8 @@ async def _run_query(request: Request, parsed: ParsedQuery, tq: TimeQuery,
         broker(request).temporal.query, tenant(request), list(query.selectors),
         current, tq, query.limit, query.offset, query.count, settings.temporal_max_instances)
     headers = page_headers(request, parsed, len(found), total)
-    response = await _respond(request, found, tq, ctx, ctx_value, mtype, single=False,
-                              headers=headers)
-    pagination = response.headers.get("link-pagination")
-    if pagination:
-        del response.headers["link-pagination"]
-        response.headers.append("Link", pagination)
-    return response
+    return with_pagination_links(await _respond(request, found, tq, ctx, ctx_value, mtype,
+                                                single=False, headers=headers))
 
 
 @router.post("/temporal/entities", summary="Create or update temporal entity")

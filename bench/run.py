@@ -292,10 +292,15 @@ def main() -> None:
             table.add_row(f"{size:,} entities: {name} p50 / p95 ms ({n} results)",
                           f"{p50:.1f} / {p95:.1f}", "p95 < 20")
     table.add_row(f"server peak RSS at {sizes[-1]:,} entities (MB)", f"{rss:,.0f}", "< 500")
+    show_and_save(table, "latest.txt")
+
+
+def show_and_save(table: Table, name: str) -> None:
+    """Print a result table and keep a copy in bench/results/ (not committed)."""
     console.print(table)
     out = HERE / "results"
     out.mkdir(exist_ok=True)
-    with (out / "latest.txt").open("w") as fh:
+    with (out / name).open("w") as fh:
         Console(file=fh, width=120).print(table)
 
 

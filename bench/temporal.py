@@ -159,11 +159,7 @@ def main() -> None:
                   f"{one[0]:.1f} / {one[1]:.1f}", "p95 < 200")
     table.add_row(f"{found} sensors in a district, hourly avg,min,max over one day, "
                   "p50 / p95 ms", f"{district[0]:.1f} / {district[1]:.1f}", "")
-    console.print(table)
-    out = HERE / "results"
-    out.mkdir(exist_ok=True)
-    with (out / "temporal.txt").open("w") as fh:
-        Console(file=fh, width=120).print(table)
+    run.show_and_save(table, "temporal.txt")
 
 
 if __name__ == "__main__":

@@ -111,10 +111,10 @@ def render_attribute(
 ) -> Any:
     if opts.fmt == "keyValues":
         if len(instances) == 1:
-            return _simple_value(instances[0], ctx, opts)
+            return simple_value(instances[0], ctx, opts)
         return {
             "dataset": {
-                inst.get("datasetId", "@none"): _simple_value(inst, ctx, opts)
+                inst.get("datasetId", "@none"): simple_value(inst, ctx, opts)
                 for inst in instances
             }
         }
@@ -122,7 +122,7 @@ def render_attribute(
     return rendered[0] if len(rendered) == 1 else rendered
 
 
-def _simple_value(inst: dict, ctx: ActiveContext, opts: RenderOptions) -> Any:
+def simple_value(inst: dict, ctx: ActiveContext, opts: RenderOptions) -> Any:
     atype = inst["type"]
     if atype == "LanguageProperty":
         chosen = _pick_language(inst["languageMap"], opts.lang)

@@ -6,14 +6,14 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from dothi.errors import BadRequestData
 from dothi.ngsild.context import ActiveContext
-from dothi.ngsild.render import RenderOptions, render_instance
-from dothi.ngsild.timeutil import normalize_datetime
+from dothi.ngsild.render import RenderOptions, render_instance, simple_value
+from dothi.ngsild.timeutil import format_iso, normalize_datetime
 
 EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 TIMERELS = ("before", "after", "between")
@@ -25,6 +25,8 @@ VALUES_KEY = {
     "LanguageProperty": "languageMaps", "ListProperty": "valueLists",
     "ListRelationship": "objectLists", "JsonProperty": "jsons", "VocabProperty": "vocabs",
 }
+# temporalValues give a LanguageProperty's whole map at each time.
+ALL_LANGUAGES = RenderOptions()
 _DURATION = re.compile(
     r"P(?:(?P<y>\d+)Y)?(?:(?P<mo>\d+)M)?(?:(?P<w>\d+)W)?(?:(?P<d>\d+)D)?"
     r"(?:T(?:(?P<h>\d+)H)?(?:(?P<mi>\d+)M)?(?:(?P<s>\d+(?:\.\d+)?)S)?)?"
@@ -38,8 +40,7 @@ def iso_to_ms(text: str) -> int:
 
 
 def ms_to_iso(ms: int) -> str:
-    dt = EPOCH + timedelta(milliseconds=ms)
-    return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ms % 1000:03d}Z"
+    return format_iso(EPOCH + timedelta(milliseconds=ms))
 
 
 def parse_duration_ms(text: str) -> int:
@@ -63,10 +64,8 @@ def parse_duration_ms(text: str) -> int:
 class TimeQuery:
     """What part of each attribute's history to return, and how."""
 
-    timerel: str | None = None
-    start: int | None = None  # ms, inclusive ("between", "after" is exclusive)
+    start: int | None = None  # ms, inclusive (timerel=after starts 1 ms after timeAt)
     end: int | None = None  # ms, exclusive
-    time_at: int | None = None
     timeproperty: str = "observedAt"
     last_n: int | None = None
     fmt: str = "normalized"  # normalized, temporalValues, aggregatedValues
@@ -74,7 +73,11 @@ class TimeQuery:
     aggr_period_ms: int | None = None
     attrs: frozenset[str] | None = None  # attribute IRIs
     sys_attrs: bool = False
-    render: RenderOptions = field(default_factory=RenderOptions)
+
+    @property
+    def render(self) -> RenderOptions:
+        """How each instance of the normalized representation is rendered."""
+        return RenderOptions(sys_attrs=self.sys_attrs)
 
 
 def parse_time_query(params: Mapping[str, Any], ctx: ActiveContext,
@@ -96,7 +99,6 @@ def parse_time_query(params: Mapping[str, Any], ctx: ActiveContext,
         if time_at is None:
             raise BadRequestData("timerel needs timeAt")
         at = iso_to_ms(normalize_datetime(time_at, "timeAt"))
-        tq.timerel, tq.time_at = timerel, at
         if timerel == "between":
             if end_at is None:
                 raise BadRequestData("timerel=between needs endTimeAt")
@@ -152,7 +154,6 @@ def parse_time_query(params: Mapping[str, Any], ctx: ActiveContext,
     attrs = params.get("attrs")
     if attrs:
         tq.attrs = frozenset(ctx.expand(a.strip()) for a in attrs.split(",") if a.strip())
-    tq.render = RenderOptions(sys_attrs=tq.sys_attrs, lang=None)
     return tq
 
 
@@ -189,27 +190,10 @@ def _values(instances: list[dict], ctx: ActiveContext, timeproperty: str) -> Any
             if ds is not None:
                 group["datasetId"] = ds
             groups[ds] = group
-        group[VALUES_KEY[atype]].append([_simple(inst, ctx), inst.get(timeproperty)])
+        group[VALUES_KEY[atype]].append([simple_value(inst, ctx, ALL_LANGUAGES),
+                                          inst.get(timeproperty)])
     found = list(groups.values())
     return found[0] if len(found) == 1 else found
-
-
-def _simple(inst: dict, ctx: ActiveContext) -> Any:
-    atype = inst["type"]
-    if atype == "Relationship":
-        return inst["object"]
-    if atype == "LanguageProperty":
-        return inst["languageMap"]
-    if atype == "ListProperty":
-        return inst["valueList"]
-    if atype == "ListRelationship":
-        return [i["object"] for i in inst["objectList"]]
-    if atype == "JsonProperty":
-        return inst["json"]
-    if atype == "VocabProperty":
-        v = inst["vocab"]
-        return [ctx.compact(x) for x in v] if isinstance(v, list) else ctx.compact(v)
-    return inst.get("value")
 
 
 def render_aggregated(

@@ -37,7 +37,12 @@ from dothi.store.base import (
     TemporalEntity,
     TypeStat,
 )
-from dothi.store.sqlite_filters import q_to_sql, register_sqlite_functions, scope_q_to_sql
+from dothi.store.sqlite_filters import (
+    q_to_sql,
+    register_sqlite_functions,
+    scope_q_to_sql,
+    type_expr_sql,
+)
 from dothi.store.sqlite_history import SCHEMA as HISTORY_SCHEMA
 from dothi.store.sqlite_history import History
 
@@ -443,7 +448,6 @@ class SQLiteStore:
             cur = self._writer.execute("DELETE FROM jsonld_contexts WHERE url=?", (url,))
         return cur.rowcount > 0
 
-
     # -- history (temporal API) ----------------------------------------------------------
 
     def temporal_add(self, tenant: str, eid: str, types: Sequence[str],
@@ -588,18 +592,9 @@ def _expand_stats(stats: Counter[Signature]) -> Counter[tuple[str, str, str]]:
 
 
 def _type_sql(expr: TypeExpr, tenant: str, key: str) -> tuple[str, list[Any]]:
-    if expr.op == "type":
-        return (
-            "EXISTS (SELECT 1 FROM entity_types x WHERE x.tenant = ? AND x.type = ?"
-            f" AND x.entity = {key})",
-            [tenant, expr.name],
-        )
-    parts = [_type_sql(c, tenant, key) for c in expr.children]
-    joiner = " OR " if expr.op == "or" else " AND "
-    return (
-        "(" + joiner.join(p[0] for p in parts) + ")",
-        [x for p in parts for x in p[1]],
-    )
+    return type_expr_sql(expr, lambda name: (
+        "EXISTS (SELECT 1 FROM entity_types x WHERE x.tenant = ? AND x.type = ?"
+        f" AND x.entity = {key})", [tenant, name]))
 
 
 def _register_geo(conn: sqlite3.Connection, geo: Any) -> None:

@@ -25,6 +25,7 @@ import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Any
 
 from dothi.errors import BadRequestData
 from dothi.ngsild.qlang import (
@@ -58,6 +59,7 @@ from dothi.ngsild.qlang import (
     ValueList,
     compile_pattern,
 )
+from dothi.ngsild.typeexpr import TypeExpr
 
 Fragment = tuple[str, list]
 
@@ -343,3 +345,18 @@ def _regexp(pattern: object, value: object) -> int | None:
 def register_sqlite_functions(conn: sqlite3.Connection) -> None:
     """Install ``regexp(pattern, value)`` (also behind ``value REGEXP pattern``)."""
     conn.create_function("regexp", 2, _regexp, deterministic=True)
+
+
+def type_expr_sql(
+    expr: TypeExpr, leaf: Callable[[str], tuple[str, list[Any]]]
+) -> tuple[str, list[Any]]:
+    """SQL for a type expression (``,``/``|`` or, ``;`` and); ``leaf`` gives the test for
+    one type name."""
+    if expr.op == "type":
+        return leaf(expr.name)
+    parts = [type_expr_sql(c, leaf) for c in expr.children]
+    joiner = " OR " if expr.op == "or" else " AND "
+    return (
+        "(" + joiner.join(p[0] for p in parts) + ")",
+        [x for p in parts for x in p[1]],
+    )

@@ -16,8 +16,8 @@ from typing import Any
 import orjson
 
 from dothi.ngsild.temporal import TimeQuery, iso_to_ms, ms_to_iso
-from dothi.ngsild.typeexpr import TypeExpr
 from dothi.store.base import Outcome, Selector
+from dothi.store.sqlite_filters import type_expr_sql
 
 SCHEMA = """
 CREATE TABLE temporal_entities (
@@ -205,7 +205,7 @@ class History:
             for sel in selectors:
                 conds: list[str] = []
                 if sel.types is not None:
-                    sql, p = _type_sql(sel.types)
+                    sql, p = type_expr_sql(sel.types, _has_type)
                     conds.append(sql)
                     params.extend(p)
                 if sel.ids:
@@ -299,6 +299,10 @@ class History:
         return first[2] or "Property", out
 
 
+def _has_type(name: str) -> tuple[str, list[Any]]:
+    return "EXISTS (SELECT 1 FROM json_each(types) WHERE value = ?)", [name]
+
+
 def _instance(row: tuple[Any, ...]) -> dict:
     iid, t, created, modified, doc = row
     inst = orjson.loads(doc)
@@ -328,12 +332,3 @@ def _ms(text: str | None, cache: dict[str, int]) -> int:
     return found
 
 
-def _type_sql(expr: TypeExpr) -> tuple[str, list[Any]]:
-    if expr.op == "type":
-        return "EXISTS (SELECT 1 FROM json_each(types) WHERE value = ?)", [expr.name]
-    parts = [_type_sql(c) for c in expr.children]
-    joiner = " OR " if expr.op == "or" else " AND "
-    return "(" + joiner.join(p[0] for p in parts) + ")", [x for p in parts for x in p[1]]
-
-
-__all__ = ["SCHEMA", "History", "instance_id", "parse_instance_id", "ms_to_iso"]

@@ -6,17 +6,17 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
+import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from starlette.exceptions import HTTPException
 
-import orjson
-
 from dothi import __version__
-from dothi.api import batch, contexts, entities, meta, temporal, types
+from dothi.api import batch, contexts, entities, meta, subscriptions, temporal, types
 from dothi.broker.broker import Broker
-from dothi.errors import DothiError, NGSI_ERRORS
+from dothi.broker.notifier import Notifier, NotifierSettings
+from dothi.errors import NGSI_ERRORS, DothiError
 from dothi.ngsild.context import ContextCache
 from dothi.settings import Settings
 from dothi.store.base import open_store
@@ -33,7 +33,9 @@ def build_broker(settings: Settings) -> Broker:
     cache = ContextCache(fetch=settings.context_fetch, timeout=settings.context_fetch_timeout)
     if settings.context_dir is not None:
         cache.preload_folder(settings.context_dir)
-    return Broker(open_store(settings.database_url, keep_history=settings.history), cache)
+    store = open_store(settings.database_url, keep_history=settings.history,
+                       lease_ms=int(settings.notification_lease * 1000))
+    return Broker(store, cache)
 
 
 def create_app(settings: Settings | None = None, broker: Broker | None = None) -> FastAPI:
@@ -44,7 +46,13 @@ def create_app(settings: Settings | None = None, broker: Broker | None = None) -
         owned = app.state.broker is None
         if owned:
             app.state.broker = build_broker(settings)
+        notifier = Notifier(app.state.broker.subscriptions, app.state.broker.store,
+                            NotifierSettings(timeout=settings.notification_timeout,
+                                             retries=settings.notification_retries,
+                                             lease=settings.notification_lease))
+        await notifier.start()
         yield
+        await notifier.stop()
         if owned:
             app.state.broker.store.close()
             app.state.broker = None
@@ -78,7 +86,7 @@ def create_app(settings: Settings | None = None, broker: Broker | None = None) -
         return problem_response(status, kinds.get(status, "InvalidRequest"), str(exc.detail),
                                 f"{request.method} {request.url.path}: {exc.detail}")
 
-    for module in (entities, batch, temporal, types, contexts, meta):
+    for module in (entities, batch, subscriptions, temporal, types, contexts, meta):
         app.include_router(module.router)
     _offline_docs(app)
     return app

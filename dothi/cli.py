@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import typer
 from rich.console import Console
@@ -16,14 +16,16 @@ app = typer.Typer(help="dothi: open smart-city platform (NGSI-LD broker and serv
                   no_args_is_help=True)
 contexts_app = typer.Typer(help="Manage the @context cache", no_args_is_help=True)
 db_app = typer.Typer(help="Database schema", no_args_is_help=True)
+history_app = typer.Typer(help="Attribute history (temporal API)", no_args_is_help=True)
 app.add_typer(contexts_app, name="contexts")
 app.add_typer(db_app, name="db")
+app.add_typer(history_app, name="history")
 console = Console(stderr=True)
 
 DbOption = typer.Option(None, "--db", help="Database URL or SQLite file path (DOTHI_DATABASE_URL)")
 
 
-def _settings(db: Optional[str], **extra: Any) -> Settings:
+def _settings(db: str | None, **extra: Any) -> Settings:
     values: dict[str, Any] = {k: v for k, v in extra.items() if v is not None}
     if db is not None:
         values["database_url"] = db if "://" in db else f"sqlite:///{db}"
@@ -32,10 +34,10 @@ def _settings(db: Optional[str], **extra: Any) -> Settings:
 
 @app.command()
 def serve(
-    db: Optional[str] = DbOption,
-    host: Optional[str] = typer.Option(None, help="Bind address (DOTHI_HOST, default 127.0.0.1)"),
-    port: Optional[int] = typer.Option(None, help="Port, 0 for any free one (DOTHI_PORT, 1026)"),
-    workers: Optional[int] = typer.Option(
+    db: str | None = DbOption,
+    host: str | None = typer.Option(None, help="Bind address (DOTHI_HOST, default 127.0.0.1)"),
+    port: int | None = typer.Option(None, help="Port, 0 for any free one (DOTHI_PORT, 1026)"),
+    workers: int | None = typer.Option(
         None, min=1, help="Worker processes sharing the database (DOTHI_WORKERS, default 1)"),
 ) -> None:
     """Serve the NGSI-LD API and the landing page."""
@@ -80,7 +82,7 @@ def _read_entities(path: Path) -> list[Any]:
 def load(
     files: list[Path] = typer.Argument(..., exists=True, dir_okay=False,
                                        help="NGSI-LD JSON / JSON-LD files (arrays or objects)"),
-    db: Optional[str] = DbOption,
+    db: str | None = DbOption,
     tenant: str = typer.Option("urn:ngsi-ld:tenant:default", help="NGSILD-Tenant"),
     batch: int = typer.Option(1000, min=1, help="Entities per transaction"),
 ) -> None:
@@ -118,9 +120,9 @@ def load(
 
 @app.command()
 def demo(
-    db: Optional[str] = DbOption,
+    db: str | None = DbOption,
     serve_after: bool = typer.Option(True, "--serve/--no-serve", help="Serve after loading"),
-    port: Optional[int] = typer.Option(None, help="Port for serving (default 1026)"),
+    port: int | None = typer.Option(None, help="Port for serving (default 1026)"),
 ) -> None:
     """Load the Đà Nẵng demo city, then serve it."""
     import tempfile
@@ -139,7 +141,7 @@ def demo(
 def contexts_add(
     url: str = typer.Argument(..., help="The URL clients will use for this @context"),
     file: Path = typer.Argument(..., exists=True, dir_okay=False, help="The JSON-LD document"),
-    db: Optional[str] = DbOption,
+    db: str | None = DbOption,
 ) -> None:
     """Preload an @context so the broker never has to fetch it."""
     from dothi.app import build_broker
@@ -161,7 +163,7 @@ def contexts_add(
 
 
 @contexts_app.command("list")
-def contexts_list(db: Optional[str] = DbOption) -> None:
+def contexts_list(db: str | None = DbOption) -> None:
     """List the @contexts stored in the database."""
     from dothi.store.base import open_store
 
@@ -172,13 +174,96 @@ def contexts_list(db: Optional[str] = DbOption) -> None:
 
 
 @db_app.command("upgrade")
-def db_upgrade(db: Optional[str] = DbOption) -> None:
+def db_upgrade(db: str | None = DbOption) -> None:
     """Create or migrate the database schema."""
     from dothi.store.base import open_store
 
     settings = _settings(db)
     open_store(settings.database_url).close()
     console.print(f"Schema up to date: {settings.database_url}")
+
+
+@history_app.command("prune")
+def history_prune(
+    db: str | None = DbOption,
+    older_than: str | None = typer.Option(
+        None, help="Delete instances older than this ISO 8601 duration, e.g. P90D "
+        "(DOTHI_HISTORY_RETENTION, default: keep everything)"),
+    downsample_after: str | None = typer.Option(
+        None, help="Downsample instances older than this, e.g. P7D "
+        "(DOTHI_HISTORY_DOWNSAMPLE_AFTER)"),
+    period: str | None = typer.Option(
+        None, help="One instance per period when downsampling "
+        "(DOTHI_HISTORY_DOWNSAMPLE_PERIOD, default PT1H)"),
+) -> None:
+    """Apply the history retention policy: delete old instances, average older ones."""
+    import time
+
+    from dothi.store.base import open_store
+
+    settings = _settings(db, history_retention=older_than,
+                         history_downsample_after=downsample_after,
+                         history_downsample_period=period)
+    try:
+        retention, after, period_ms = _retention_policy(settings)
+        if period is not None and after is None:
+            raise ValueError("--period needs --downsample-after (DOTHI_HISTORY_DOWNSAMPLE_AFTER)")
+    except ValueError as exc:
+        console.print(f"Cannot prune: {exc}", style="red", markup=False, soft_wrap=True)
+        raise typer.Exit(2) from None
+    now = time.time_ns() // 1_000_000
+    store = open_store(settings.database_url)
+    try:
+        with Progress(
+            TextColumn("[bold]Pruning"), BarColumn(), MofNCompleteColumn(),
+            TimeRemainingColumn(), console=console,
+        ) as progress:
+            task = progress.add_task("prune", total=None)
+            deleted, written = store.prune_history(
+                None if retention is None else now - retention,
+                None if after is None else now - after, None if after is None else period_ms,
+                lambda done, total: progress.update(task, completed=done, total=total))
+    finally:
+        store.close()
+    policy = []
+    if retention is not None:
+        policy.append(f"deleted older than {settings.history_retention}")
+    if after is not None:
+        policy.append(f"one per {settings.history_downsample_period} older than "
+                      f"{settings.history_downsample_after}")
+    console.print(f"Deleted {deleted} instances, wrote {written} period averages "
+                  f"({'; '.join(policy)}).", markup=False, soft_wrap=True)
+
+
+def _retention_policy(settings: Settings) -> tuple[int | None, int | None, int]:
+    """(retention, downsample after, period) in ms from the settings; ValueError says
+    which one is wrong."""
+    from dothi.errors import BadRequestData
+    from dothi.ngsild.temporal import parse_duration_ms
+
+    def ms(text: str, name: str) -> int:
+        try:
+            return parse_duration_ms(text)
+        except BadRequestData:
+            raise ValueError(
+                f"{name} must be an ISO 8601 duration in weeks, days, hours, minutes or "
+                f"seconds, longer than zero (e.g. P90D, PT1H), not {text!r}") from None
+
+    retention = after = None
+    if settings.history_retention:
+        retention = ms(settings.history_retention, "--older-than (DOTHI_HISTORY_RETENTION)")
+    if settings.history_downsample_after:
+        after = ms(settings.history_downsample_after,
+                   "--downsample-after (DOTHI_HISTORY_DOWNSAMPLE_AFTER)")
+    period = ms(settings.history_downsample_period,
+                "--period (DOTHI_HISTORY_DOWNSAMPLE_PERIOD)")
+    if retention is None and after is None:
+        raise ValueError("no policy: give --older-than or --downsample-after, or set "
+                         "DOTHI_HISTORY_RETENTION or DOTHI_HISTORY_DOWNSAMPLE_AFTER")
+    if retention is not None and after is not None and after >= retention:
+        raise ValueError("--downsample-after must be shorter than --older-than: instances "
+                         "older than both are deleted, not downsampled")
+    return retention, after, period
 
 
 if __name__ == "__main__":

@@ -27,3 +27,16 @@ class Settings(BaseSettings):
     history: bool = True
     # Instances per attribute in one temporal response before it is truncated (206).
     temporal_max_instances: int = 1000
+    # Retention policy that `dothi history prune` applies, as ISO 8601 durations before now
+    # (weeks, days, hours, minutes, seconds): instances older than history_retention are
+    # deleted (None keeps everything); those older than history_downsample_after become one
+    # per history_downsample_period (numbers averaged, other values the period's last).
+    history_retention: str | None = None
+    history_downsample_after: str | None = None
+    history_downsample_period: str = "PT1H"
+    # Notifications: seconds per delivery attempt (unless the endpoint says), attempts
+    # before one is given up, and how long another worker waits before taking over the
+    # pending notifications of a worker that stopped without releasing them.
+    notification_timeout: float = 10.0
+    notification_retries: int = 10
+    notification_lease: float = 30.0

@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from dothi.broker.subscriptions import Subscriptions
+from dothi.broker.temporal import Temporal
 from dothi.errors import (
     AlreadyExists,
     BadRequestData,
@@ -19,14 +21,13 @@ from dothi.errors import (
 from dothi.ngsild import merge
 from dothi.ngsild.context import ActiveContext, CachedContext, ContextCache, ContextResolver
 from dothi.ngsild.entity import (
+    check_scope,
     expand_attribute,
     expand_attributes,
     expand_entity,
     expand_types,
-    check_scope,
     is_uri,
 )
-from dothi.broker.temporal import Temporal
 from dothi.ngsild.timeutil import now_iso
 from dothi.store.base import DEFAULT_TENANT, UNCHANGED, EntityQuery, Outcome, Store, TypeStat
 
@@ -44,6 +45,7 @@ class Broker:
         self.cache = cache
         self.resolver = ContextResolver(cache)
         self.temporal = Temporal(store)
+        self.subscriptions = Subscriptions(store, self.resolver)
         for url, doc, kind, created in store.contexts():
             cache.add(url, doc, kind=kind, created_at=created)
         cache.loader = self._stored_context
@@ -61,8 +63,13 @@ class Broker:
         if tenant != DEFAULT_TENANT and not self.store.tenant_exists(tenant):
             raise NonexistentTenant(f"Tenant {tenant} does not exist")
 
+    def _apply(self, tenant: str, changes: list[tuple[str, Any]]) -> list[Outcome]:
+        outcomes = self.store.apply(tenant, changes)
+        self.subscriptions.committed()
+        return outcomes
+
     def _single(self, tenant: str, eid: str, fn: Any) -> Outcome:
-        outcome = self.store.apply(tenant, [(eid, fn)])[0]
+        outcome = self._apply(tenant, [(eid, fn)])[0]
         if outcome.error is not None:
             raise outcome.error
         return outcome
@@ -237,7 +244,7 @@ class Broker:
                     item if isinstance(item, str) else None)
                 result.errors.append((eid, exc))
         if plan:
-            for outcome in self.store.apply(tenant, plan):
+            for outcome in self._apply(tenant, plan):
                 if outcome.error is not None:
                     assert isinstance(outcome.error, DothiError)
                     result.errors.append((outcome.id, outcome.error))

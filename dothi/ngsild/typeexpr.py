@@ -18,6 +18,14 @@ class TypeExpr:
     name: str = ""
     children: tuple[TypeExpr, ...] = ()
 
+    def matches(self, types: set[str]) -> bool:
+        """Whether an entity of these (expanded) types is selected."""
+        if self.op == "type":
+            return self.name in types
+        if self.op == "or":
+            return any(c.matches(types) for c in self.children)
+        return all(c.matches(types) for c in self.children)
+
     def names(self) -> list[str]:
         if self.op == "type":
             return [self.name]

@@ -80,7 +80,53 @@ class TemporalEntity:
     truncated: bool = False
 
 
+@dataclass
+class SubscriptionStats:
+    """Delivery counters of a subscription (or, in ``settle``, what to add to them)."""
+
+    times_sent: int = 0
+    times_failed: int = 0
+    last_notification: str | None = None
+    last_success: str | None = None
+    last_failure: str | None = None
+
+
+@dataclass
+class SubscriptionRecord:
+    tenant: str
+    id: str
+    doc: dict
+    stats: SubscriptionStats = field(default_factory=SubscriptionStats)
+
+
+@dataclass(frozen=True)
+class Notice:
+    """A notification to send, written to the outbox with the change that caused it."""
+
+    subscription: str
+    reason: str
+    payload: bytes
+
+
+@dataclass(frozen=True)
+class PendingNotice:
+    nid: int
+    tenant: str
+    subscription: str
+    reason: str
+    attempts: int
+    payload: bytes
+
+
+# Called inside the write transaction with the outcomes of one ``apply``; what it returns
+# is stored in the notification outbox by the same transaction.
+ChangeHook = Callable[[str, Sequence[Outcome]], Sequence[Notice]]
+
+
 class Store(Protocol):
+    # Set by the broker: turns committed changes into notifications.
+    change_hook: ChangeHook | None
+
     def tenant_exists(self, tenant: str) -> bool: ...
 
     def tenants(self) -> list[str]: ...
@@ -119,16 +165,60 @@ class Store(Protocol):
     def temporal_change_instance(self, tenant: str, eid: str, iri: str, iid: int,
                                  change: Callable[[dict], dict | None]) -> bool: ...
 
+    def prune_history(
+        self, before_ms: int | None, downsample_before_ms: int | None, period_ms: int | None,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> tuple[int, int]: ...
+
+    # -- subscriptions and their outbox --------------------------------------------------
+
+    def subscription_create(self, tenant: str, sid: str, doc: dict,
+                            next_due: int | None) -> bool: ...
+
+    def subscription_get(self, tenant: str, sid: str) -> SubscriptionRecord | None: ...
+
+    def subscription_page(self, tenant: str, limit: int,
+                          offset: int) -> tuple[list[SubscriptionRecord], int]: ...
+
+    def subscription_change(
+        self, tenant: str, sid: str,
+        change: Callable[[dict], tuple[dict, int | None]],
+    ) -> SubscriptionRecord | None: ...
+
+    def subscription_delete(self, tenant: str, sid: str) -> bool: ...
+
+    def subscriptions_version(self) -> int: ...
+
+    def subscriptions_all(self) -> list[SubscriptionRecord]: ...
+
+    def outbox_add(self, tenant: str, notices: Sequence[Notice]) -> None: ...
+
+    def outbox_pending(self, now_ms: int, limit: int) -> list[PendingNotice]: ...
+
+    def outbox_next_due(self) -> int | None: ...
+
+    def outbox_claim(self, now_ms: int) -> int: ...
+
+    def outbox_release(self) -> None: ...
+
+    def outbox_settle(self, done: Sequence[int], retry: Sequence[tuple[int, int, int]],
+                      stats: Sequence[tuple[str, str, SubscriptionStats]]) -> None: ...
+
+    def periodic_due(self, now_ms: int) -> list[tuple[str, str, int]]: ...
+
+    def periodic_claim(self, tenant: str, sid: str, expected: int, following: int) -> bool: ...
+
     def close(self) -> None: ...
 
 
-def open_store(url: str, *, keep_history: bool = True) -> Store:
+def open_store(url: str, *, keep_history: bool = True, lease_ms: int = 30_000) -> Store:
     """The backend a database URL names; ``keep_history`` keeps every attribute instance
-    written for the temporal API."""
+    written for the temporal API; ``lease_ms`` is how long pending notifications of a
+    process that stopped without a word wait before another process takes them over."""
     if url.startswith("sqlite:"):
         from dothi.store.sqlite import SQLiteStore
 
-        return SQLiteStore.from_url(url, keep_history=keep_history)
+        return SQLiteStore.from_url(url, keep_history=keep_history, lease_ms=lease_ms)
     if url.startswith(("postgresql:", "postgres:")):
         raise ValueError("This dothi build has only the embedded SQLite backend (sqlite:///path.db)")
     raise ValueError(f"Unknown database URL {url!r}: use sqlite:///path.db")

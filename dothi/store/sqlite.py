@@ -13,6 +13,8 @@ import fcntl
 import json
 import sqlite3
 import threading
+import time
+import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -25,15 +27,21 @@ import orjson
 from dothi.errors import BadRequestData, DothiError, InternalError
 from dothi.ngsild.entity import deflate, inflate
 from dothi.ngsild.geo import geometry_bbox
-from dothi.ngsild.typeexpr import TypeExpr
-from dothi.ngsild.timeutil import now_iso
 from dothi.ngsild.temporal import TimeQuery
+from dothi.ngsild.timeutil import now_iso
+from dothi.ngsild.typeexpr import TypeExpr
+from dothi.store import sqlite_subscriptions as subs
 from dothi.store.base import (
     UNCHANGED,
     ChangeFn,
+    ChangeHook,
     EntityQuery,
+    Notice,
     Outcome,
+    PendingNotice,
     Selector,
+    SubscriptionRecord,
+    SubscriptionStats,
     TemporalEntity,
     TypeStat,
 )
@@ -44,7 +52,7 @@ from dothi.store.sqlite_filters import (
     type_expr_sql,
 )
 from dothi.store.sqlite_history import SCHEMA as HISTORY_SCHEMA
-from dothi.store.sqlite_history import History
+from dothi.store.sqlite_history import History, PruneState, Retention
 
 MIGRATIONS: list[tuple[str, str]] = [
     (
@@ -78,6 +86,7 @@ MIGRATIONS: list[tuple[str, str]] = [
         """,
     ),
     ("0002_history", HISTORY_SCHEMA),
+    ("0003_subscriptions", subs.SCHEMA),
 ]
 
 
@@ -111,8 +120,14 @@ def _connect(path: str, cache_kib: int) -> sqlite3.Connection:
 
 
 class SQLiteStore:
-    def __init__(self, path: str | Path, *, keep_history: bool = True) -> None:
+    def __init__(self, path: str | Path, *, keep_history: bool = True,
+                 lease_ms: int = 30_000) -> None:
         self.path = str(path)
+        self.change_hook: ChangeHook | None = None
+        # This process's name on the outbox rows it delivers, and how long another
+        # process waits before taking them over should this one stop without a word.
+        self.owner = uuid.uuid4().hex
+        self.lease_ms = lease_ms
         # Every attribute instance written is kept for the temporal API.
         self.keep_history = keep_history
         self.history = History()
@@ -128,11 +143,12 @@ class SQLiteStore:
         self._readers_lock = threading.Lock()
 
     @classmethod
-    def from_url(cls, url: str, *, keep_history: bool = True) -> SQLiteStore:
+    def from_url(cls, url: str, *, keep_history: bool = True,
+                 lease_ms: int = 30_000) -> SQLiteStore:
         """``sqlite:///relative.db`` or ``sqlite:////absolute/path.db`` (SQLAlchemy's form)."""
         path = url.removeprefix("sqlite:").removeprefix("//")
         return cls(path[1:] if path.startswith("/") else path or "dothi.db",
-                   keep_history=keep_history)
+                   keep_history=keep_history, lease_ms=lease_ms)
 
     def _max(self, sql: str) -> int:
         value = self._writer.execute(sql).fetchone()[0]
@@ -193,6 +209,10 @@ class SQLiteStore:
             outcomes = self._apply(conn, tenant, changes)
             if self.keep_history:
                 self.history.record(conn, tenant, outcomes)
+            if self.change_hook is not None:
+                notices = self.change_hook(tenant, outcomes)
+                if notices:
+                    subs.enqueue(conn, tenant, notices, self.owner, _now_ms(), self.lease_ms)
         return outcomes
 
     def _apply(
@@ -525,8 +545,111 @@ class SQLiteStore:
                 self.history.replace_instance(conn, found[0], iri, iid, new)
             return True
 
+    # Rows one write transaction of a prune touches at most: other writers wait for
+    # milliseconds between chunks, not for the whole prune.
+    prune_chunk_rows = 5000
+
+    def prune_history(
+        self, before_ms: int | None, downsample_before_ms: int | None, period_ms: int | None,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> tuple[int, int]:
+        """Apply a retention policy to the history of every tenant (see ``Retention``;
+        ``downsample_before_ms`` is rounded down to a period boundary), one chunk per
+        transaction, calling ``progress(entities done, entities)`` after each:
+        (instances deleted, instances rewritten as period averages)."""
+        downsample_before = None
+        if downsample_before_ms is not None and period_ms is not None and period_ms > 0:
+            downsample_before = downsample_before_ms // period_ms * period_ms
+        elif downsample_before_ms is not None or period_ms is not None:
+            raise ValueError("Downsampling needs a cutoff and a period longer than zero")
+        rule = Retention(before_ms, downsample_before, period_ms)
+        state = PruneState([r[0] for r in self._reader().execute(
+            "SELECT tid FROM temporal_entities ORDER BY tid")])
+        while state.done < len(state.tids):
+            with self._transaction() as conn:
+                self.history.prune_chunk(conn, state, rule, self.prune_chunk_rows)
+            if progress is not None:
+                progress(state.done, len(state.tids))
+        return state.deleted, state.written
+
+
+    # -- subscriptions and their outbox --------------------------------------------------
+
+    def subscription_create(self, tenant: str, sid: str, doc: dict,
+                            next_due: int | None) -> bool:
+        with self._transaction() as conn:
+            created = subs.insert(conn, tenant, sid, doc, next_due)
+            if created:
+                conn.execute("INSERT OR IGNORE INTO tenants VALUES (?, ?)", (tenant, now_iso()))
+            return created
+
+    def subscription_get(self, tenant: str, sid: str) -> SubscriptionRecord | None:
+        return subs.get(self._reader(), tenant, sid)
+
+    def subscription_page(self, tenant: str, limit: int,
+                          offset: int) -> tuple[list[SubscriptionRecord], int]:
+        return subs.page(self._reader(), tenant, limit, offset)
+
+    def subscription_change(
+        self, tenant: str, sid: str, change: Callable[[dict], tuple[dict, int | None]],
+    ) -> SubscriptionRecord | None:
+        """Read-modify-write one subscription; ``change`` gives (new doc, next periodic
+        run) or raises. None if there is no such subscription."""
+        with self._transaction() as conn:
+            found = subs.get(conn, tenant, sid)
+            if found is None:
+                return None
+            doc, next_due = change(found.doc)
+            subs.replace(conn, tenant, sid, doc, next_due)
+            found.doc = doc
+            return found
+
+    def subscription_delete(self, tenant: str, sid: str) -> bool:
+        with self._transaction() as conn:
+            return subs.delete(conn, tenant, sid)
+
+    def subscriptions_version(self) -> int:
+        return subs.version(self._reader())
+
+    def subscriptions_all(self) -> list[SubscriptionRecord]:
+        return subs.everything(self._reader())
+
+    def outbox_add(self, tenant: str, notices: Sequence[Notice]) -> None:
+        with self._transaction() as conn:
+            subs.enqueue(conn, tenant, notices, self.owner, _now_ms(), self.lease_ms)
+
+    def outbox_pending(self, now_ms: int, limit: int) -> list[PendingNotice]:
+        return subs.pending(self._reader(), self.owner, now_ms, limit)
+
+    def outbox_next_due(self) -> int | None:
+        return subs.next_due(self._reader(), self.owner)
+
+    def outbox_claim(self, now_ms: int) -> int:
+        with self._transaction() as conn:
+            return subs.claim(conn, self.owner, now_ms, self.lease_ms)
+
+    def outbox_release(self) -> None:
+        with self._transaction() as conn:
+            subs.release(conn, self.owner)
+
+    def outbox_settle(self, done: Sequence[int], retry: Sequence[tuple[int, int, int]],
+                      stats: Sequence[tuple[str, str, SubscriptionStats]]) -> None:
+        with self._transaction() as conn:
+            subs.settle(conn, done, retry, stats)
+
+    def periodic_due(self, now_ms: int) -> list[tuple[str, str, int]]:
+        return subs.periodic_due(self._reader(), now_ms)
+
+    def periodic_claim(self, tenant: str, sid: str, expected: int, following: int) -> bool:
+        with self._transaction() as conn:
+            return subs.periodic_claim(conn, tenant, sid, expected, following)
+
 
 GEO_SLOTS = 64
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
 
 
 def _geo_instances(doc: dict) -> list[tuple[int, str, dict]]:

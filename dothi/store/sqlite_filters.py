@@ -22,12 +22,16 @@ from __future__ import annotations
 
 import re
 import sqlite3
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
+import orjson
+
 from dothi.errors import BadRequestData
+from dothi.ngsild.entity import deflate
 from dothi.ngsild.qlang import (
     BOOLEAN,
     DATE,
@@ -360,3 +364,31 @@ def type_expr_sql(
         "(" + joiner.join(p[0] for p in parts) + ")",
         [x for p in parts for x in p[1]],
     )
+
+
+class DocFilter:
+    """q and scopeQ decided on one document by the very SQL that queries the store, so a
+    subscription matches exactly what a query with the same q would return."""
+
+    def __init__(self) -> None:
+        self._conn = sqlite3.connect(":memory:", check_same_thread=False)
+        register_sqlite_functions(self._conn)
+        self._lock = threading.Lock()
+
+    def compile(self, q: QExpr | None, scope_q: ScopeExpr | None,
+                expand: Callable[[str], str]) -> Callable[[dict], bool]:
+        parts: list[Fragment] = []
+        if q is not None:
+            parts.append(q_to_sql(q, expand, "e.doc"))
+        if scope_q is not None:
+            parts.append(scope_q_to_sql(scope_q, "e.doc"))
+        clauses = [f"({sql})" for sql, _ in parts]
+        params = [p for _, ps in parts for p in ps]
+        statement = f"SELECT 1 FROM (SELECT ? AS doc) AS e WHERE {' AND '.join(clauses) or '1'}"
+
+        def matches(doc: dict) -> bool:
+            text = orjson.dumps(deflate(doc))
+            with self._lock:
+                return self._conn.execute(statement, (text, *params)).fetchone() is not None
+
+        return matches

@@ -5,16 +5,21 @@ An entity's history lives under a ``tid`` of its own (``temporal_entities``), so
 outlives the entity and a deleted entity's history can still be read or removed. Times
 are integer milliseconds; ``t`` is when the instance was observed, or written when it
 carries no ``observedAt``, and is what ``timeproperty=observedAt`` selects on.
+
+A retention policy (``dothi history prune``) deletes old instances and downsamples older
+ones, a bounded chunk of rows per write transaction.
 """
 
 from __future__ import annotations
 
 import sqlite3
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
 
+from dothi.ngsild.context import DEFAULT_VOCAB
 from dothi.ngsild.temporal import TimeQuery, iso_to_ms, ms_to_iso
 from dothi.store.base import Outcome, Selector
 from dothi.store.sqlite_filters import type_expr_sql
@@ -36,6 +41,11 @@ CREATE INDEX attr_instances_t ON attr_instances (tid, aid, t);
 INSTANCE_PREFIX = "urn:ngsi-ld:attribute-instance:"
 _TIME_COLUMN = {"observedAt": "t", "createdAt": "created", "modifiedAt": "modified"}
 _NOT_IN_DOC = ("createdAt", "modifiedAt", "instanceId")
+# The sub-property that marks a period average and says how many instances it stands for,
+# so that a later prune finding late instances in that period weights the average right.
+DOWNSAMPLED = DEFAULT_VOCAB + "downsampledFrom"
+_DOWNSAMPLED_PATH = f'$."{DOWNSAMPLED}".value'
+_EARLIEST = -(2**63)  # no instance time is smaller (SQLite's smallest integer)
 
 
 def instance_id(iid: int) -> str:
@@ -46,6 +56,32 @@ def parse_instance_id(text: str) -> int | None:
     if not text.startswith(INSTANCE_PREFIX) or not text[len(INSTANCE_PREFIX):].isdigit():
         return None
     return int(text[len(INSTANCE_PREFIX):])
+
+
+@dataclass(frozen=True)
+class Retention:
+    """What a prune keeps, in instance times (ms): instances before ``before`` are deleted;
+    before ``downsample_before`` (a multiple of ``period``), each attribute, datasetId and
+    period keeps one numeric instance, the average, and its last non-numeric one. Periods
+    start at multiples of ``period`` from the epoch, so every prune cuts on the same
+    boundaries and finds the periods it reduced before already reduced."""
+
+    before: int | None
+    downsample_before: int | None
+    period: int | None
+
+
+@dataclass
+class PruneState:
+    """How far a prune has got, carried from one write transaction to the next."""
+
+    tids: list[int]
+    done: int = 0  # entities finished
+    aid: int = 0  # attributes of tids[done] below this one are finished
+    since: int = _EARLIEST  # where that attribute's downsampling resumes
+    emptied: bool = False  # tids[done] lost old instances, so it may now be empty
+    deleted: int = 0
+    written: int = 0
 
 
 class History:
@@ -191,6 +227,109 @@ class History:
 
     def delete_instance(self, conn: sqlite3.Connection, iid: int) -> None:
         conn.execute("DELETE FROM attr_instances WHERE iid=?", (iid,))
+
+    # -- retention -----------------------------------------------------------------------
+
+    def prune_chunk(self, conn: sqlite3.Connection, state: PruneState, rule: Retention,
+                    budget: int) -> None:
+        """Apply ``rule`` from where ``state`` stands until about ``budget`` rows were
+        touched, so that one write transaction stays short."""
+        while budget > 0 and state.done < len(state.tids):
+            tid = state.tids[state.done]
+            for aid in self.attribute_ids(conn, tid, None):
+                if aid < state.aid:
+                    continue
+                # Each call finishes the attribute or moves it on (rows deleted, a period
+                # read), so every chunk gets somewhere, however small the budget.
+                used, finished = self._prune_attribute(conn, tid, aid, rule, state, budget)
+                budget -= used + 1  # the attribute's index probes count as a row
+                if finished:
+                    state.aid, state.since = aid + 1, _EARLIEST
+                if not finished or budget <= 0:
+                    return
+            budget -= 1
+            if state.emptied:
+                # Kept while its entity exists; a deleted entity whose history has all
+                # expired would otherwise leave an empty temporal entity forever.
+                conn.execute(
+                    "DELETE FROM temporal_entities WHERE tid=? AND NOT EXISTS "
+                    "(SELECT 1 FROM attr_instances WHERE tid=temporal_entities.tid) "
+                    "AND NOT EXISTS (SELECT 1 FROM entities e WHERE e.tenant="
+                    "temporal_entities.tenant AND e.id=temporal_entities.id)", (tid,))
+            state.done, state.aid, state.emptied = state.done + 1, 0, False
+
+    def _prune_attribute(self, conn: sqlite3.Connection, tid: int, aid: int, rule: Retention,
+                         state: PruneState, budget: int) -> tuple[int, bool]:
+        """(rows touched, whether the attribute is finished)."""
+        used = 0
+        if rule.before is not None:
+            used = conn.execute(
+                "DELETE FROM attr_instances WHERE iid IN (SELECT iid FROM attr_instances "
+                "WHERE tid=? AND aid=? AND t<? LIMIT ?)", (tid, aid, rule.before, budget)).rowcount
+            state.deleted += used
+            state.emptied = state.emptied or used > 0
+            if used == budget:
+                return used, False
+        if rule.downsample_before is None:
+            return used, True
+        read, finished = self._downsample(conn, tid, aid, rule, state, budget - used)
+        return used + read, finished
+
+    def _downsample(self, conn: sqlite3.Connection, tid: int, aid: int, rule: Retention,
+                    state: PruneState, budget: int) -> tuple[int, bool]:
+        """Whole periods from ``state.since`` on, about ``budget`` rows of them:
+        (rows read, whether the attribute is finished)."""
+        assert rule.downsample_before is not None and rule.period is not None
+        period = rule.period
+        # The last column is the instance's weight in an average: its DOWNSAMPLED count.
+        sql = ("SELECT iid, dataset, t, created, modified, num, doc, "
+               "max(1, CAST(coalesce(json_extract(doc, ?), 1) AS INTEGER)) "
+               "FROM attr_instances WHERE tid=? AND aid=? AND t>=? AND t<? ORDER BY t, iid")
+        rows = conn.execute(f"{sql} LIMIT ?", (_DOWNSAMPLED_PATH, tid, aid, state.since,
+                                               rule.downsample_before, budget + 1)).fetchall()
+        finished = len(rows) <= budget
+        if not finished:
+            # The last period read may go on past the limit: it waits for the next chunk,
+            # unless it is the only one read, then it is read whole.
+            last = rows[-1][2] // period * period
+            if rows[0][2] >= last:
+                state.since = last + period
+                rows = conn.execute(sql, (_DOWNSAMPLED_PATH, tid, aid, last,
+                                          state.since)).fetchall()
+            else:
+                state.since = last
+                rows = [r for r in rows if r[2] < last]
+        periods: dict[tuple[str | None, int], list[tuple[Any, ...]]] = {}
+        for row in rows:
+            periods.setdefault((row[1], row[2] // period * period), []).append(row)
+        for (_, start), group in periods.items():
+            self._merge_period(conn, start, group, state)
+        return len(rows), finished
+
+    @staticmethod
+    def _merge_period(conn: sqlite3.Connection, start: int, rows: list[tuple[Any, ...]],
+                      state: PruneState) -> None:
+        """One period of one attribute and datasetId, rows in time order. The last numeric
+        instance becomes the average (so it keeps its instanceId, unitCode and other
+        sub-attributes); the last non-numeric one stays as it is."""
+        numeric = [r for r in rows if r[5] is not None]
+        drop = [r[0] for r in rows if r[5] is None][:-1]
+        if len(numeric) > 1:
+            weight = sum(r[7] for r in numeric)
+            avg = sum(r[5] * r[7] for r in numeric) / weight
+            keep = numeric[-1]
+            doc = orjson.loads(keep[6])
+            doc.update({"value": avg, "observedAt": ms_to_iso(start),
+                        DOWNSAMPLED: {"type": "Property", "value": weight}})
+            # createdAt/modifiedAt span the merged instances: a prune is no new change.
+            conn.execute(
+                "UPDATE attr_instances SET t=?, created=?, modified=?, num=?, doc=? WHERE iid=?",
+                (start, min(r[3] for r in numeric), max(r[4] for r in numeric), avg,
+                 orjson.dumps(doc), keep[0]))
+            state.written += 1
+            drop.extend(r[0] for r in numeric[:-1])
+        conn.executemany("DELETE FROM attr_instances WHERE iid=?", [(iid,) for iid in drop])
+        state.deleted += len(drop)
 
     # -- reading -------------------------------------------------------------------------
 

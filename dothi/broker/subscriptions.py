@@ -1,0 +1,258 @@
+"""Subscription operations and matching (clauses 5.8, 5.11): the CRUD the API calls, and
+the hook that turns each committed entity change into notifications in the outbox.
+
+Every process keeps the subscriptions of the whole database compiled in memory, indexed
+by entity id and type, and reloads them when the store's subscription version moves (a
+subscription written by another worker).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from urllib.parse import unquote
+
+import orjson
+
+from dothi.errors import AlreadyExists, BadRequestData, DothiError, ResourceNotFound
+from dothi.ngsild import subscription as model
+from dothi.ngsild.context import ActiveContext, ContextResolver
+from dothi.ngsild.entity import is_uri
+from dothi.ngsild.qlang import parse_q, parse_scope_q
+from dothi.ngsild.timeutil import now_iso
+from dothi.store.base import (
+    EntityQuery,
+    Notice,
+    Outcome,
+    Selector,
+    Store,
+    SubscriptionRecord,
+)
+from dothi.store.sqlite_filters import DocFilter
+
+# Entities one periodic (timeInterval) notification carries at most.
+PERIODIC_MAX_ENTITIES = 1000
+
+
+@dataclass
+class _TenantIndex:
+    by_id: dict[str, list[model.Compiled]] = field(default_factory=dict)
+    by_type: dict[str, list[model.Compiled]] = field(default_factory=dict)
+    rest: list[model.Compiled] = field(default_factory=list)
+
+    def add(self, sub: model.Compiled) -> None:
+        sels = sub.selectors
+        if sels and all(s.id is not None and s.pattern is None for s in sels):
+            for s in sels:
+                self.by_id.setdefault(s.id or "", []).append(sub)
+        elif sels and all(s.types.op == "type" for s in sels):
+            for s in sels:
+                self.by_type.setdefault(s.types.name, []).append(sub)
+        else:
+            self.rest.append(sub)
+
+    def candidates(self, doc: dict) -> list[model.Compiled]:
+        found = list(self.by_id.get(doc["id"], ()))
+        for t in doc.get("type", ()):
+            found.extend(self.by_type.get(t, ()))
+        found.extend(self.rest)
+        if len(found) > 1:
+            found = list({id(s): s for s in found}.values())
+        return found
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+class Subscriptions:
+    def __init__(self, store: Store, resolver: ContextResolver) -> None:
+        self.store = store
+        self.resolver = resolver
+        self._filter = DocFilter()
+        self._lock = threading.Lock()
+        self._version = -1
+        self._compiled: dict[tuple[str, str], model.Compiled] = {}
+        self._index: dict[str, _TenantIndex] = {}
+        self._produced = False
+        # Set by the notifier: called after a commit that wrote notifications.
+        self.wake: Callable[[], None] | None = None
+        store.change_hook = self.on_change
+
+    # -- CRUD ----------------------------------------------------------------------------
+
+    def create(self, tenant: str, body: object, ctx: ActiveContext) -> str:
+        now = now_iso()
+        doc = model.validate(body, ctx.source, now)
+        self._compile(tenant, doc)  # anything that cannot be matched is refused now
+        if doc.get("jsonldContext") is not None:
+            # Notifications will be rendered with it: it must be at hand now (503 if not).
+            self.resolver.active(doc["jsonldContext"])
+        doc["createdAt"] = doc["modifiedAt"] = now
+        if not self.store.subscription_create(tenant, doc["id"], doc, _first_run(doc)):
+            raise AlreadyExists(f"Subscription {doc['id']} already exists")
+        return str(doc["id"])
+
+    def get(self, tenant: str, sid: str) -> SubscriptionRecord:
+        _check_id(sid)
+        found = self.store.subscription_get(tenant, sid)
+        if found is None:
+            raise ResourceNotFound(f"Subscription {sid} does not exist")
+        return found
+
+    def page(self, tenant: str, limit: int,
+             offset: int) -> tuple[list[SubscriptionRecord], int]:
+        return self.store.subscription_page(tenant, limit, offset)
+
+    def update(self, tenant: str, sid: str, fragment: object, ctx: ActiveContext) -> None:
+        _check_id(sid)
+
+        def change(stored: dict) -> tuple[dict, int | None]:
+            now = now_iso()
+            doc = model.patch(stored, fragment, ctx, self.context_of(stored), now)
+            self._compile(tenant, doc)
+            doc["createdAt"] = stored.get("createdAt", now)
+            doc["modifiedAt"] = now
+            return doc, _first_run(doc)
+
+        if self.store.subscription_change(tenant, sid, change) is None:
+            raise ResourceNotFound(f"Subscription {sid} does not exist")
+
+    def delete(self, tenant: str, sid: str) -> None:
+        _check_id(sid)
+        if not self.store.subscription_delete(tenant, sid):
+            raise ResourceNotFound(f"Subscription {sid} does not exist")
+
+    def render(self, record: SubscriptionRecord, ctx: ActiveContext,
+               sys_attrs: bool) -> dict:
+        return model.render(record.doc, record.stats, self.context_of(record.doc), ctx,
+                            now_iso(), sys_attrs)
+
+    def context_of(self, doc: dict) -> ActiveContext:
+        return self.resolver.active(doc.get("@context"))
+
+    def _compile(self, tenant: str, doc: dict) -> model.Compiled:
+        return model.compile_subscription(tenant, doc, self.context_of(doc),
+                                          self._filter.compile)
+
+    # -- the compiled set ----------------------------------------------------------------
+
+    def refresh(self) -> None:
+        version = self.store.subscriptions_version()
+        if version == self._version:
+            return
+        with self._lock:
+            compiled: dict[tuple[str, str], model.Compiled] = {}
+            index: dict[str, _TenantIndex] = {}
+            for record in self.store.subscriptions_all():
+                try:
+                    sub = self._compile(record.tenant, record.doc)
+                except DothiError:
+                    continue  # e.g. its @context is gone: it cannot match until fixed
+                compiled[(record.tenant, record.id)] = sub
+                index.setdefault(record.tenant, _TenantIndex()).add(sub)
+            self._compiled, self._index, self._version = compiled, index, version
+
+    def compiled(self, tenant: str, sid: str) -> model.Compiled | None:
+        self.refresh()
+        return self._compiled.get((tenant, sid))
+
+    # -- matching ------------------------------------------------------------------------
+
+    def on_change(self, tenant: str, outcomes: Sequence[Outcome]) -> list[Notice]:
+        """The store's change hook: runs inside the write transaction."""
+        self.refresh()
+        index = self._index.get(tenant)
+        if index is None:
+            return []
+        now_ms = _now_ms()
+        notices: list[Notice] = []
+        for outcome in outcomes:
+            if outcome.status not in ("created", "updated", "deleted"):
+                continue
+            doc = outcome.after if outcome.after is not None else outcome.before
+            assert doc is not None
+            payloads: dict[bool, bytes] = {}
+            for sub in index.candidates(doc):
+                if sub.interval_ms is not None or not sub.live(now_ms):
+                    continue
+                reasons = model.change_reasons(outcome.before, outcome.after, sub.watched)
+                reason = next((r for r in reasons if r in sub.triggers), None)
+                if reason is None or not sub.selects(doc):
+                    continue
+                if sub.show_changes not in payloads:
+                    payloads[sub.show_changes] = _payload(outcome, sub.show_changes)
+                notices.append(Notice(sub.id, reason, payloads[sub.show_changes]))
+        if notices:
+            self._produced = True
+        return notices
+
+    def committed(self) -> None:
+        """After a write has committed: wake the notifier if it wrote notifications."""
+        if self._produced:
+            self._produced = False
+            if self.wake is not None:
+                self.wake()
+
+    def periodic(self, now_ms: int) -> int:
+        """Queue the notifications of periodic subscriptions that are due; how many."""
+        queued = 0
+        for tenant, sid, due in self.store.periodic_due(now_ms):
+            sub = self.compiled(tenant, sid)
+            if sub is None or sub.interval_ms is None:
+                continue
+            if not self.store.periodic_claim(tenant, sid, due, now_ms + sub.interval_ms):
+                continue  # another worker took this run
+            if not sub.live(now_ms):
+                continue
+            docs, _ = self.store.query(tenant, _entity_query(sub))
+            if docs:
+                payload = orjson.dumps({"entities": docs})
+                self.store.outbox_add(tenant, [Notice(sid, "timeInterval", payload)])
+                queued += 1
+        return queued
+
+
+def _entity_query(sub: model.Compiled) -> EntityQuery:
+    doc = sub.doc
+    return EntityQuery(
+        selectors=[Selector(types=s.types, ids=[s.id] if s.id else None,
+                            id_pattern=s.pattern.pattern if s.pattern is not None else None)
+                   for s in sub.selectors],
+        q=parse_q(unquote(doc["q"])) if doc.get("q") else None,
+        scope_q=parse_scope_q(unquote(doc["scopeQ"])) if doc.get("scopeQ") else None,
+        geo=sub.geo, geo_attr=sub.geo_attr, expand=sub.ctx.expand,
+        limit=PERIODIC_MAX_ENTITIES,
+    )
+
+
+def _payload(outcome: Outcome, show_changes: bool) -> bytes:
+    """What the outbox keeps of one change: the entity as it now is (for a deletion, who
+    it was and when) and, where a notification may need them, its attributes as they were
+    (showChanges, deleted attributes)."""
+    before = outcome.before
+    if outcome.after is None:
+        assert before is not None
+        entity = {k: before[k] for k in ("id", "type", "createdAt", "modifiedAt")
+                  if k in before}
+        entity["deletedAt"] = now_iso()
+        body: dict = {"entity": entity}
+    else:
+        body = {"entity": outcome.after}
+    if before is not None and (show_changes or outcome.after is None
+                               or any(k not in outcome.after for k in before if ":" in k)):
+        body["before"] = {k: v for k, v in before.items() if ":" in k}
+    return orjson.dumps(body)
+
+
+def _first_run(doc: dict) -> int | None:
+    """When a periodic subscription first notifies: one interval after it was written."""
+    interval = doc.get("timeInterval")
+    return _now_ms() + int(interval * 1000) if interval else None
+
+
+def _check_id(sid: str) -> None:
+    if not is_uri(sid):
+        raise BadRequestData(f"Subscription id must be a URI: {sid!r}")

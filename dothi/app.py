@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -13,10 +14,19 @@ from fastapi.responses import Response
 from starlette.exceptions import HTTPException
 
 from dothi import __version__
-from dothi.api import batch, contexts, entities, meta, subscriptions, temporal, types
+from dothi.api import (
+    batch,
+    contexts,
+    csources,
+    entities,
+    meta,
+    subscriptions,
+    temporal,
+    types,
+)
 from dothi.broker.broker import Broker
 from dothi.broker.notifier import Notifier, NotifierSettings
-from dothi.errors import NGSI_ERRORS, DothiError
+from dothi.errors import NGSI_ERRORS, DothiError, PartialSuccess
 from dothi.ngsild.context import ContextCache
 from dothi.settings import Settings
 from dothi.store.base import open_store
@@ -35,7 +45,9 @@ def build_broker(settings: Settings) -> Broker:
         cache.preload_folder(settings.context_dir)
     store = open_store(settings.database_url, keep_history=settings.history,
                        lease_ms=int(settings.notification_lease * 1000))
-    return Broker(store, cache)
+    broker_id = settings.broker_id or \
+        "dothi-" + hashlib.sha256(settings.database_url.encode()).hexdigest()[:12]
+    return Broker(store, cache, broker_id=broker_id, forward_timeout=settings.forward_timeout)
 
 
 def create_app(settings: Settings | None = None, broker: Broker | None = None) -> FastAPI:
@@ -54,6 +66,7 @@ def create_app(settings: Settings | None = None, broker: Broker | None = None) -
         yield
         await notifier.stop()
         if owned:
+            app.state.broker.forwarder.close()
             app.state.broker.store.close()
             app.state.broker = None
 
@@ -75,6 +88,11 @@ def create_app(settings: Settings | None = None, broker: Broker | None = None) -
         return Response(orjson.dumps(exc.to_problem()), status_code=exc.status,
                         media_type=PROBLEM)
 
+    @app.exception_handler(PartialSuccess)
+    async def partial_success(request: Request, exc: PartialSuccess) -> Response:
+        return Response(orjson.dumps(exc.body()), status_code=207,
+                        media_type="application/json")
+
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> Response:
         return problem_response(400, "BadRequestData", "Bad request", str(exc.errors()))
@@ -86,7 +104,7 @@ def create_app(settings: Settings | None = None, broker: Broker | None = None) -
         return problem_response(status, kinds.get(status, "InvalidRequest"), str(exc.detail),
                                 f"{request.method} {request.url.path}: {exc.detail}")
 
-    for module in (entities, batch, subscriptions, temporal, types, contexts, meta):
+    for module in (entities, batch, subscriptions, csources, temporal, types, contexts, meta):
         app.include_router(module.router)
     _offline_docs(app)
     return app

@@ -66,6 +66,20 @@ class AlreadyExists(DothiError):
     problem = "AlreadyExists"
 
 
+class Conflict(DothiError):
+    """A registration would take over what another registration or this broker holds."""
+
+    status = 409
+    problem = "Conflict"
+
+
+class LoopDetected(DothiError):
+    """A forwarded request came back to this broker (its Via header names us)."""
+
+    status = 508
+    problem = "LoopDetected"
+
+
 class OperationNotSupported(DothiError):
     status = 422
     problem = "OperationNotSupported"
@@ -111,3 +125,30 @@ class InternalError(DothiError):
 class NonexistentTenant(DothiError):
     status = 404
     problem = "NonexistentTenant"
+
+
+class RemoteError(DothiError):
+    """A context source refused a forwarded request; carries the source's problem."""
+
+    def __init__(self, problem: dict[str, Any], source: str) -> None:
+        kind = str(problem.get("type", "")).rsplit("/", 1)[-1] or "InternalError"
+        super().__init__(str(problem.get("detail") or problem.get("title") or kind),
+                         title=str(problem.get("title") or kind))
+        self.status = int(problem.get("status") or 500)
+        self.problem = kind
+        self.source = source
+
+
+class PartialSuccess(Exception):
+    """A distributed write that succeeded in some places and failed in others: answered
+    207 with a BatchOperationResult (clause 5.2.17)."""
+
+    def __init__(self, success: list[str], errors: list[tuple[str, DothiError]]) -> None:
+        super().__init__("partially successful")
+        self.success = success
+        self.errors = errors
+
+    def body(self) -> dict[str, Any]:
+        return {"success": self.success,
+                "errors": [{"entityId": eid, "error": err.to_problem()}
+                           for eid, err in self.errors]}

@@ -40,3 +40,10 @@ class Settings(BaseSettings):
     notification_timeout: float = 10.0
     notification_retries: int = 10
     notification_lease: float = 30.0
+    # This broker's name in the Via header of requests it forwards to context sources
+    # (a request that comes back naming it is refused); by default derived from the
+    # database, so every worker of one instance has the same.
+    broker_id: str | None = None
+    # Seconds a context source has to answer a forwarded request, unless its
+    # registration's management.timeout says otherwise.
+    forward_timeout: float = 5.0

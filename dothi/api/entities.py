@@ -14,6 +14,7 @@ from dothi.api.http import (
     accepted,
     bool_param,
     broker,
+    forward_of,
     json_response,
     read_body,
     request_context,
@@ -21,6 +22,7 @@ from dothi.api.http import (
     with_context,
 )
 from dothi.api.query import ParsedQuery, from_params, render_options
+from dothi.broker.forwarding import Forward
 from dothi.errors import BadRequestData, ResourceNotFound
 from dothi.ngsild.context import ActiveContext
 from dothi.ngsild.render import render_entity, to_feature
@@ -29,10 +31,14 @@ router = APIRouter(prefix="/ngsi-ld/v1", tags=["Entities"])
 
 
 async def query_response(
-    request: Request, parsed: ParsedQuery, ctx: ActiveContext, ctx_value: object, mtype: str
+    request: Request, parsed: ParsedQuery, ctx: ActiveContext, ctx_value: object, mtype: str,
+    forward: Forward | None = None,
 ) -> Response:
-    """Run a parsed query and render the page, with count and pagination headers."""
-    docs, total = await run_in_threadpool(broker(request).query, tenant(request), parsed.query)
+    """Run a parsed query (distributed when ``forward`` is given) and render the page,
+    with count, pagination and warning headers."""
+    result = await run_in_threadpool(broker(request).query, tenant(request), parsed.query,
+                                     forward, ctx)
+    docs, total = result.docs, result.count
     if mtype == GEOJSON:
         features = [to_feature(d, ctx, parsed.render, parsed.geometry_property) for d in docs]
         body: object = {"type": "FeatureCollection", "features": features}
@@ -41,6 +47,8 @@ async def query_response(
         body = [with_context(e, ctx_value) for e in rendered] if mtype == JSONLD else rendered
     response = json_response(body, mtype=mtype, context_url=ctx_value,
                              headers=page_headers(request, parsed, len(docs), total))
+    for warning in result.warnings:
+        response.headers.append("NGSILD-Warning", warning)
     return with_pagination_links(response)
 
 
@@ -88,13 +96,14 @@ async def query_entities(
     mtype = accepted(request)
     ctx, ctx_value = await request_context(request)
     parsed = from_params(request.query_params, ctx, request.app.state.settings)
-    return await query_response(request, parsed, ctx, ctx_value, mtype)
+    return await query_response(request, parsed, ctx, ctx_value, mtype, forward_of(request))
 
 
 @router.post("/entities", status_code=201, summary="Create entity")
 async def create_entity(request: Request) -> Response:
     body, ctx, _ = await read_body(request)
-    eid = await run_in_threadpool(broker(request).create, tenant(request), body, ctx)
+    eid = await run_in_threadpool(broker(request).create, tenant(request), body, ctx,
+                                  forward_of(request))
     return Response(status_code=201, headers={"Location": f"/ngsi-ld/v1/entities/{eid}"})
 
 
@@ -109,7 +118,9 @@ async def retrieve_entity(
     mtype = accepted(request)
     ctx, ctx_value = await request_context(request)
     opts = render_options(request.query_params, ctx)
-    doc = await run_in_threadpool(b.retrieve, tenant(request), entityId)
+    doc = await run_in_threadpool(b.retrieve, tenant(request), entityId, forward_of(request),
+                                  ctx, [ctx.expand(a) for a in attrs.split(",")] if attrs
+                                  else None)
     if type is not None:
         wanted = {ctx.expand(t) for t in type.split(",")}
         if not wanted & set(doc.get("type", [])):
@@ -139,7 +150,8 @@ async def merge_entity(request: Request, entityId: str) -> Response:
 
 @router.delete("/entities/{entityId}", status_code=204, summary="Delete entity")
 async def delete_entity(request: Request, entityId: str) -> Response:
-    await run_in_threadpool(broker(request).delete, tenant(request), entityId)
+    await run_in_threadpool(broker(request).delete, tenant(request), entityId,
+                            forward_of(request))
     return Response(status_code=204)
 
 
@@ -166,7 +178,8 @@ async def append_attrs(request: Request, entityId: str, options: str | None = No
         raise BadRequestData(f"Unknown option {options!r}")
     overwrite = options != "noOverwrite"
     skipped = await run_in_threadpool(
-        broker(request).append, tenant(request), entityId, body, ctx, overwrite
+        broker(request).append, tenant(request), entityId, body, ctx, overwrite,
+        forward_of(request),
     )
     names = [ctx.expand(k) for k in body if k not in ("@context", "id", "type")]
     return _update_result(request, skipped, ctx, [n for n in names if n not in skipped])
@@ -176,7 +189,7 @@ async def append_attrs(request: Request, entityId: str, options: str | None = No
 async def update_attrs(request: Request, entityId: str) -> Response:
     body, ctx, _ = await read_body(request)
     skipped = await run_in_threadpool(broker(request).update, tenant(request), entityId, body,
-                                      ctx)
+                                      ctx, forward_of(request))
     names = [ctx.expand(k) for k in body if k not in ("@context", "id", "type")]
     return _update_result(request, skipped, ctx, [n for n in names if n not in skipped])
 

@@ -12,6 +12,7 @@ from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
 from dothi.broker.broker import Broker
+from dothi.broker.forwarding import Forward
 from dothi.errors import (
     BadRequestData,
     InvalidRequest,
@@ -32,6 +33,12 @@ MERGE_PATCH = "application/merge-patch+json"
 
 def broker(request: Request) -> Broker:
     return request.app.state.broker  # type: ignore[no-any-return]
+
+
+def forward_of(request: Request) -> Forward:
+    """What a request to be forwarded to context sources carries on."""
+    return Forward(params=dict(request.query_params),
+                   headers={k.lower(): v for k, v in request.headers.items()})
 
 
 def tenant(request: Request) -> str:

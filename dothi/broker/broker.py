@@ -6,9 +6,12 @@ before anything is written and read-modify-write is atomic per entity.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
+from dothi.broker.forwarding import Forward, Forwarder, WriteResult
+from dothi.broker.forwarding import merge as merge_sources
+from dothi.broker.registry import Registry
 from dothi.broker.subscriptions import Subscriptions
 from dothi.broker.temporal import Temporal
 from dothi.errors import (
@@ -16,6 +19,8 @@ from dothi.errors import (
     BadRequestData,
     DothiError,
     NonexistentTenant,
+    PartialSuccess,
+    RemoteError,
     ResourceNotFound,
 )
 from dothi.ngsild import merge
@@ -29,7 +34,16 @@ from dothi.ngsild.entity import (
     is_uri,
 )
 from dothi.ngsild.timeutil import now_iso
-from dothi.store.base import DEFAULT_TENANT, UNCHANGED, EntityQuery, Outcome, Store, TypeStat
+from dothi.ngsild.typeexpr import TypeExpr
+from dothi.store.base import (
+    DEFAULT_TENANT,
+    UNCHANGED,
+    EntityQuery,
+    Outcome,
+    Selector,
+    Store,
+    TypeStat,
+)
 
 
 @dataclass
@@ -39,13 +53,24 @@ class BatchResult:
     created: list[str] = field(default_factory=list)
 
 
+@dataclass
+class QueryResult:
+    docs: list[dict]
+    count: int | None = None
+    # NGSILD-Warning values for context sources that could not answer.
+    warnings: list[str] = field(default_factory=list)
+
+
 class Broker:
-    def __init__(self, store: Store, cache: ContextCache) -> None:
+    def __init__(self, store: Store, cache: ContextCache, *, broker_id: str = "dothi",
+                 forward_timeout: float = 5.0) -> None:
         self.store = store
         self.cache = cache
         self.resolver = ContextResolver(cache)
         self.temporal = Temporal(store)
         self.subscriptions = Subscriptions(store, self.resolver)
+        self.registry = Registry(store, self.resolver, self.subscriptions)
+        self.forwarder = Forwarder(self.registry, broker_id, forward_timeout)
         for url, doc, kind, created in store.contexts():
             cache.add(url, doc, kind=kind, created_at=created)
         cache.loader = self._stored_context
@@ -82,26 +107,50 @@ class Broker:
 
     # -- single entity -----------------------------------------------------------------
 
-    def create(self, tenant: str, body: Any, ctx: ActiveContext) -> str:
+    def create(self, tenant: str, body: Any, ctx: ActiveContext,
+               forward: Forward | None = None) -> str:
         doc = expand_entity(body, ctx, now_iso())
+        eid = str(doc["id"])
 
-        def fn(old: dict | None) -> dict:
-            if old is not None:
-                raise AlreadyExists(f"Entity {doc['id']} already exists")
-            return doc
+        def local(part: Any) -> None:
+            mine = expand_entity(part, ctx, doc["createdAt"])
 
-        self._single(tenant, doc["id"], fn)
-        return str(doc["id"])
+            def fn(old: dict | None) -> dict:
+                if old is not None:
+                    raise AlreadyExists(f"Entity {eid} already exists")
+                return mine
 
-    def retrieve(self, tenant: str, eid: str) -> dict:
+            self._single(tenant, eid, fn)
+
+        self._distributed_write(tenant, "createEntity", eid, doc.get("type"), body, ctx,
+                                forward, "POST", "/ngsi-ld/v1/entities", local)
+        return eid
+
+    def retrieve(self, tenant: str, eid: str, forward: Forward | None = None,
+                 ctx: ActiveContext | None = None, attrs: list[str] | None = None) -> dict:
+        """The entity as held here, merged with what matching context sources hold."""
         _check_id(eid)
-        self.check_tenant(tenant)
-        return self._need(self.store.get(tenant, eid), eid)
+        local = self.store.get(tenant, eid)
+        sources = self.forwarder.sources(tenant, "retrieveEntity", forward, eid=eid,
+                                         attrs=attrs) if ctx is not None else []
+        if sources:
+            assert forward is not None and ctx is not None
+            answers = self.forwarder.retrieve(sources, eid, forward, ctx)
+            local = merge_sources(local, [(a.reg.mode, d) for a in answers for d in a.docs
+                                          if d["id"] == eid])
+        elif local is None:
+            self.check_tenant(tenant)
+        return self._need(local, eid)
 
-    def delete(self, tenant: str, eid: str) -> None:
+    def delete(self, tenant: str, eid: str, forward: Forward | None = None) -> None:
         _check_id(eid)
-        self.check_tenant(tenant)
-        self._single(tenant, eid, lambda old: self._need(old, eid) and None)
+
+        def local(_: Any) -> None:
+            self.check_tenant(tenant)
+            self._single(tenant, eid, lambda old: self._need(old, eid) and None)
+
+        self._distributed_write(tenant, "deleteEntity", eid, None, None, None, forward,
+                                "DELETE", f"/ngsi-ld/v1/entities/{eid}", local)
 
     def replace(self, tenant: str, eid: str, body: Any, ctx: ActiveContext) -> None:
         _check_id(eid)
@@ -115,42 +164,58 @@ class Broker:
         self._single(tenant, eid, lambda old: merge.replace_entity(self._need(old, eid), new))
 
     def append(
-        self, tenant: str, eid: str, body: Any, ctx: ActiveContext, overwrite: bool
+        self, tenant: str, eid: str, body: Any, ctx: ActiveContext, overwrite: bool,
+        forward: Forward | None = None,
     ) -> list[str]:
         _check_id(eid)
         _check_fragment_id(body, eid)
         now = now_iso()
-        attrs = expand_attributes(body, ctx, now)
-        types = _body_types(body, ctx)
-        self.check_tenant(tenant)
+        expand_attributes(body, ctx, now)  # the whole body is checked before anything
         skipped: list[str] = []
 
-        def fn(old: dict | None) -> dict:
+        def local(part: Any) -> None:
             nonlocal skipped
-            doc, skipped = merge.append(self._need(old, eid), attrs, now, overwrite=overwrite)
-            if types:
-                doc["type"] = list(dict.fromkeys([*doc.get("type", []), *types]))
-            return doc
+            self.check_tenant(tenant)
+            attrs = expand_attributes(part, ctx, now)
+            types = _body_types(part, ctx)
 
-        self._single(tenant, eid, fn)
+            def fn(old: dict | None) -> dict:
+                nonlocal skipped
+                doc, skipped = merge.append(self._need(old, eid), attrs, now,
+                                            overwrite=overwrite)
+                if types:
+                    doc["type"] = list(dict.fromkeys([*doc.get("type", []), *types]))
+                return doc
+
+            self._single(tenant, eid, fn)
+
+        self._distributed_write(tenant, "appendAttrs", eid, None, body, ctx, forward,
+                                "POST", f"/ngsi-ld/v1/entities/{eid}/attrs", local)
         return skipped
 
-    def update(self, tenant: str, eid: str, body: Any, ctx: ActiveContext) -> list[str]:
+    def update(self, tenant: str, eid: str, body: Any, ctx: ActiveContext,
+               forward: Forward | None = None) -> list[str]:
         _check_id(eid)
         _check_fragment_id(body, eid)
         now = now_iso()
-        attrs = expand_attributes(body, ctx, now)
-        if not attrs:
+        if not expand_attributes(body, ctx, now):
             raise BadRequestData("No attribute to update")
-        self.check_tenant(tenant)
         skipped: list[str] = []
 
-        def fn(old: dict | None) -> dict | Any:
+        def local(part: Any) -> None:
             nonlocal skipped
-            doc, skipped = merge.update(self._need(old, eid), attrs, now)
-            return UNCHANGED if len(skipped) == len(attrs) else doc
+            self.check_tenant(tenant)
+            attrs = expand_attributes(part, ctx, now)
 
-        self._single(tenant, eid, fn)
+            def fn(old: dict | None) -> dict | Any:
+                nonlocal skipped
+                doc, skipped = merge.update(self._need(old, eid), attrs, now)
+                return UNCHANGED if len(skipped) == len(attrs) else doc
+
+            self._single(tenant, eid, fn)
+
+        self._distributed_write(tenant, "updateAttrs", eid, None, body, ctx, forward,
+                                "PATCH", f"/ngsi-ld/v1/entities/{eid}/attrs", local)
         return skipped
 
     def patch_attribute(
@@ -297,11 +362,90 @@ class Broker:
                 self._need(old, eid), types, scope, attrs, now)
         raise BadRequestData(f"Unknown batch operation {op}")
 
+    # -- distributed writes ----------------------------------------------------------------
+
+    def _distributed_write(
+        self, tenant: str, operation: str, eid: str, types: list[str] | None, body: Any,
+        ctx: ActiveContext | None, forward: Forward | None, method: str, path: str,
+        local: Any,
+    ) -> None:
+        """Do a write here and at the context sources that take it (see forwarding).
+        ``local(part)`` applies to this broker the part of ``body`` that stays here."""
+        if types is None:
+            held = self.store.get(tenant, eid)
+            types = held.get("type") if held else None
+        expr = TypeExpr("or", children=tuple(TypeExpr("type", name=t) for t in types)) \
+            if types else None
+        sources = [r for r in self.forwarder.sources(tenant, operation, forward, eid=eid,
+                                                     types=expr) if r.mode != "auxiliary"]
+        if not sources:
+            local(body)
+            return
+        assert forward is not None
+        keep_local = not any(r.mode == "redirect" for r in sources)
+        mine = body
+        parts: dict[str, Any] = {}
+        for reg in sources:
+            part = body
+            if reg.mode == "exclusive" and isinstance(body, dict) and ctx is not None:
+                owned = reg.registered_attrs(eid, types or ()) or frozenset()
+                part = {k: v for k, v in body.items() if _kept(k) or ctx.expand(k) in owned}
+                mine = {k: v for k, v in mine.items() if _kept(k) or ctx.expand(k) not in owned}
+            parts[reg.id] = part
+        result = WriteResult()
+        for reg in sources:
+            one = self.forwarder.write([reg], method, path, forward, parts[reg.id],
+                                       None if body is None else forward.headers.get(
+                                           "content-type", "application/json"))
+            result.done += one.done
+            result.failed += one.failed
+        local_error: DothiError | None = None
+        if keep_local and (body is None or any(not _kept(k) for k in mine) or
+                           operation == "createEntity"):
+            try:
+                local(mine)
+            except DothiError as exc:
+                local_error = exc
+        if not result.failed and local_error is None:
+            return
+        errors = [(eid, local_error)] if local_error is not None else []
+        errors += [(eid, RemoteError(p, reg.endpoint)) for reg, p in result.failed]
+        if not result.done and (local_error is not None or not keep_local):
+            raise errors[0][1]
+        raise PartialSuccess([eid], errors)
+
     # -- queries -----------------------------------------------------------------------
 
-    def query(self, tenant: str, query: EntityQuery) -> tuple[list[dict], int | None]:
-        self.check_tenant(tenant)
-        return self.store.query(tenant, query)
+    def query(self, tenant: str, query: EntityQuery, forward: Forward | None = None,
+              ctx: ActiveContext | None = None) -> QueryResult:
+        """Entities held here and, unless ``local=true``, at the context sources whose
+        registrations cover the query; merged by id, this broker's first."""
+        sources = []
+        if forward is not None and ctx is not None:
+            attrs = query.attrs_any
+            sources = [r for r in self.forwarder.sources(tenant, "queryEntity", forward)
+                       if any(r.matches(None, s.ids, s.types, attrs)
+                              for s in query.selectors or [Selector()])]
+        if not sources:
+            self.check_tenant(tenant)
+            docs, count = self.store.query(tenant, query)
+            return QueryResult(docs, count)
+        assert forward is not None and ctx is not None
+        wide = replace(query, limit=query.offset + query.limit, offset=0)
+        docs, count = self.store.query(tenant, wide) if self.store.tenant_exists(tenant) \
+            or tenant == DEFAULT_TENANT else ([], 0 if query.count else None)
+        answers = self.forwarder.query(sources, query, forward, ctx)
+        by_id: dict[str, dict] = {d["id"]: d for d in docs}
+        extra: dict[str, list[tuple[str, dict]]] = {}
+        for answer in answers:
+            for doc in answer.docs:
+                extra.setdefault(doc["id"], []).append((answer.reg.mode, doc))
+            if count is not None and answer.count is not None:
+                count += answer.count
+        order = list(by_id) + [i for i in extra if i not in by_id]
+        merged = [merge_sources(by_id.get(i), extra.get(i, [])) for i in order]
+        page = [d for d in merged if d is not None][query.offset:query.offset + query.limit]
+        return QueryResult(page, count, [a.warning for a in answers if a.warning])
 
     def type_stats(self, tenant: str) -> list[TypeStat]:
         self.check_tenant(tenant)
@@ -320,6 +464,11 @@ class Broker:
             raise ResourceNotFound(f"@context {url} is not held by this broker")
         self.store.delete_context(url)
         self.resolver.forget()
+
+
+def _kept(key: str) -> bool:
+    """Members every part of a split entity body keeps."""
+    return key in ("id", "@id", "type", "@type", "@context", "scope")
 
 
 def _check_id(eid: str) -> None:

@@ -79,50 +79,55 @@ class Subscriptions:
         self._produced = False
         # Set by the notifier: called after a commit that wrote notifications.
         self.wake: Callable[[], None] | None = None
+        # Set by the registry: the periodic notification of a csource subscription.
+        self.csource_snapshot: Callable[[model.Compiled, str], Notice | None] | None = None
         store.change_hook = self.on_change
 
     # -- CRUD ----------------------------------------------------------------------------
 
-    def create(self, tenant: str, body: object, ctx: ActiveContext) -> str:
+    def create(self, tenant: str, body: object, ctx: ActiveContext,
+               kind: str = "entity") -> str:
         now = now_iso()
         doc = model.validate(body, ctx.source, now)
-        self._compile(tenant, doc)  # anything that cannot be matched is refused now
+        self._compile(tenant, kind, doc)  # anything that cannot be matched is refused now
         if doc.get("jsonldContext") is not None:
             # Notifications will be rendered with it: it must be at hand now (503 if not).
             self.resolver.active(doc["jsonldContext"])
         doc["createdAt"] = doc["modifiedAt"] = now
-        if not self.store.subscription_create(tenant, doc["id"], doc, _first_run(doc)):
+        if not self.store.subscription_create(tenant, doc["id"], kind, doc,
+                                              _first_run(doc)):
             raise AlreadyExists(f"Subscription {doc['id']} already exists")
         return str(doc["id"])
 
-    def get(self, tenant: str, sid: str) -> SubscriptionRecord:
+    def get(self, tenant: str, sid: str, kind: str = "entity") -> SubscriptionRecord:
         _check_id(sid)
-        found = self.store.subscription_get(tenant, sid)
+        found = self.store.subscription_get(tenant, sid, kind)
         if found is None:
             raise ResourceNotFound(f"Subscription {sid} does not exist")
         return found
 
-    def page(self, tenant: str, limit: int,
-             offset: int) -> tuple[list[SubscriptionRecord], int]:
-        return self.store.subscription_page(tenant, limit, offset)
+    def page(self, tenant: str, limit: int, offset: int,
+             kind: str = "entity") -> tuple[list[SubscriptionRecord], int]:
+        return self.store.subscription_page(tenant, kind, limit, offset)
 
-    def update(self, tenant: str, sid: str, fragment: object, ctx: ActiveContext) -> None:
+    def update(self, tenant: str, sid: str, fragment: object, ctx: ActiveContext,
+               kind: str = "entity") -> None:
         _check_id(sid)
 
         def change(stored: dict) -> tuple[dict, int | None]:
             now = now_iso()
             doc = model.patch(stored, fragment, ctx, self.context_of(stored), now)
-            self._compile(tenant, doc)
+            self._compile(tenant, kind, doc)
             doc["createdAt"] = stored.get("createdAt", now)
             doc["modifiedAt"] = now
             return doc, _first_run(doc)
 
-        if self.store.subscription_change(tenant, sid, change) is None:
+        if self.store.subscription_change(tenant, sid, kind, change) is None:
             raise ResourceNotFound(f"Subscription {sid} does not exist")
 
-    def delete(self, tenant: str, sid: str) -> None:
+    def delete(self, tenant: str, sid: str, kind: str = "entity") -> None:
         _check_id(sid)
-        if not self.store.subscription_delete(tenant, sid):
+        if not self.store.subscription_delete(tenant, sid, kind):
             raise ResourceNotFound(f"Subscription {sid} does not exist")
 
     def render(self, record: SubscriptionRecord, ctx: ActiveContext,
@@ -133,8 +138,8 @@ class Subscriptions:
     def context_of(self, doc: dict) -> ActiveContext:
         return self.resolver.active(doc.get("@context"))
 
-    def _compile(self, tenant: str, doc: dict) -> model.Compiled:
-        return model.compile_subscription(tenant, doc, self.context_of(doc),
+    def _compile(self, tenant: str, kind: str, doc: dict) -> model.Compiled:
+        return model.compile_subscription(tenant, kind, doc, self.context_of(doc),
                                           self._filter.compile)
 
     # -- the compiled set ----------------------------------------------------------------
@@ -148,16 +153,21 @@ class Subscriptions:
             index: dict[str, _TenantIndex] = {}
             for record in self.store.subscriptions_all():
                 try:
-                    sub = self._compile(record.tenant, record.doc)
+                    sub = self._compile(record.tenant, record.kind, record.doc)
                 except DothiError:
                     continue  # e.g. its @context is gone: it cannot match until fixed
                 compiled[(record.tenant, record.id)] = sub
-                index.setdefault(record.tenant, _TenantIndex()).add(sub)
+                if sub.kind == "entity":
+                    index.setdefault(record.tenant, _TenantIndex()).add(sub)
             self._compiled, self._index, self._version = compiled, index, version
 
     def compiled(self, tenant: str, sid: str) -> model.Compiled | None:
         self.refresh()
         return self._compiled.get((tenant, sid))
+
+    def of_kind(self, tenant: str, kind: str) -> list[model.Compiled]:
+        self.refresh()
+        return [s for (t, _), s in self._compiled.items() if t == tenant and s.kind == kind]
 
     # -- matching ------------------------------------------------------------------------
 
@@ -207,10 +217,16 @@ class Subscriptions:
                 continue  # another worker took this run
             if not sub.live(now_ms):
                 continue
-            docs, _ = self.store.query(tenant, _entity_query(sub))
-            if docs:
-                payload = orjson.dumps({"entities": docs})
-                self.store.outbox_add(tenant, [Notice(sid, "timeInterval", payload)])
+            notice = None
+            if sub.kind == "csource":
+                if self.csource_snapshot is not None:
+                    notice = self.csource_snapshot(sub, "timeInterval")
+            else:
+                docs, _ = self.store.query(tenant, _entity_query(sub))
+                if docs:
+                    notice = Notice(sid, "timeInterval", orjson.dumps({"entities": docs}))
+            if notice is not None:
+                self.store.outbox_add(tenant, [notice])
                 queued += 1
         return queued
 

@@ -34,6 +34,9 @@ def context_url(sub: Compiled) -> str:
 
 def build(sub: Compiled, reason: str, payloads: list[bytes], now: str) -> dict[str, Any]:
     """One notification carrying every change in ``payloads`` (outbox rows, oldest first)."""
+    if sub.kind == "csource":
+        return _envelope(sub, "ContextSourceNotification", reason, now, [
+            reg for raw in payloads for reg in orjson.loads(raw)["registrations"]])
     opts = RenderOptions(fmt=sub.fmt, sys_attrs=sub.sys_attrs, attrs=sub.attributes,
                          pick=sub.pick, omit=sub.omit,
                          lang=[sub.doc["lang"]] if sub.doc.get("lang") else None)
@@ -59,15 +62,21 @@ def build(sub: Compiled, reason: str, payloads: list[bytes], now: str) -> dict[s
             if mtype == JSONLD:
                 entity["@context"] = _context_value(sub)
             data.append(entity)
+    return _envelope(sub, "Notification", reason, now,
+                     {"type": "FeatureCollection", "features": data} if mtype == GEOJSON
+                     else data)
+
+
+def _envelope(sub: Compiled, kind: str, reason: str, now: str, data: Any) -> dict[str, Any]:
     body: dict[str, Any] = {
         "id": f"urn:ngsi-ld:Notification:{uuid.uuid4()}",
-        "type": "Notification",
+        "type": kind,
         "subscriptionId": sub.id,
         "notifiedAt": now,
-        "data": {"type": "FeatureCollection", "features": data} if mtype == GEOJSON else data,
+        "data": data,
         "triggerReason": reason,
     }
-    if mtype == JSONLD:
+    if media_type(sub) == JSONLD:
         body["@context"] = _context_value(sub)
     return body
 

@@ -337,6 +337,7 @@ class Compiled:
     """A subscription ready to be matched against changes and to render notifications."""
 
     tenant: str
+    kind: str  # "entity", or "csource": matched against context source registrations
     id: str
     doc: dict
     ctx: ActiveContext
@@ -376,7 +377,7 @@ class Compiled:
 
 
 def compile_subscription(
-    tenant: str, doc: dict, ctx: ActiveContext,
+    tenant: str, kind: str, doc: dict, ctx: ActiveContext,
     make_filter: Callable[[Any, Any, Callable[[str], str]], Callable[[dict], bool]],
 ) -> Compiled:
     """``make_filter(q, scopeQ, expand)`` evaluates q/scopeQ on a stored document."""
@@ -390,7 +391,7 @@ def compile_subscription(
     geo = _geo(doc["geoQ"]) if doc.get("geoQ") else None
     fmt = note.get("format", "normalized")
     return Compiled(
-        tenant=tenant, id=doc["id"], doc=doc, ctx=ctx, selectors=selectors,
+        tenant=tenant, kind=kind, id=doc["id"], doc=doc, ctx=ctx, selectors=selectors,
         watched=frozenset(ctx.expand(n) for n in doc["watchedAttributes"])
         if doc.get("watchedAttributes") else None,
         triggers=frozenset(doc.get("notificationTrigger") or DEFAULT_TRIGGERS),

@@ -95,6 +95,7 @@ class SubscriptionStats:
 class SubscriptionRecord:
     tenant: str
     id: str
+    kind: str  # "entity" or "csource"
     doc: dict
     stats: SubscriptionStats = field(default_factory=SubscriptionStats)
 
@@ -172,24 +173,41 @@ class Store(Protocol):
 
     # -- subscriptions and their outbox --------------------------------------------------
 
-    def subscription_create(self, tenant: str, sid: str, doc: dict,
+    def subscription_create(self, tenant: str, sid: str, kind: str, doc: dict,
                             next_due: int | None) -> bool: ...
 
-    def subscription_get(self, tenant: str, sid: str) -> SubscriptionRecord | None: ...
+    def subscription_get(self, tenant: str, sid: str,
+                         kind: str | None) -> SubscriptionRecord | None: ...
 
-    def subscription_page(self, tenant: str, limit: int,
+    def subscription_page(self, tenant: str, kind: str, limit: int,
                           offset: int) -> tuple[list[SubscriptionRecord], int]: ...
 
     def subscription_change(
-        self, tenant: str, sid: str,
+        self, tenant: str, sid: str, kind: str,
         change: Callable[[dict], tuple[dict, int | None]],
     ) -> SubscriptionRecord | None: ...
 
-    def subscription_delete(self, tenant: str, sid: str) -> bool: ...
+    def subscription_delete(self, tenant: str, sid: str, kind: str) -> bool: ...
 
     def subscriptions_version(self) -> int: ...
 
     def subscriptions_all(self) -> list[SubscriptionRecord]: ...
+
+    # -- context source registrations ----------------------------------------------------
+
+    def registration_create(self, tenant: str, rid: str, doc: dict,
+                            check: Callable[[], None]) -> bool: ...
+
+    def registration_get(self, tenant: str, rid: str) -> dict | None: ...
+
+    def registration_change(self, tenant: str, rid: str,
+                            change: Callable[[dict], dict]) -> dict | None: ...
+
+    def registration_delete(self, tenant: str, rid: str) -> bool: ...
+
+    def registrations_version(self) -> int: ...
+
+    def registrations_all(self) -> list[tuple[str, dict]]: ...
 
     def outbox_add(self, tenant: str, notices: Sequence[Notice]) -> None: ...
 

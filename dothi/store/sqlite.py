@@ -30,6 +30,7 @@ from dothi.ngsild.geo import geometry_bbox
 from dothi.ngsild.temporal import TimeQuery
 from dothi.ngsild.timeutil import now_iso
 from dothi.ngsild.typeexpr import TypeExpr
+from dothi.store import sqlite_registrations as registrations
 from dothi.store import sqlite_subscriptions as subs
 from dothi.store.base import (
     UNCHANGED,
@@ -87,6 +88,7 @@ MIGRATIONS: list[tuple[str, str]] = [
     ),
     ("0002_history", HISTORY_SCHEMA),
     ("0003_subscriptions", subs.SCHEMA),
+    ("0004_csource_registrations", registrations.SCHEMA),
 ]
 
 
@@ -575,28 +577,32 @@ class SQLiteStore:
 
     # -- subscriptions and their outbox --------------------------------------------------
 
-    def subscription_create(self, tenant: str, sid: str, doc: dict,
+    def subscription_create(self, tenant: str, sid: str, kind: str, doc: dict,
                             next_due: int | None) -> bool:
         with self._transaction() as conn:
-            created = subs.insert(conn, tenant, sid, doc, next_due)
+            if subs.get(conn, tenant, sid, None) is not None:
+                return False  # one id space for both kinds: notifications find theirs
+            created = subs.insert(conn, tenant, sid, kind, doc, next_due)
             if created:
                 conn.execute("INSERT OR IGNORE INTO tenants VALUES (?, ?)", (tenant, now_iso()))
             return created
 
-    def subscription_get(self, tenant: str, sid: str) -> SubscriptionRecord | None:
-        return subs.get(self._reader(), tenant, sid)
+    def subscription_get(self, tenant: str, sid: str,
+                         kind: str | None) -> SubscriptionRecord | None:
+        return subs.get(self._reader(), tenant, sid, kind)
 
-    def subscription_page(self, tenant: str, limit: int,
+    def subscription_page(self, tenant: str, kind: str, limit: int,
                           offset: int) -> tuple[list[SubscriptionRecord], int]:
-        return subs.page(self._reader(), tenant, limit, offset)
+        return subs.page(self._reader(), tenant, kind, limit, offset)
 
     def subscription_change(
-        self, tenant: str, sid: str, change: Callable[[dict], tuple[dict, int | None]],
+        self, tenant: str, sid: str, kind: str,
+        change: Callable[[dict], tuple[dict, int | None]],
     ) -> SubscriptionRecord | None:
         """Read-modify-write one subscription; ``change`` gives (new doc, next periodic
         run) or raises. None if there is no such subscription."""
         with self._transaction() as conn:
-            found = subs.get(conn, tenant, sid)
+            found = subs.get(conn, tenant, sid, kind)
             if found is None:
                 return None
             doc, next_due = change(found.doc)
@@ -604,15 +610,51 @@ class SQLiteStore:
             found.doc = doc
             return found
 
-    def subscription_delete(self, tenant: str, sid: str) -> bool:
+    def subscription_delete(self, tenant: str, sid: str, kind: str) -> bool:
         with self._transaction() as conn:
-            return subs.delete(conn, tenant, sid)
+            return subs.delete(conn, tenant, sid, kind)
 
     def subscriptions_version(self) -> int:
         return subs.version(self._reader())
 
     def subscriptions_all(self) -> list[SubscriptionRecord]:
         return subs.everything(self._reader())
+
+    # -- context source registrations ----------------------------------------------------
+
+    def registration_create(self, tenant: str, rid: str, doc: dict,
+                            check: Callable[[], None]) -> bool:
+        """Store a new registration; ``check`` runs first inside the write transaction
+        (conflict rules that depend on what else is registered or stored)."""
+        with self._transaction() as conn:
+            check()
+            created = registrations.insert(conn, tenant, rid, doc)
+            if created:
+                conn.execute("INSERT OR IGNORE INTO tenants VALUES (?, ?)", (tenant, now_iso()))
+            return created
+
+    def registration_get(self, tenant: str, rid: str) -> dict | None:
+        return registrations.get(self._reader(), tenant, rid)
+
+    def registration_change(self, tenant: str, rid: str,
+                            change: Callable[[dict], dict]) -> dict | None:
+        with self._transaction() as conn:
+            found = registrations.get(conn, tenant, rid)
+            if found is None:
+                return None
+            doc = change(found)
+            registrations.replace(conn, tenant, rid, doc)
+            return doc
+
+    def registration_delete(self, tenant: str, rid: str) -> bool:
+        with self._transaction() as conn:
+            return registrations.delete(conn, tenant, rid)
+
+    def registrations_version(self) -> int:
+        return subs.version(self._reader(), registrations.COUNTER)
+
+    def registrations_all(self) -> list[tuple[str, dict]]:
+        return registrations.everything(self._reader())
 
     def outbox_add(self, tenant: str, notices: Sequence[Notice]) -> None:
         with self._transaction() as conn:

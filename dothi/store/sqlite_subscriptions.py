@@ -18,16 +18,18 @@ import orjson
 from dothi.store.base import Notice, PendingNotice, SubscriptionRecord, SubscriptionStats
 
 SCHEMA = """
+-- kind: "entity" (/subscriptions) or "csource" (/csourceSubscriptions, on registrations).
 CREATE TABLE subscriptions (
-    tenant TEXT NOT NULL, id TEXT NOT NULL, doc TEXT NOT NULL,
+    tenant TEXT NOT NULL, id TEXT NOT NULL, kind TEXT NOT NULL, doc TEXT NOT NULL,
     times_sent INTEGER NOT NULL DEFAULT 0, times_failed INTEGER NOT NULL DEFAULT 0,
     last_notification TEXT, last_success TEXT, last_failure TEXT,
     next_due INTEGER,
     PRIMARY KEY (tenant, id)
 );
--- Bumped by every subscription change, so each process knows when to reload its matchers.
-CREATE TABLE subscription_version (one INTEGER PRIMARY KEY CHECK (one = 1), n INTEGER NOT NULL);
-INSERT INTO subscription_version VALUES (1, 0);
+-- Bumped by every change of a kind of record that processes keep compiled in memory
+-- (subscriptions, registrations), so each process knows when to reload.
+CREATE TABLE change_counters (name TEXT PRIMARY KEY, n INTEGER NOT NULL);
+INSERT INTO change_counters VALUES ('subscriptions', 0);
 CREATE TABLE notifications (
     nid INTEGER PRIMARY KEY, tenant TEXT NOT NULL, sub TEXT NOT NULL, reason TEXT NOT NULL,
     due INTEGER NOT NULL, attempts INTEGER NOT NULL DEFAULT 0,
@@ -36,47 +38,50 @@ CREATE TABLE notifications (
 CREATE INDEX notifications_owner ON notifications (owner, due);
 """
 
-_COLUMNS = "tenant, id, doc, times_sent, times_failed, last_notification, last_success, " \
-           "last_failure"
+_COLUMNS = "tenant, id, kind, doc, times_sent, times_failed, last_notification, " \
+           "last_success, last_failure"
 
 
 def _record(row: Sequence[Any]) -> SubscriptionRecord:
     return SubscriptionRecord(
-        tenant=row[0], id=row[1], doc=orjson.loads(row[2]),
-        stats=SubscriptionStats(*row[3:8]),
+        tenant=row[0], id=row[1], kind=row[2], doc=orjson.loads(row[3]),
+        stats=SubscriptionStats(*row[4:9]),
     )
 
 
-def bump(conn: sqlite3.Connection) -> None:
-    conn.execute("UPDATE subscription_version SET n = n + 1")
+def bump(conn: sqlite3.Connection, name: str = "subscriptions") -> None:
+    conn.execute("UPDATE change_counters SET n = n + 1 WHERE name=?", (name,))
 
 
-def version(conn: sqlite3.Connection) -> int:
-    return int(conn.execute("SELECT n FROM subscription_version").fetchone()[0])
+def version(conn: sqlite3.Connection, name: str = "subscriptions") -> int:
+    return int(conn.execute("SELECT n FROM change_counters WHERE name=?",
+                            (name,)).fetchone()[0])
 
 
-def insert(conn: sqlite3.Connection, tenant: str, sid: str, doc: dict,
+def insert(conn: sqlite3.Connection, tenant: str, sid: str, kind: str, doc: dict,
            next_due: int | None) -> bool:
     cur = conn.execute(
-        "INSERT OR IGNORE INTO subscriptions (tenant, id, doc, next_due) VALUES (?, ?, ?, ?)",
-        (tenant, sid, orjson.dumps(doc), next_due))
+        "INSERT OR IGNORE INTO subscriptions (tenant, id, kind, doc, next_due) "
+        "VALUES (?, ?, ?, ?, ?)", (tenant, sid, kind, orjson.dumps(doc), next_due))
     if cur.rowcount:
         bump(conn)
     return cur.rowcount > 0
 
 
-def get(conn: sqlite3.Connection, tenant: str, sid: str) -> SubscriptionRecord | None:
-    row = conn.execute(f"SELECT {_COLUMNS} FROM subscriptions WHERE tenant=? AND id=?",
-                       (tenant, sid)).fetchone()
+def get(conn: sqlite3.Connection, tenant: str, sid: str,
+        kind: str | None) -> SubscriptionRecord | None:
+    """One subscription; ``kind`` None finds either kind (ids are unique across both)."""
+    row = conn.execute(f"SELECT {_COLUMNS} FROM subscriptions WHERE tenant=? AND id=? "
+                       "AND kind = coalesce(?, kind)", (tenant, sid, kind)).fetchone()
     return _record(row) if row else None
 
 
-def page(conn: sqlite3.Connection, tenant: str, limit: int,
+def page(conn: sqlite3.Connection, tenant: str, kind: str, limit: int,
          offset: int) -> tuple[list[SubscriptionRecord], int]:
-    total = conn.execute("SELECT count(*) FROM subscriptions WHERE tenant=?",
-                         (tenant,)).fetchone()[0]
-    rows = conn.execute(f"SELECT {_COLUMNS} FROM subscriptions WHERE tenant=? ORDER BY id "
-                        "LIMIT ? OFFSET ?", (tenant, limit, offset))
+    total = conn.execute("SELECT count(*) FROM subscriptions WHERE tenant=? AND kind=?",
+                         (tenant, kind)).fetchone()[0]
+    rows = conn.execute(f"SELECT {_COLUMNS} FROM subscriptions WHERE tenant=? AND kind=? "
+                        "ORDER BY rowid LIMIT ? OFFSET ?", (tenant, kind, limit, offset))
     return [_record(r) for r in rows], int(total)
 
 
@@ -91,8 +96,9 @@ def replace(conn: sqlite3.Connection, tenant: str, sid: str, doc: dict,
     bump(conn)
 
 
-def delete(conn: sqlite3.Connection, tenant: str, sid: str) -> bool:
-    cur = conn.execute("DELETE FROM subscriptions WHERE tenant=? AND id=?", (tenant, sid))
+def delete(conn: sqlite3.Connection, tenant: str, sid: str, kind: str) -> bool:
+    cur = conn.execute("DELETE FROM subscriptions WHERE tenant=? AND id=? AND kind=?",
+                       (tenant, sid, kind))
     if cur.rowcount:
         conn.execute("DELETE FROM notifications WHERE tenant=? AND sub=?", (tenant, sid))
         bump(conn)

@@ -51,6 +51,8 @@ def build(sub: Compiled, reason: str, payloads: list[bytes], now: str) -> dict[s
         else:
             changes = [_notified(stored, sub, reason)]
         for doc, before in changes:
+            if sub.datasets is not None:
+                doc = _only_datasets(doc, sub.datasets)
             if mtype == GEOJSON:
                 data.append(to_feature(doc, sub.ctx, opts, sub.ctx.expand("location")))
                 continue
@@ -79,6 +81,18 @@ def _envelope(sub: Compiled, kind: str, reason: str, now: str, data: Any) -> dic
     if media_type(sub) == JSONLD:
         body["@context"] = _context_value(sub)
     return body
+
+
+def _only_datasets(doc: dict, datasets: frozenset[str]) -> dict:
+    out: dict[str, Any] = {}
+    for key, value in doc.items():
+        if ":" not in key:
+            out[key] = value
+            continue
+        kept = [i for i in value if i.get("datasetId", "@none") in datasets]
+        if kept:
+            out[key] = kept
+    return out
 
 
 def _context_value(sub: Compiled) -> Any:

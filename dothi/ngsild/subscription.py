@@ -19,7 +19,7 @@ from dothi.errors import BadRequestData
 from dothi.ngsild.context import ActiveContext
 from dothi.ngsild.entity import is_uri
 from dothi.ngsild.geo import GeoQuery, parse_geoquery
-from dothi.ngsild.qlang import compile_pattern, parse_q, parse_scope_q
+from dothi.ngsild.qlang import And, compile_pattern, parse_q, parse_scope_q
 from dothi.ngsild.render import FORMATS
 from dothi.ngsild.temporal import iso_to_ms
 from dothi.ngsild.timeutil import normalize_datetime
@@ -359,6 +359,8 @@ class Compiled:
     throttling_ms: int | None
     interval_ms: int | None
     context_value: Any = field(default=None)
+    # Only these attribute instances are notified ("@none" is the default instance).
+    datasets: frozenset[str] | None = None
 
     def live(self, now_ms: int) -> bool:
         return self.active and (self.expires_ms is None or now_ms < self.expires_ms)
@@ -387,6 +389,10 @@ def compile_subscription(
     ) for sel in doc.get("entities") or ()]
     note = doc["notification"]
     q = parse_q(unquote(doc["q"])) if doc.get("q") else None
+    if kind == "csource" and doc.get("csf"):
+        # On registrations, csf tests the registration's own members, as q does.
+        csf = parse_q(unquote(doc["csf"]))
+        q = csf if q is None else And((q, csf))
     scope_q = parse_scope_q(unquote(doc["scopeQ"])) if doc.get("scopeQ") else None
     geo = _geo(doc["geoQ"]) if doc.get("geoQ") else None
     fmt = note.get("format", "normalized")
@@ -411,6 +417,7 @@ def compile_subscription(
         throttling_ms=int(doc["throttling"] * 1000) if doc.get("throttling") else None,
         interval_ms=int(doc["timeInterval"] * 1000) if doc.get("timeInterval") else None,
         context_value=doc.get("jsonldContext") or doc.get("@context"),
+        datasets=frozenset(doc["datasetId"]) if doc.get("datasetId") else None,
     )
 
 

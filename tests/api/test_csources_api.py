@@ -148,3 +148,15 @@ def test_csource_subscriptions_hear_of_registrations(client: TestClient,
     assert [s["id"] for s in client.get(CS).json()] == [sid]
     assert client.delete(f"/ngsi-ld/v1/subscriptions/{sid}").status_code == 404
     assert client.delete(f"{CS}/{sid}").status_code == 204
+
+
+def test_csf_selects_registrations_by_their_own_members(client: TestClient,
+                                                       sink: Receiver) -> None:
+    r = client.post(CS, json={"type": "Subscription", "entities": [{"type": "Streetlight"}],
+                              "csf": 'ward=="Hai Chau"',
+                              "notification": {"endpoint": {"uri": sink.url}}})
+    assert r.status_code == 201
+    register(client, registration(ward="Son Tra"))
+    wanted = register(client, registration(ward="Hai Chau"))
+    assert [x["id"] for x in sink.next().body["data"]] == [wanted]
+    assert sink.nothing_queued()

@@ -345,3 +345,14 @@ def _ms(text: str) -> int:
     from dothi.ngsild.temporal import iso_to_ms
 
     return iso_to_ms(text)
+
+
+def test_dataset_ids_narrow_what_is_notified(client: TestClient, sink: Receiver) -> None:
+    subscribe(client, subscription(sink, datasetId=["urn:ngsi-ld:Dataset:lux"]))
+    client.post(E, json=streetlight(1, illuminanceLevel=[
+        {"type": "Property", "value": 0.8},
+        {"type": "Property", "value": 120, "datasetId": "urn:ngsi-ld:Dataset:lux"}]))
+    data = sink.next().body["data"][0]
+    assert data["illuminanceLevel"] == {"type": "Property", "value": 120,
+                                        "datasetId": "urn:ngsi-ld:Dataset:lux"}
+    assert "powerState" not in data

@@ -61,6 +61,17 @@ def test_a_query_at_the_national_broker_returns_the_citys_entities(
     assert [e["id"] for e in local.json()] == ["urn:ngsi-ld:Streetlight:dn-3"]
 
 
+def test_a_query_body_is_forwarded_as_a_query_body(
+        client: TestClient, city: httpx.Client, city_url: str) -> None:
+    city.post(E, json=streetlight(1))
+    register(client, city_url)
+    r = client.post("/ngsi-ld/v1/entityOperations/query",
+                    json={"type": "Query", "entities": [{"type": "Streetlight"}],
+                          "q": 'powerState=="on"'})
+    assert r.status_code == 200, r.text
+    assert [e["id"] for e in r.json()] == [LIGHT]
+
+
 def test_answers_for_one_entity_are_merged_attribute_by_attribute(
         client: TestClient, city: httpx.Client, city_url: str) -> None:
     city.post(E, json={"id": LIGHT, "type": "Streetlight",

@@ -13,6 +13,7 @@ from dothi.api.http import (
     JSONLD,
     accepted,
     broker,
+    forward_of,
     json_response,
     media_type,
     read_body,
@@ -103,4 +104,6 @@ async def batch_query(
     body, ctx, ctx_value = await read_body(request)
     mtype = accepted(request)
     parsed = from_body(body, ctx, request.app.state.settings, request.query_params)
-    return await query_response(request, parsed, ctx, ctx_value, mtype)
+    forward = forward_of(request)
+    forward.body = await request.body()
+    return await query_response(request, parsed, ctx, ctx_value, mtype, forward)

@@ -423,7 +423,8 @@ class Broker:
         sources = []
         if forward is not None and ctx is not None:
             attrs = query.attrs_any
-            sources = [r for r in self.forwarder.sources(tenant, "queryEntity", forward)
+            operation = "queryEntity" if forward.body is None else "queryBatch"
+            sources = [r for r in self.forwarder.sources(tenant, operation, forward)
                        if any(r.matches(None, s.ids, s.types, attrs)
                               for s in query.selectors or [Selector()])]
         if not sources:

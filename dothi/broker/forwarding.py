@@ -108,7 +108,8 @@ class Forwarder:
 
     def query(self, sources: list[Compiled], query: EntityQuery, forward: Forward,
               ctx: ActiveContext) -> list[Answer]:
-        """Each source asked for the first offset+limit entities of the same query."""
+        """Each source asked for the first offset+limit entities of the same query (the
+        same Query body, for POST /entityOperations/query)."""
         params = {k: v for k, v in forward.params.items() if k not in _LOCAL_PARAMS}
         params["limit"] = str(max(1, query.offset + query.limit))
         if query.count:
@@ -118,6 +119,9 @@ class Forwarder:
 
         def ask(reg: Compiled) -> Answer:
             asked = {**params, "local": "true"} if reg.local_only else params
+            if forward.body is not None:
+                return self._read(reg, "POST", f"{NGSI}/entityOperations/query", asked,
+                                  forward, ctx)
             return self._read(reg, "GET", f"{NGSI}/entities", asked, forward, ctx)
 
         return self._each(sources, ask)
@@ -133,9 +137,12 @@ class Forwarder:
 
     def _read(self, reg: Compiled, method: str, path: str, params: dict[str, str],
               forward: Forward, ctx: ActiveContext) -> Answer:
+        content_type = None if forward.body is None else \
+            forward.headers.get("content-type", "application/json")
         try:
             response = self.client.request(method, reg.endpoint + path, params=params,
-                                           headers=self._headers(reg, forward, None),
+                                           content=forward.body,
+                                           headers=self._headers(reg, forward, content_type),
                                            timeout=self._timeout(reg))
         except httpx.HTTPError as exc:
             return Answer(reg, status=504,

@@ -26,6 +26,7 @@ from dothi.ngsild.entity import is_uri
 from dothi.ngsild.geo import parse_geoquery
 from dothi.ngsild.qlang import compile_pattern, parse_q, parse_scope_q
 from dothi.ngsild.render import parse_options
+from dothi.ngsild.temporal import parse_time_query
 from dothi.ngsild.typeexpr import parse_type_expr
 
 PATH = "/ngsi-ld/v1/csourceRegistrations"
@@ -60,8 +61,7 @@ async def query_registrations(
     ids = split_list(id)
     if ids and not all(is_uri(i) for i in ids):
         raise BadRequestData("id must be a list of URIs")
-    if timerel is not None and timeAt is None:
-        raise BadRequestData("timerel needs timeAt")
+    tq = parse_time_query(request.query_params, ctx, need_timerel=False)
     if idPattern:
         compile_pattern(idPattern)
     settings = request.app.state.settings
@@ -79,7 +79,7 @@ async def query_registrations(
         parse_q(q) if q else None, parse_q(csf) if csf else None,
         parse_scope_q(scopeQ) if scopeQ else None,
         parse_geoquery(georel, geometry, coordinates, geoproperty) if has_geo else None,
-        ctx.expand)
+        ctx.expand, (tq.start, tq.end, tq.timeproperty) if timerel else None)
     page = [registry.render(doc, ctx, sys_attrs) for doc in found[start:start + size]]
     if mtype == JSONLD:
         page = [with_context(r, ctx_value) for r in page]

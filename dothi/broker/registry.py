@@ -19,6 +19,7 @@ from dothi.ngsild.entity import is_uri
 from dothi.ngsild.geo import GeoQuery
 from dothi.ngsild.qlang import QExpr, ScopeExpr, compile_pattern
 from dothi.ngsild.subscription import Compiled as CompiledSubscription
+from dothi.ngsild.temporal import iso_to_ms
 from dothi.ngsild.timeutil import now_iso
 from dothi.ngsild.typeexpr import TypeExpr
 from dothi.store.base import Notice, Store
@@ -94,9 +95,12 @@ class Registry:
     def query(self, tenant: str, types: TypeExpr | None, ids: Sequence[str] | None,
               id_pattern: str | None, attrs: Sequence[str] | None, q: QExpr | None,
               csf: QExpr | None, scope_q: ScopeExpr | None, geo: GeoQuery | None,
-              expand: Callable[[str], str]) -> list[dict]:
+              expand: Callable[[str], str],
+              when: tuple[int | None, int | None, str] | None = None) -> list[dict]:
         """Registrations whose information covers the selection, and whose own members
-        satisfy q/csf, scopeQ and geoQ (clause 5.10.2)."""
+        satisfy q/csf, scopeQ, geoQ and the temporal query ``when`` (start, end, time
+        property: observedAt looks at observationInterval, createdAt/modifiedAt at
+        managementInterval) (clause 5.10.2)."""
         pattern = compile_pattern(id_pattern) if id_pattern else None
         filters = [self._filter.compile(c, None, expand) for c in (q, csf) if c is not None]
         if scope_q is not None:
@@ -115,6 +119,8 @@ class Registry:
                 where = reg.doc.get("location")
                 if not isinstance(where, dict) or not geo.matches(where):
                     continue
+            if when is not None and not _during(reg.doc, *when):
+                continue
             out.append(reg.doc)
         return out
 
@@ -207,6 +213,17 @@ class Registry:
             if not isinstance(where, dict) or not sub.geo.matches(where):
                 return False
         return True
+
+
+def _during(doc: dict, start: int | None, end: int | None, prop: str) -> bool:
+    """Whether the registration's interval overlaps [start, end)."""
+    interval = doc.get("observationInterval" if prop == "observedAt"
+                       else "managementInterval")
+    if not isinstance(interval, dict):
+        return False
+    begins = iso_to_ms(interval["startAt"])
+    ends = iso_to_ms(interval["endAt"]) if interval.get("endAt") else None
+    return (end is None or begins < end) and (start is None or ends is None or ends >= start)
 
 
 def _check_id(rid: str) -> None:

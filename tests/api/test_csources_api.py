@@ -105,6 +105,25 @@ def test_query_by_type_attrs_id_q_and_geo(client: TestClient) -> None:
                coordinates="[108.221,16.061]") == [a]
     assert client.get(R).status_code == 400
     assert client.get(R, params={"q": "(bad"}).status_code == 400
+    assert client.get(R, params={"type": "Streetlight", "timerel": "before"}).status_code \
+        == 400
+
+
+def test_query_by_observation_interval(client: TestClient) -> None:
+    old = register(client, registration(observationInterval={
+        "startAt": "2020-01-01T00:00:00Z", "endAt": "2021-01-01T00:00:00Z"}))
+    ongoing = register(client, registration(observationInterval={
+        "startAt": "2025-01-01T00:00:00Z"}))
+    register(client, registration())  # no interval: not selected by time
+
+    def ids(**params: str) -> list[str]:
+        return [x["id"] for x in client.get(R, params={"type": "Streetlight",
+                                                       **params}).json()]
+
+    assert ids(timerel="before", timeAt="2022-01-01T00:00:00Z") == [old]
+    assert ids(timerel="after", timeAt="2022-01-01T00:00:00Z") == [ongoing]
+    assert ids(timerel="between", timeAt="2020-06-01T00:00:00Z",
+               endTimeAt="2026-01-01T00:00:00Z") == [old, ongoing]
 
 
 def test_names_follow_the_readers_context(client: TestClient) -> None:

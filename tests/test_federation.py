@@ -180,3 +180,27 @@ def test_two_dothi_processes_national_and_city(tmp_path: Path) -> None:
         assert found.headers["NGSILD-Results-Count"] == "5"
         assert http.get(f"{national_base}{E}",
                         params={"type": "Streetlight", "local": "true"}).json() == []
+
+
+def test_batches_are_split_one_request_per_source(client: TestClient, city: httpx.Client,
+                                                  city_url: str) -> None:
+    register(client, city_url, mode="redirect", operations=["redirectionOps"],
+             information=[{"entities": [{"type": "Streetlight",
+                                         "idPattern": "urn:ngsi-ld:Streetlight:dn-[12]$"}]}])
+    r = client.post("/ngsi-ld/v1/entityOperations/create",
+                    json=[streetlight(1), streetlight(2), streetlight(3)])
+    assert r.status_code == 201, r.text
+    assert sorted(r.json()) == [LIGHT, "urn:ngsi-ld:Streetlight:dn-2",
+                                "urn:ngsi-ld:Streetlight:dn-3"]
+    at_city = city.get(E, params={"type": "Streetlight"}).json()
+    assert sorted(e["id"] for e in at_city) == [LIGHT, "urn:ngsi-ld:Streetlight:dn-2"]
+    here = client.get(E, params={"type": "Streetlight", "local": "true"}).json()
+    assert [e["id"] for e in here] == ["urn:ngsi-ld:Streetlight:dn-3"]
+    again = client.post("/ngsi-ld/v1/entityOperations/create", json=[streetlight(1)])
+    assert again.status_code == 207
+    assert again.json()["errors"][0]["entityId"] == LIGHT
+    assert again.json()["errors"][0]["error"]["status"] == 409
+    deleted = client.post("/ngsi-ld/v1/entityOperations/delete",
+                          json=[LIGHT, "urn:ngsi-ld:Streetlight:dn-3"])
+    assert deleted.status_code == 204, deleted.text
+    assert city.get(f"{E}/{LIGHT}").status_code == 404

@@ -60,7 +60,8 @@ async def _run(request: Request, op: str, options: str = "") -> BatchResult:
             raise BadRequestData("Each entity of an application/ld+json batch needs an @context")
         return b.resolver.active(item["@context"])
 
-    return await run_in_threadpool(b.batch, tenant(request), op, body, ctx_for, options)
+    return await run_in_threadpool(b.batch, tenant(request), op, body, ctx_for, options,
+                                   forward_of(request))
 
 
 @router.post("/create", summary="Batch entity creation")

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from dothi.broker.forwarding import Forward, Forwarder, WriteResult
+from dothi.broker.forwarding import Forward, Forwarder
 from dothi.broker.forwarding import merge as merge_sources
 from dothi.broker.registry import Registry
 from dothi.broker.subscriptions import Subscriptions
@@ -51,6 +51,15 @@ class BatchResult:
     success: list[str] = field(default_factory=list)
     errors: list[tuple[str | None, DothiError]] = field(default_factory=list)
     created: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Route:
+    """Where one entity's write goes: the part kept here (None: nothing) and, by
+    registration id, each context source with its part."""
+
+    local: Any
+    parts: dict[str, tuple[Any, Any]]
 
 
 @dataclass
@@ -290,16 +299,19 @@ class Broker:
     # -- batch -------------------------------------------------------------------------
 
     def batch(
-        self, tenant: str, op: str, items: Any, ctx_for: Any, options: str = ""
+        self, tenant: str, op: str, items: Any, ctx_for: Any, options: str = "",
+        forward: Forward | None = None,
     ) -> BatchResult:
         """``ctx_for(item)`` gives the ActiveContext of one entity (ld+json bodies may
-        carry one per entity)."""
+        carry one per entity). Items that context sources take (see forwarding) are sent
+        on, one batch request per source."""
         if not isinstance(items, list):
             raise BadRequestData("A batch operation takes a JSON array")
+        items, remote = self._distributed_batch(tenant, op, items, ctx_for, forward)
         result = BatchResult()
         plan: list[tuple[str, Any]] = []
         now = now_iso()
-        if op != "create" and op != "upsert":
+        if items and op != "create" and op != "upsert":
             self.check_tenant(tenant)
         for item in items:
             try:
@@ -317,6 +329,14 @@ class Broker:
                     result.success.append(outcome.id)
                     if outcome.status == "created":
                         result.created.append(outcome.id)
+        failed = {eid for eid, _ in result.errors} | {eid for eid, _ in remote.errors}
+        for eid in remote.success:
+            if eid not in result.success:
+                result.success.append(eid)
+                if op in ("create", "upsert"):
+                    result.created.append(eid)
+        result.success = [eid for eid in result.success if eid not in failed]
+        result.errors += remote.errors
         return result
 
     def _plan(self, op: str, item: Any, ctx_for: Any, now: str, options: str) -> tuple[str, Any]:
@@ -371,6 +391,41 @@ class Broker:
     ) -> None:
         """Do a write here and at the context sources that take it (see forwarding).
         ``local(part)`` applies to this broker the part of ``body`` that stays here."""
+        route = self._route(tenant, operation, eid, types, body, ctx, forward,
+                            always_local=operation == "createEntity")
+        if not route.parts:
+            local(body)
+            return
+        assert forward is not None
+        sent = self.forwarder.write(list(route.parts.values()), method, path, forward,
+                                    None if body is None else forward.headers.get(
+                                        "content-type", "application/json"))
+        errors: list[tuple[str, DothiError]] = []
+        succeeded = 0
+        if route.local is not None:
+            try:
+                local(route.local)
+                succeeded += 1
+            except DothiError as exc:
+                errors.append((eid, exc))
+        for answer in sent:
+            if answer.problem is None:
+                succeeded += 1
+            else:
+                errors.append((eid, RemoteError(answer.problem, answer.reg.endpoint)))
+        if not errors:
+            return
+        if not succeeded:
+            raise errors[0][1]
+        raise PartialSuccess([eid], errors)
+
+    def _route(self, tenant: str, operation: str, eid: str, types: list[str] | None,
+               body: Any, ctx: ActiveContext | None, forward: Forward | None, *,
+               always_local: bool) -> Route:
+        """Which context sources take a write of one entity, with which part of its body,
+        and what part stays here (clause 4.3.6.3)."""
+        if forward is None or forward.local:
+            return Route(body, {})
         if types is None:
             held = self.store.get(tenant, eid)
             types = held.get("type") if held else None
@@ -379,40 +434,56 @@ class Broker:
         sources = [r for r in self.forwarder.sources(tenant, operation, forward, eid=eid,
                                                      types=expr) if r.mode != "auxiliary"]
         if not sources:
-            local(body)
-            return
-        assert forward is not None
-        keep_local = not any(r.mode == "redirect" for r in sources)
+            return Route(body, {})
         mine = body
-        parts: dict[str, Any] = {}
+        parts: dict[str, tuple[Any, Any]] = {}
         for reg in sources:
             part = body
             if reg.mode == "exclusive" and isinstance(body, dict) and ctx is not None:
                 owned = reg.registered_attrs(eid, types or ()) or frozenset()
                 part = {k: v for k, v in body.items() if _kept(k) or ctx.expand(k) in owned}
                 mine = {k: v for k, v in mine.items() if _kept(k) or ctx.expand(k) not in owned}
-            parts[reg.id] = part
-        result = WriteResult()
-        for reg in sources:
-            one = self.forwarder.write([reg], method, path, forward, parts[reg.id],
-                                       None if body is None else forward.headers.get(
-                                           "content-type", "application/json"))
-            result.done += one.done
-            result.failed += one.failed
-        local_error: DothiError | None = None
-        if keep_local and (body is None or any(not _kept(k) for k in mine) or
-                           operation == "createEntity"):
+            parts[reg.id] = (reg, part)
+        stays = not any(r.mode == "redirect" for r in sources) and (
+            always_local or not isinstance(mine, dict) or any(not _kept(k) for k in mine))
+        return Route(mine if stays else None, parts)
+
+    def _distributed_batch(self, tenant: str, op: str, items: list[Any], ctx_for: Any,
+                           forward: Forward | None) -> tuple[list[Any], BatchResult]:
+        """Send the sources their parts of a batch, one batch request per source; what
+        stays here is returned for the local batch, with the sources' results."""
+        result = BatchResult()
+        if forward is None or forward.local or not self.registry.registrations(tenant):
+            return items, result
+        operation = f"{op}Batch"
+        local: list[Any] = []
+        per_source: dict[str, tuple[Any, list[Any], list[str]]] = {}
+        for item in items:
             try:
-                local(mine)
-            except DothiError as exc:
-                local_error = exc
-        if not result.failed and local_error is None:
-            return
-        errors = [(eid, local_error)] if local_error is not None else []
-        errors += [(eid, RemoteError(p, reg.endpoint)) for reg, p in result.failed]
-        if not result.done and (local_error is not None or not keep_local):
-            raise errors[0][1]
-        raise PartialSuccess([eid], errors)
+                eid = item if op == "delete" else _item_id(item)
+                ctx = None if op == "delete" else ctx_for(item)
+                types = _body_types(item, ctx) if ctx is not None else None
+            except DothiError:
+                local.append(item)  # the local batch reports what is wrong with it
+                continue
+            route = self._route(tenant, operation, eid, types, item, ctx, forward,
+                                always_local=op in ("create", "upsert"))
+            if route.local is not None:
+                local.append(route.local)
+            for reg, part in route.parts.values():
+                per_source.setdefault(reg.id, (reg, [], []))[1].append(part)
+                per_source[reg.id][2].append(eid)
+        if per_source:
+            sent = self.forwarder.write(
+                [(reg, parts) for reg, parts, _ in per_source.values()],
+                "POST", f"/ngsi-ld/v1/entityOperations/{op}", forward,
+                forward.headers.get("content-type", "application/json"))
+            for answer, (_, _, ids) in zip(sent, per_source.values(), strict=True):
+                ok, failed = answer.outcome(ids)
+                result.success.extend(ok)
+                result.errors.extend((i, RemoteError(p, answer.reg.endpoint))
+                                     for i, p in failed)
+        return local, result
 
     # -- queries -----------------------------------------------------------------------
 

@@ -63,11 +63,24 @@ class Answer:
 
 
 @dataclass
-class WriteResult:
-    """Per-source outcomes of a forwarded write: (registration id, problem or None)."""
+class Sent:
+    """A source's answer to a forwarded write."""
 
-    done: list[str] = field(default_factory=list)
-    failed: list[tuple[Compiled, dict]] = field(default_factory=list)
+    reg: Compiled
+    status: int
+    body: Any = None  # the JSON answer (ids created, or a 207 BatchOperationResult)
+    problem: dict | None = None  # why the source refused, or could not be reached
+
+    def outcome(self, ids: Sequence[str]) -> tuple[list[str], list[tuple[str, dict]]]:
+        """(succeeded, [(id, problem)]) for the entities ``ids`` this source was sent."""
+        if self.problem is not None:
+            return [], [(i, self.problem) for i in ids]
+        if self.status == 207 and isinstance(self.body, dict):
+            failed = [(str(e.get("entityId")), dict(e.get("error") or {}))
+                      for e in self.body.get("errors") or () if isinstance(e, dict)]
+            bad = {i for i, _ in failed}
+            return [i for i in ids if i not in bad], failed
+        return list(ids), []
 
 
 class Forwarder:
@@ -165,39 +178,34 @@ class Forwarder:
 
     # -- writes ----------------------------------------------------------------------------
 
-    def write(self, sources: list[Compiled], method: str, path: str, forward: Forward,
-              body: Any, content_type: str | None) -> WriteResult:
-        """Send one write to each source; ``body`` None sends no body."""
-        result = WriteResult()
+    def write(self, parts: Sequence[tuple[Compiled, Any]], method: str, path: str,
+              forward: Forward, content_type: str | None) -> list[Sent]:
+        """Send each source its part of a write (None: no body), all at once."""
 
-        def send(reg: Compiled) -> tuple[Compiled, dict | None]:
-            payload = None if body is None else orjson.dumps(body)
+        def send(part: tuple[Compiled, Any]) -> Sent:
+            reg, body = part
             try:
                 response = self.client.request(
-                    method, reg.endpoint + path, content=payload,
+                    method, reg.endpoint + path,
+                    content=None if body is None else orjson.dumps(body),
                     params={k: v for k, v in forward.params.items() if k != "local"},
                     headers=self._headers(reg, forward, content_type),
                     timeout=self._timeout(reg))
             except httpx.HTTPError as exc:
-                return reg, _problem(504, "InternalError", f"{reg.endpoint} unreachable: "
-                                     f"{type(exc).__name__}")
-            if response.status_code < 300:
-                return reg, None
+                return Sent(reg, 504, problem=_problem(
+                    504, "InternalError", f"{reg.endpoint} unreachable: {type(exc).__name__}"))
             try:
-                problem = orjson.loads(response.content)
-                if not isinstance(problem, dict) or "type" not in problem:
-                    raise ValueError
-            except ValueError:
-                problem = _problem(response.status_code, "InternalError",
-                                   f"{reg.endpoint} answered {response.status_code}")
-            return reg, problem
+                answer = orjson.loads(response.content) if response.content else None
+            except orjson.JSONDecodeError:
+                answer = None
+            if response.status_code < 300 or response.status_code == 207:
+                return Sent(reg, response.status_code, answer)
+            if not isinstance(answer, dict) or "type" not in answer:
+                answer = _problem(response.status_code, "InternalError",
+                                  f"{reg.endpoint} answered {response.status_code}")
+            return Sent(reg, response.status_code, problem=answer)
 
-        for reg, problem in self._each(sources, send):
-            if problem is None:
-                result.done.append(reg.id)
-            else:
-                result.failed.append((reg, problem))
-        return result
+        return self._each(parts, send)
 
     # -- plumbing --------------------------------------------------------------------------
 
@@ -228,11 +236,12 @@ class Forwarder:
         return float((reg.doc.get("management") or {}).get("timeout") or self.timeout)
 
     @staticmethod
-    def _each(sources: list[Compiled], fn: Any) -> list[Any]:
-        if len(sources) == 1:
-            return [fn(sources[0])]
-        with ThreadPoolExecutor(min(8, len(sources))) as pool:
-            return list(pool.map(fn, sources))
+    def _each(items: Sequence[Any], fn: Any) -> list[Any]:
+        """``fn`` of each item (one per source), in parallel, answers in order."""
+        if len(items) == 1:
+            return [fn(items[0])]
+        with ThreadPoolExecutor(min(8, len(items))) as pool:
+            return list(pool.map(fn, items))
 
 
 def _stored(item: Any, ctx: ActiveContext, now: str) -> dict:

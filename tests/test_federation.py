@@ -204,3 +204,26 @@ def test_batches_are_split_one_request_per_source(client: TestClient, city: http
                           json=[LIGHT, "urn:ngsi-ld:Streetlight:dn-3"])
     assert deleted.status_code == 204, deleted.text
     assert city.get(f"{E}/{LIGHT}").status_code == 404
+
+
+def test_attribute_and_entity_level_writes_follow_the_registration(
+        client: TestClient, city: httpx.Client, city_url: str) -> None:
+    register(client, city_url, mode="exclusive", operations=["redirectionOps"],
+             information=[{"entities": [{"id": LIGHT, "type": "Streetlight"}],
+                           "propertyNames": ["illuminanceLevel"]}])
+    client.post(E, json=streetlight(1))
+    lux = {"type": "Property", "value": 0.1}
+    assert client.patch(f"{E}/{LIGHT}/attrs/illuminanceLevel", json=lux).status_code == 204
+    assert city.get(f"{E}/{LIGHT}").json()["illuminanceLevel"]["value"] == 0.1
+    power = {"type": "Property", "value": "off"}
+    assert client.patch(f"{E}/{LIGHT}/attrs/powerState", json=power).status_code == 204
+    assert "powerState" not in city.get(f"{E}/{LIGHT}").json()
+    here = client.get(f"{E}/{LIGHT}", params={"local": "true"}).json()
+    assert here["powerState"]["value"] == "off" and "illuminanceLevel" not in here
+    merged = client.patch(f"{E}/{LIGHT}", json={"illuminanceLevel": 0.5, "powerState": "on"})
+    assert merged.status_code == 204, merged.text
+    assert city.get(f"{E}/{LIGHT}").json()["illuminanceLevel"]["value"] == 0.5
+    assert client.get(f"{E}/{LIGHT}", params={"local": "true"}).json()["powerState"][
+        "value"] == "on"
+    assert client.delete(f"{E}/{LIGHT}/attrs/illuminanceLevel").status_code == 204
+    assert "illuminanceLevel" not in city.get(f"{E}/{LIGHT}").json()

@@ -137,14 +137,16 @@ async def retrieve_entity(
 @router.put("/entities/{entityId}", status_code=204, summary="Replace entity")
 async def replace_entity(request: Request, entityId: str) -> Response:
     body, ctx, _ = await read_body(request)
-    await run_in_threadpool(broker(request).replace, tenant(request), entityId, body, ctx)
+    await run_in_threadpool(broker(request).replace, tenant(request), entityId, body, ctx,
+                            forward_of(request))
     return Response(status_code=204)
 
 
 @router.patch("/entities/{entityId}", status_code=204, summary="Merge entity")
 async def merge_entity(request: Request, entityId: str) -> Response:
     body, ctx, _ = await read_body(request, allow_merge_patch=True)
-    await run_in_threadpool(broker(request).merge, tenant(request), entityId, body, ctx)
+    await run_in_threadpool(broker(request).merge, tenant(request), entityId, body, ctx,
+                            forward_of(request))
     return Response(status_code=204)
 
 
@@ -199,7 +201,7 @@ async def update_attrs(request: Request, entityId: str) -> Response:
 async def patch_attr(request: Request, entityId: str, attrId: str) -> Response:
     body, ctx, _ = await read_body(request)
     await run_in_threadpool(broker(request).patch_attribute, tenant(request), entityId, attrId,
-                            body, ctx)
+                            body, ctx, forward_of(request))
     return Response(status_code=204)
 
 
@@ -208,7 +210,7 @@ async def patch_attr(request: Request, entityId: str, attrId: str) -> Response:
 async def replace_attr(request: Request, entityId: str, attrId: str) -> Response:
     body, ctx, _ = await read_body(request)
     await run_in_threadpool(broker(request).replace_attribute, tenant(request), entityId,
-                            attrId, body, ctx)
+                            attrId, body, ctx, forward_of(request))
     return Response(status_code=204)
 
 
@@ -221,6 +223,6 @@ async def delete_attr(
     ctx, _ = await request_context(request)
     await run_in_threadpool(
         broker(request).delete_attribute, tenant(request), entityId, attrId, ctx, datasetId,
-        bool_param(deleteAll, "deleteAll"),
+        bool_param(deleteAll, "deleteAll"), forward_of(request),
     )
     return Response(status_code=204)

@@ -12,6 +12,7 @@ from typing import Any
 from dothi.broker.forwarding import Forward, Forwarder
 from dothi.broker.forwarding import merge as merge_sources
 from dothi.broker.registry import Registry
+from dothi.broker.routing import Routing
 from dothi.broker.subscriptions import Subscriptions
 from dothi.broker.temporal import Temporal
 from dothi.errors import (
@@ -26,15 +27,15 @@ from dothi.errors import (
 from dothi.ngsild import merge
 from dothi.ngsild.context import ActiveContext, CachedContext, ContextCache, ContextResolver
 from dothi.ngsild.entity import (
+    body_types,
     check_scope,
     expand_attribute,
     expand_attributes,
     expand_entity,
-    expand_types,
     is_uri,
+    item_id,
 )
 from dothi.ngsild.timeutil import now_iso
-from dothi.ngsild.typeexpr import TypeExpr
 from dothi.store.base import (
     DEFAULT_TENANT,
     UNCHANGED,
@@ -51,15 +52,6 @@ class BatchResult:
     success: list[str] = field(default_factory=list)
     errors: list[tuple[str | None, DothiError]] = field(default_factory=list)
     created: list[str] = field(default_factory=list)
-
-
-@dataclass
-class Route:
-    """Where one entity's write goes: the part kept here (None: nothing) and, by
-    registration id, each context source with its part."""
-
-    local: Any
-    parts: dict[str, tuple[Any, Any]]
 
 
 @dataclass
@@ -80,6 +72,7 @@ class Broker:
         self.subscriptions = Subscriptions(store, self.resolver)
         self.registry = Registry(store, self.resolver, self.subscriptions)
         self.forwarder = Forwarder(self.registry, broker_id, forward_timeout)
+        self.routing = Routing(store, self.forwarder)
         for url, doc, kind, created in store.contexts():
             cache.add(url, doc, kind=kind, created_at=created)
         cache.loader = self._stored_context
@@ -161,16 +154,25 @@ class Broker:
         self._distributed_write(tenant, "deleteEntity", eid, None, None, None, forward,
                                 "DELETE", f"/ngsi-ld/v1/entities/{eid}", local)
 
-    def replace(self, tenant: str, eid: str, body: Any, ctx: ActiveContext) -> None:
+    def replace(self, tenant: str, eid: str, body: Any, ctx: ActiveContext,
+                forward: Forward | None = None) -> None:
         _check_id(eid)
         if isinstance(body, dict):
             body_id = body.get("id", body.get("@id"))
             if body_id is not None and body_id != eid:
                 raise BadRequestData(f"The body's id {body_id} differs from the URL's {eid}")
             body = {**body, "id": eid}
-        new = expand_entity(body, ctx, now_iso(), need_type=False)
-        self.check_tenant(tenant)
-        self._single(tenant, eid, lambda old: merge.replace_entity(self._need(old, eid), new))
+        now = now_iso()
+        expand_entity(body, ctx, now, need_type=False)
+
+        def local(part: Any) -> None:
+            self.check_tenant(tenant)
+            new = expand_entity(part, ctx, now, need_type=False)
+            self._single(tenant, eid,
+                         lambda old: merge.replace_entity(self._need(old, eid), new))
+
+        self._distributed_write(tenant, "replaceEntity", eid, None, body, ctx, forward,
+                                "PUT", f"/ngsi-ld/v1/entities/{eid}", local)
 
     def append(
         self, tenant: str, eid: str, body: Any, ctx: ActiveContext, overwrite: bool,
@@ -186,7 +188,7 @@ class Broker:
             nonlocal skipped
             self.check_tenant(tenant)
             attrs = expand_attributes(part, ctx, now)
-            types = _body_types(part, ctx)
+            types = body_types(part, ctx)
 
             def fn(old: dict | None) -> dict:
                 nonlocal skipped
@@ -228,7 +230,8 @@ class Broker:
         return skipped
 
     def patch_attribute(
-        self, tenant: str, eid: str, name: str, body: Any, ctx: ActiveContext
+        self, tenant: str, eid: str, name: str, body: Any, ctx: ActiveContext,
+        forward: Forward | None = None,
     ) -> None:
         _check_id(eid)
         if not isinstance(body, dict) or not body:
@@ -236,52 +239,68 @@ class Broker:
         now = now_iso()
         iri = ctx.expand(name)
         fragment = _fragment(name, body, ctx, now, allow_null=True)
-        self.check_tenant(tenant)
-        self._single(
-            tenant, eid,
-            lambda old: merge.patch_attribute(self._need(old, eid), iri, fragment, now, name),
-        )
+
+        def local(_: Any) -> None:
+            self.check_tenant(tenant)
+            self._single(tenant, eid, lambda old: merge.patch_attribute(
+                self._need(old, eid), iri, fragment, now, name))
+
+        self._distributed_write(tenant, "updateAttrs", eid, None, body, ctx, forward,
+                                "PATCH", f"/ngsi-ld/v1/entities/{eid}/attrs/{name}", local,
+                                attr=iri)
 
     def replace_attribute(
-        self, tenant: str, eid: str, name: str, body: Any, ctx: ActiveContext
+        self, tenant: str, eid: str, name: str, body: Any, ctx: ActiveContext,
+        forward: Forward | None = None,
     ) -> None:
         _check_id(eid)
         now = now_iso()
         iri = ctx.expand(name)
         instances = expand_attribute(name, _strip_context(body), ctx, now)
-        self.check_tenant(tenant)
-        self._single(
-            tenant, eid,
-            lambda old: merge.replace_attribute(self._need(old, eid), iri, instances, now, name),
-        )
+
+        def local(_: Any) -> None:
+            self.check_tenant(tenant)
+            self._single(tenant, eid, lambda old: merge.replace_attribute(
+                self._need(old, eid), iri, instances, now, name))
+
+        self._distributed_write(tenant, "replaceAttrs", eid, None, body, ctx, forward,
+                                "PUT", f"/ngsi-ld/v1/entities/{eid}/attrs/{name}", local,
+                                attr=iri)
 
     def delete_attribute(
         self, tenant: str, eid: str, name: str, ctx: ActiveContext,
-        dataset_id: str | None, delete_all: bool,
+        dataset_id: str | None, delete_all: bool, forward: Forward | None = None,
     ) -> None:
         _check_id(eid)
         if dataset_id is not None and not is_uri(dataset_id):
             raise BadRequestData("datasetId must be a URI")
         iri = ctx.expand(name)
         now = now_iso()
-        self.check_tenant(tenant)
-        self._single(
-            tenant, eid,
-            lambda old: merge.delete_attribute(
-                self._need(old, eid), iri, dataset_id, delete_all, now, name
-            ),
-        )
 
-    def merge(self, tenant: str, eid: str, body: Any, ctx: ActiveContext) -> None:
+        def local(_: Any) -> None:
+            self.check_tenant(tenant)
+            self._single(tenant, eid, lambda old: merge.delete_attribute(
+                self._need(old, eid), iri, dataset_id, delete_all, now, name))
+
+        self._distributed_write(tenant, "deleteAttrs", eid, None, None, ctx, forward,
+                                "DELETE", f"/ngsi-ld/v1/entities/{eid}/attrs/{name}", local,
+                                attr=iri)
+
+    def merge(self, tenant: str, eid: str, body: Any, ctx: ActiveContext,
+              forward: Forward | None = None) -> None:
         _check_id(eid)
         _check_fragment_id(body, eid)
         now = now_iso()
-        attrs, types, scope = self._merge_parts(body, ctx, now)
-        self.check_tenant(tenant)
-        self._single(
-            tenant, eid,
-            lambda old: merge.merge_patch(self._need(old, eid), types, scope, attrs, now),
-        )
+        self._merge_parts(body, ctx, now)
+
+        def local(part: Any) -> None:
+            self.check_tenant(tenant)
+            attrs, types, scope = self._merge_parts(part, ctx, now)
+            self._single(tenant, eid, lambda old: merge.merge_patch(
+                self._need(old, eid), types, scope, attrs, now))
+
+        self._distributed_write(tenant, "mergeEntity", eid, None, body, ctx, forward,
+                                "PATCH", f"/ngsi-ld/v1/entities/{eid}", local)
 
     @staticmethod
     def _merge_parts(
@@ -292,7 +311,7 @@ class Broker:
             skip=frozenset({"@context", "id", "@id", "type", "@type", "scope",
                             "createdAt", "modifiedAt"}),
         )
-        types = _body_types(body, ctx)
+        types = body_types(body, ctx)
         scope = check_scope(body["scope"]) if "scope" in body else None
         return attrs, types, scope
 
@@ -307,7 +326,7 @@ class Broker:
         on, one batch request per source."""
         if not isinstance(items, list):
             raise BadRequestData("A batch operation takes a JSON array")
-        items, remote = self._distributed_batch(tenant, op, items, ctx_for, forward)
+        items, remote = self.routing.batch(tenant, op, items, ctx_for, forward)
         result = BatchResult()
         plan: list[tuple[str, Any]] = []
         now = now_iso()
@@ -369,14 +388,14 @@ class Broker:
                 return doc["id"], upsert_update
             return doc["id"], lambda old: doc if old is None else merge.replace_entity(old, doc)
         if op == "update":
-            eid = _item_id(item)
+            eid = item_id(item)
             attrs = expand_attributes(item, ctx, now, skip=frozenset(
                 {"@context", "id", "@id", "type", "@type", "scope", "createdAt", "modifiedAt"}))
             overwrite = options != "noOverwrite"
             return eid, lambda old: merge.append(
                 self._need(old, eid), attrs, now, overwrite=overwrite)[0]
         if op == "merge":
-            eid = _item_id(item)
+            eid = item_id(item)
             attrs, types, scope = self._merge_parts(item, ctx, now)
             return eid, lambda old: merge.merge_patch(
                 self._need(old, eid), types, scope, attrs, now)
@@ -387,12 +406,13 @@ class Broker:
     def _distributed_write(
         self, tenant: str, operation: str, eid: str, types: list[str] | None, body: Any,
         ctx: ActiveContext | None, forward: Forward | None, method: str, path: str,
-        local: Any,
+        local: Any, attr: str | None = None,
     ) -> None:
         """Do a write here and at the context sources that take it (see forwarding).
-        ``local(part)`` applies to this broker the part of ``body`` that stays here."""
-        route = self._route(tenant, operation, eid, types, body, ctx, forward,
-                            always_local=operation == "createEntity")
+        ``local(part)`` applies to this broker the part of ``body`` that stays here;
+        ``attr`` names the one attribute an attribute-level operation writes."""
+        route = self.routing.route(tenant, operation, eid, types, body, ctx, forward,
+                                   always_local=operation == "createEntity", attr=attr)
         if not route.parts:
             local(body)
             return
@@ -418,72 +438,6 @@ class Broker:
         if not succeeded:
             raise errors[0][1]
         raise PartialSuccess([eid], errors)
-
-    def _route(self, tenant: str, operation: str, eid: str, types: list[str] | None,
-               body: Any, ctx: ActiveContext | None, forward: Forward | None, *,
-               always_local: bool) -> Route:
-        """Which context sources take a write of one entity, with which part of its body,
-        and what part stays here (clause 4.3.6.3)."""
-        if forward is None or forward.local:
-            return Route(body, {})
-        if types is None:
-            held = self.store.get(tenant, eid)
-            types = held.get("type") if held else None
-        expr = TypeExpr("or", children=tuple(TypeExpr("type", name=t) for t in types)) \
-            if types else None
-        sources = [r for r in self.forwarder.sources(tenant, operation, forward, eid=eid,
-                                                     types=expr) if r.mode != "auxiliary"]
-        if not sources:
-            return Route(body, {})
-        mine = body
-        parts: dict[str, tuple[Any, Any]] = {}
-        for reg in sources:
-            part = body
-            if reg.mode == "exclusive" and isinstance(body, dict) and ctx is not None:
-                owned = reg.registered_attrs(eid, types or ()) or frozenset()
-                part = {k: v for k, v in body.items() if _kept(k) or ctx.expand(k) in owned}
-                mine = {k: v for k, v in mine.items() if _kept(k) or ctx.expand(k) not in owned}
-            parts[reg.id] = (reg, part)
-        stays = not any(r.mode == "redirect" for r in sources) and (
-            always_local or not isinstance(mine, dict) or any(not _kept(k) for k in mine))
-        return Route(mine if stays else None, parts)
-
-    def _distributed_batch(self, tenant: str, op: str, items: list[Any], ctx_for: Any,
-                           forward: Forward | None) -> tuple[list[Any], BatchResult]:
-        """Send the sources their parts of a batch, one batch request per source; what
-        stays here is returned for the local batch, with the sources' results."""
-        result = BatchResult()
-        if forward is None or forward.local or not self.registry.registrations(tenant):
-            return items, result
-        operation = f"{op}Batch"
-        local: list[Any] = []
-        per_source: dict[str, tuple[Any, list[Any], list[str]]] = {}
-        for item in items:
-            try:
-                eid = item if op == "delete" else _item_id(item)
-                ctx = None if op == "delete" else ctx_for(item)
-                types = _body_types(item, ctx) if ctx is not None else None
-            except DothiError:
-                local.append(item)  # the local batch reports what is wrong with it
-                continue
-            route = self._route(tenant, operation, eid, types, item, ctx, forward,
-                                always_local=op in ("create", "upsert"))
-            if route.local is not None:
-                local.append(route.local)
-            for reg, part in route.parts.values():
-                per_source.setdefault(reg.id, (reg, [], []))[1].append(part)
-                per_source[reg.id][2].append(eid)
-        if per_source:
-            sent = self.forwarder.write(
-                [(reg, parts) for reg, parts, _ in per_source.values()],
-                "POST", f"/ngsi-ld/v1/entityOperations/{op}", forward,
-                forward.headers.get("content-type", "application/json"))
-            for answer, (_, _, ids) in zip(sent, per_source.values(), strict=True):
-                ok, failed = answer.outcome(ids)
-                result.success.extend(ok)
-                result.errors.extend((i, RemoteError(p, answer.reg.endpoint))
-                                     for i, p in failed)
-        return local, result
 
     # -- queries -----------------------------------------------------------------------
 
@@ -538,11 +492,6 @@ class Broker:
         self.resolver.forget()
 
 
-def _kept(key: str) -> bool:
-    """Members every part of a split entity body keeps."""
-    return key in ("id", "@id", "type", "@type", "@context", "scope")
-
-
 def _check_id(eid: str) -> None:
     if not is_uri(eid):
         raise BadRequestData(f"Entity id must be a URI: {eid!r}")
@@ -553,23 +502,6 @@ def _check_fragment_id(body: Any, eid: str) -> None:
         bid = body.get("id", body.get("@id"))
         if bid is not None and bid != eid:
             raise BadRequestData(f"The body's id {bid} differs from the URL's {eid}")
-
-
-def _item_id(item: Any) -> str:
-    if not isinstance(item, dict):
-        raise BadRequestData("Each batch item must be a JSON object")
-    eid = item.get("id", item.get("@id"))
-    if not is_uri(eid):
-        raise BadRequestData(f"Entity id must be a URI: {eid!r}")
-    return str(eid)
-
-
-def _body_types(body: Any, ctx: ActiveContext) -> list[str] | None:
-    if isinstance(body, dict):
-        t = body.get("type", body.get("@type"))
-        if t is not None:
-            return expand_types(t, ctx)
-    return None
 
 
 def _strip_context(body: Any) -> Any:

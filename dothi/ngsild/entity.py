@@ -96,6 +96,25 @@ def expand_types(value: object, ctx: ActiveContext) -> list[str]:
     return out
 
 
+def item_id(item: Any) -> str:
+    """The id of an entity in a batch, checked."""
+    if not isinstance(item, dict):
+        raise BadRequestData("Each batch item must be a JSON object")
+    eid = item.get("id", item.get("@id"))
+    if not is_uri(eid):
+        raise BadRequestData(f"Entity id must be a URI: {eid!r}")
+    return str(eid)
+
+
+def body_types(body: Any, ctx: ActiveContext) -> list[str] | None:
+    """The expanded types a body names, if it names any."""
+    if isinstance(body, dict):
+        t = body.get("type", body.get("@type"))
+        if t is not None:
+            return expand_types(t, ctx)
+    return None
+
+
 def check_scope(value: object) -> list[str]:
     scopes = value if isinstance(value, list) else [value]
     for s in scopes:

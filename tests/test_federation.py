@@ -227,3 +227,20 @@ def test_attribute_and_entity_level_writes_follow_the_registration(
         "value"] == "on"
     assert client.delete(f"{E}/{LIGHT}/attrs/illuminanceLevel").status_code == 204
     assert "illuminanceLevel" not in city.get(f"{E}/{LIGHT}").json()
+
+
+def test_types_and_attributes_include_the_sources(client: TestClient, city: httpx.Client,
+                                                   city_url: str) -> None:
+    city.post(E, json=streetlight(1))
+    city.post(E, json=streetlight(2))
+    client.post(E, json=streetlight(3, brightness={"type": "Property", "value": 1}))
+    register(client, city_url)
+    assert "Streetlight" in client.get("/ngsi-ld/v1/types").json()["typeList"]
+    info = client.get("/ngsi-ld/v1/types/Streetlight").json()
+    assert info["entityCount"] == 3
+    names = {a["attributeName"] for a in info["attributeDetails"]}
+    assert {"powerState", "illuminanceLevel", "brightness"} <= names
+    attrs = client.get("/ngsi-ld/v1/attributes").json()["attributeList"]
+    assert "illuminanceLevel" in attrs
+    local = client.get("/ngsi-ld/v1/types/Streetlight", params={"local": "true"}).json()
+    assert local["entityCount"] == 1

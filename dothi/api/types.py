@@ -13,12 +13,14 @@ from dothi.api.http import (
     accepted,
     bool_param,
     broker,
+    forward_of,
     json_response,
     request_context,
     tenant,
     with_context,
 )
 from dothi.errors import ResourceNotFound
+from dothi.ngsild.context import ActiveContext
 from dothi.store.base import TypeStat
 
 router = APIRouter(prefix="/ngsi-ld/v1", tags=["Types and attributes"])
@@ -32,15 +34,26 @@ def _wrap(body: dict[str, Any] | list[Any], mtype: str, ctx_value: Any) -> Any:
     return with_context(body, ctx_value)
 
 
-async def _stats(request: Request) -> list[TypeStat]:
-    return await run_in_threadpool(broker(request).type_stats, tenant(request))
+async def _stats(request: Request, ctx: ActiveContext, only: str | None = None
+                 ) -> tuple[list[TypeStat], list[str]]:
+    """Types held here and at the context sources (see Broker.type_stats)."""
+    return await run_in_threadpool(broker(request).type_stats, tenant(request),
+                                   forward_of(request), ctx, only)
+
+
+def _respond(body: Any, mtype: str, ctx_value: Any, warnings: list[str]) -> Response:
+    response = json_response(_wrap(body, mtype, ctx_value), mtype=mtype,
+                             context_url=ctx_value)
+    for warning in warnings:
+        response.headers.append("NGSILD-Warning", warning)
+    return response
 
 
 @router.get("/types", summary="Available entity types")
 async def list_types(request: Request, details: str | None = None) -> Response:
     mtype = accepted(request, geo=False)
     ctx, ctx_value = await request_context(request)
-    stats = await _stats(request)
+    stats, warnings = await _stats(request, ctx)
     if bool_param(details, "details"):
         body: Any = [
             {
@@ -57,7 +70,7 @@ async def list_types(request: Request, details: str | None = None) -> Response:
             "type": "EntityTypeList",
             "typeList": sorted(ctx.compact(s.type) for s in stats),
         }
-    return json_response(_wrap(body, mtype, ctx_value), mtype=mtype, context_url=ctx_value)
+    return _respond(body, mtype, ctx_value, warnings)
 
 
 @router.get("/types/{type}", summary="Details of one entity type")
@@ -65,7 +78,8 @@ async def type_info(request: Request, type: str) -> Response:  # noqa: A002
     mtype = accepted(request, geo=False)
     ctx, ctx_value = await request_context(request)
     iri = ctx.expand(type)
-    stat = next((s for s in await _stats(request) if s.type == iri), None)
+    stats, warnings = await _stats(request, ctx, iri)
+    stat = next((s for s in stats if s.type == iri), None)
     if stat is None:
         raise ResourceNotFound(f"No entity of type {type}")
     body = {
@@ -83,7 +97,7 @@ async def type_info(request: Request, type: str) -> Response:  # noqa: A002
             for attr, kinds in sorted(stat.attributes.items())
         ],
     }
-    return json_response(_wrap(body, mtype, ctx_value), mtype=mtype, context_url=ctx_value)
+    return _respond(body, mtype, ctx_value, warnings)
 
 
 def _attributes(stats: list[TypeStat]) -> dict[str, tuple[set[str], set[str], int]]:
@@ -100,7 +114,8 @@ def _attributes(stats: list[TypeStat]) -> dict[str, tuple[set[str], set[str], in
 async def list_attributes(request: Request, details: str | None = None) -> Response:
     mtype = accepted(request, geo=False)
     ctx, ctx_value = await request_context(request)
-    attrs = _attributes(await _stats(request))
+    stats, warnings = await _stats(request, ctx)
+    attrs = _attributes(stats)
     if bool_param(details, "details"):
         body: Any = [
             {
@@ -117,7 +132,7 @@ async def list_attributes(request: Request, details: str | None = None) -> Respo
             "type": "AttributeList",
             "attributeList": sorted(ctx.compact(a) for a in attrs),
         }
-    return json_response(_wrap(body, mtype, ctx_value), mtype=mtype, context_url=ctx_value)
+    return _respond(body, mtype, ctx_value, warnings)
 
 
 @router.get("/attributes/{attrId}", summary="Details of one attribute")
@@ -125,7 +140,7 @@ async def attribute_info(request: Request, attrId: str) -> Response:
     mtype = accepted(request, geo=False)
     ctx, ctx_value = await request_context(request)
     iri = ctx.expand(attrId)
-    stats = await _stats(request)
+    stats, warnings = await _stats(request, ctx)
     attrs = _attributes(stats)
     if iri not in attrs:
         raise ResourceNotFound(f"No attribute {attrId}")
@@ -139,4 +154,4 @@ async def attribute_info(request: Request, attrId: str) -> Response:
         "typeNames": sorted(ctx.compact(t) for t in types),
         "attributeCount": count,
     }
-    return json_response(_wrap(body, mtype, ctx_value), mtype=mtype, context_url=ctx_value)
+    return _respond(body, mtype, ctx_value, warnings)

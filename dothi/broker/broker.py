@@ -36,6 +36,7 @@ from dothi.ngsild.entity import (
     item_id,
 )
 from dothi.ngsild.timeutil import now_iso
+from dothi.ngsild.typeexpr import TypeExpr
 from dothi.store.base import (
     DEFAULT_TENANT,
     UNCHANGED,
@@ -473,9 +474,34 @@ class Broker:
         page = [d for d in merged if d is not None][query.offset:query.offset + query.limit]
         return QueryResult(page, count, [a.warning for a in answers if a.warning])
 
-    def type_stats(self, tenant: str) -> list[TypeStat]:
-        self.check_tenant(tenant)
-        return self.store.type_stats(tenant)
+    def type_stats(self, tenant: str, forward: Forward | None = None,
+                   ctx: ActiveContext | None = None,
+                   only: str | None = None) -> tuple[list[TypeStat], list[str]]:
+        """Entity types held here and, unless ``local=true``, at the context sources that
+        serve type discovery, merged by type; ``only`` (an IRI) asks for one type. Also
+        the warnings of sources that could not answer."""
+        operation = "retrieveEntityTypes" if only is None else "retrieveEntityTypeInfo"
+        sources = self.forwarder.sources(
+            tenant, operation, forward,
+            types=TypeExpr("type", name=only) if only is not None else None) \
+            if ctx is not None else []
+        if not sources:
+            self.check_tenant(tenant)
+        mine = self.store.type_stats(tenant) if self.store.tenant_exists(tenant) or \
+            tenant == DEFAULT_TENANT else []
+        if not sources:
+            return mine, []
+        assert forward is not None and ctx is not None
+        theirs, warnings = self.forwarder.type_stats(sources, forward, ctx, only)
+        merged: dict[str, TypeStat] = {}
+        for stat in [*mine, *theirs]:
+            into = merged.setdefault(stat.type, TypeStat(stat.type, 0, {}))
+            into.entities += stat.entities
+            for attr, kinds in stat.attributes.items():
+                into.attributes.setdefault(attr, set()).update(kinds)
+            for attr, n in stat.attribute_counts.items():
+                into.attribute_counts[attr] = into.attribute_counts.get(attr, 0) + n
+        return list(merged.values()), warnings
 
     # -- contexts ----------------------------------------------------------------------
 

@@ -28,7 +28,7 @@ from dothi.ngsild.entity import expand_entity
 from dothi.ngsild.registration import Compiled
 from dothi.ngsild.timeutil import now_iso
 from dothi.ngsild.typeexpr import TypeExpr
-from dothi.store.base import EntityQuery
+from dothi.store.base import EntityQuery, TypeStat
 
 log = logging.getLogger("dothi.forwarding")
 NGSI = "/ngsi-ld/v1"
@@ -175,6 +175,50 @@ class Forwarder:
                           warning=f'111 {reg.endpoint} "invalid NGSI-LD payload"')
         count = response.headers.get("NGSILD-Results-Count")
         return Answer(reg, docs, int(count) if count and count.isdigit() else None)
+
+    def type_stats(self, sources: list[Compiled], forward: Forward, ctx: ActiveContext,
+                   only: str | None = None) -> tuple[list[TypeStat], list[str]]:
+        """The entity types each source holds (or just ``only``, an IRI), with counts and
+        attribute kinds from its /types/{type}; and warnings for sources that failed.
+        Types are named to the source in the request's @context (its Link goes along)."""
+
+        def ask(reg: Compiled) -> tuple[list[TypeStat], str | None]:
+            headers = self._headers(reg, forward, None)
+
+            def get(path: str, **params: str) -> Any:
+                response = self.client.get(reg.endpoint + path, params=params,
+                                           headers=headers, timeout=self._timeout(reg))
+                if response.status_code == 404:
+                    return None
+                response.raise_for_status()
+                return orjson.loads(response.content)
+
+            try:
+                if only is not None:
+                    names = [ctx.compact(only)]
+                else:
+                    names = [t["typeName"] for t in get(f"{NGSI}/types", details="true")
+                             or ()]
+                stats = []
+                for name in names:
+                    info = get(f"{NGSI}/types/{quote(name, safe=':')}")
+                    if info is None:
+                        continue
+                    stat = TypeStat(info["id"], int(info.get("entityCount") or 0), {})
+                    for attr in info.get("attributeDetails") or ():
+                        stat.attributes[attr["id"]] = set(attr.get("attributeTypes") or ())
+                    stats.append(stat)
+                return stats, None
+            except (httpx.HTTPError, ValueError, KeyError, TypeError) as exc:
+                return [], f'299 {reg.endpoint} "types unavailable: {type(exc).__name__}"'
+
+        found: list[TypeStat] = []
+        warnings = []
+        for stats, warning in self._each(sources, ask):
+            found.extend(stats)
+            if warning:
+                warnings.append(warning)
+        return found, warnings
 
     # -- writes ----------------------------------------------------------------------------
 

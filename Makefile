@@ -33,6 +33,10 @@ demo: install
 test: install-test
 	$(BIN)/pytest -q
 
+lint: install-test
+	$(BIN)/pip install --quiet mypy
+	$(BIN)/mypy dothi
+
 bench: install-test
 	$(BIN)/python bench/run.py
 

@@ -475,7 +475,7 @@ def _join(kind: type, items: list[Any]) -> Any:
     flat: list[Any] = []
     for item in items:
         # (a;b);c is a;b;c: flattening keeps the SQL shallow without changing the meaning.
-        flat.extend(item.items if isinstance(item, kind) else (item,))
+        flat.extend(getattr(item, "items") if isinstance(item, kind) else (item,))
     return kind(tuple(flat))
 
 

@@ -294,7 +294,7 @@ class SQLiteStore:
         if deletes:
             conn.executemany("DELETE FROM entities WHERE rowid=?", deletes)
         rows = []
-        type_rows = []
+        type_rows: list[tuple[str, str, int]] = []
         geo_rows = []
         for eid, held in final.items():
             if held is None:
@@ -697,7 +697,7 @@ def _now_ms() -> int:
 def _geo_instances(doc: dict) -> list[tuple[int, str, dict]]:
     """(slot, attribute IRI, GeoJSON) of every indexed GeoProperty instance, in a stable
     order so that the slots of a stored document can be recomputed from it."""
-    out = []
+    out: list[tuple[int, str, dict]] = []
     for key, instances in doc.items():
         if ":" not in key:
             continue

@@ -179,7 +179,8 @@ def _literal_match(lit: Literal, op: str, source: _Source,
         return ("qv.type = 'true'" if lit.value else "qv.type = 'false'"), []
     if source.vocab and op == EQ and lit.kind in (STRING, URI, TERM):
         # Stored vocab values are expanded IRIs; the query may name them by term.
-        return "qv.type = 'text' AND qv.value IN (?, ?)", [lit.value, _expand(expand, lit.value)]
+        return "qv.type = 'text' AND qv.value IN (?, ?)", [lit.value,
+                                                           _expand(expand, str(lit.value))]
     guard, stored, literal = _kind_sql(lit.kind)
     return f"{guard} AND {stored} {_SQL_OP[op]} {literal}", [lit.value]
 

@@ -33,19 +33,17 @@ class Temporal:
         doc = expand_entity({k: v for k, v in body.items() if k in ENTITY_MEMBERS}, ctx, now)
         attrs = _instances(body, ctx, now)
         created = self.store.temporal_add(tenant, doc["id"], doc.get("type", []), attrs)
-        return doc["id"], created
+        return doc["id"], bool(created)
 
     def append(self, tenant: str, eid: str, body: Any, ctx: ActiveContext) -> None:
         _check_id(eid)
         if not isinstance(body, dict):
             raise BadRequestData("The payload must be a JSON object of attributes")
-        found = self.store.temporal_get(tenant, eid, TimeQuery(attrs=frozenset()), 0)
-        if found is None:
-            raise ResourceNotFound(f"No temporal entity {eid}")
         attrs = _instances(body, ctx, now_iso())
         if not attrs:
             raise BadRequestData("No attribute to add")
-        self.store.temporal_add(tenant, eid, (), attrs)
+        if self.store.temporal_add(tenant, eid, (), attrs, must_exist=True) is None:
+            raise ResourceNotFound(f"No temporal entity {eid}")
 
     def retrieve(self, tenant: str, eid: str, tq: TimeQuery, cap: int) -> TemporalEntity:
         _check_id(eid)
@@ -61,6 +59,7 @@ class Temporal:
         ids_in = None
         if current is not None:
             current.limit, current.offset, current.count = MAX_FILTERED_ENTITIES, 0, False
+            current.ids_only = True
             docs, _ = self.store.query(tenant, current)
             ids_in = [d["id"] for d in docs]
         return self.store.temporal_query(tenant, selectors, ids_in, tq, limit, offset, count,

@@ -56,6 +56,8 @@ class EntityQuery:
     limit: int = 20
     offset: int = 0
     count: bool = False
+    # Only the ids are wanted: documents come back as {"id": ...}.
+    ids_only: bool = False
 
 
 @dataclass
@@ -149,7 +151,8 @@ class Store(Protocol):
     def delete_context(self, url: str) -> bool: ...
 
     def temporal_add(self, tenant: str, eid: str, types: Sequence[str],
-                     attrs: dict[str, list[dict]]) -> bool: ...
+                     attrs: dict[str, list[dict]], *,
+                     must_exist: bool = False) -> bool | None: ...
 
     def temporal_query(
         self, tenant: str, selectors: Sequence[Selector], ids_in: Sequence[str] | None,

@@ -341,12 +341,11 @@ class SQLiteStore:
             # DISTINCT only where one entity can come back twice (several geometries).
             distinct = "DISTINCT " if query.geo is not None else ""
             order = "" if query.geo is not None else f" ORDER BY {key}"
-            sql = (f"SELECT {distinct}e.rowid, e.doc FROM {source} WHERE {where}{order} "
+            column = "e.id" if query.ids_only else "e.doc"
+            sql = (f"SELECT {distinct}e.rowid, {column} FROM {source} WHERE {where}{order} "
                    "LIMIT ? OFFSET ?")
-            docs = [
-                orjson.loads(r[1])
-                for r in conn.execute(sql, (*params, query.limit, query.offset))
-            ]
+            rows = conn.execute(sql, (*params, query.limit, query.offset))
+            docs = [{"id": r[1]} if query.ids_only else orjson.loads(r[1]) for r in rows]
         return docs, count
 
     def _plan(self, tenant: str, query: EntityQuery) -> tuple[str, str, str, list[Any]]:
@@ -473,8 +472,13 @@ class SQLiteStore:
     # -- history (temporal API) ----------------------------------------------------------
 
     def temporal_add(self, tenant: str, eid: str, types: Sequence[str],
-                     attrs: dict[str, list[dict]]) -> bool:
+                     attrs: dict[str, list[dict]], *, must_exist: bool = False) -> bool | None:
+        """Add instances; True if the temporal entity is new. With ``must_exist``, None
+        (and nothing written) if it does not exist: checked in the same transaction, so
+        a concurrent delete cannot be undone by the add."""
         with self._transaction() as conn:
+            if must_exist and self.history.find_tid(conn, tenant, eid) is None:
+                return None
             created = self.history.add(conn, tenant, eid, types, attrs)
             conn.execute("INSERT OR IGNORE INTO tenants VALUES (?, ?)", (tenant, now_iso()))
         return created
@@ -484,8 +488,8 @@ class SQLiteStore:
         tq: TimeQuery, limit: int, offset: int, count: bool, cap: int,
     ) -> tuple[list[TemporalEntity], int | None]:
         conn = self._reader()
-        found, total = self.history.select(conn, tenant, selectors, ids_in, limit, offset,
-                                           count)
+        found, total = self.history.select(conn, tenant, selectors, ids_in, tq.attrs, limit,
+                                           offset, count)
         return [self._temporal(conn, tid, eid, types, tq, cap)
                 for tid, eid, types in found], total
 

@@ -334,9 +334,10 @@ class History:
     # -- reading -------------------------------------------------------------------------
 
     def select(self, conn: sqlite3.Connection, tenant: str, selectors: Sequence[Selector],
-               ids_in: Sequence[str] | None, limit: int, offset: int,
-               count: bool) -> tuple[list[tuple[int, str, list[str]]], int | None]:
-        """Temporal entities matching the selectors, in id order."""
+               ids_in: Sequence[str] | None, attrs: frozenset[str] | None, limit: int,
+               offset: int, count: bool) -> tuple[list[tuple[int, str, list[str]]], int | None]:
+        """Temporal entities matching the selectors and, with ``attrs``, having history of
+        at least one of those attributes, in id order."""
         where = ["tenant = ?"]
         params: list[Any] = [tenant]
         if selectors:
@@ -358,6 +359,12 @@ class History:
         if ids_in is not None:
             where.append("id IN (SELECT value FROM json_each(?))")
             params.append(orjson.dumps(list(ids_in)).decode())
+        if attrs is not None:
+            aids = [a for a in (self.known_aid(conn, iri) for iri in attrs) if a is not None]
+            where.append(
+                "EXISTS (SELECT 1 FROM attr_instances i WHERE i.tid = temporal_entities.tid "
+                "AND i.aid IN (SELECT value FROM json_each(?)))")
+            params.append(orjson.dumps(aids).decode())
         clause = " AND ".join(where)
         total = None
         if count:

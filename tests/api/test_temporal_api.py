@@ -222,3 +222,16 @@ def test_history_can_be_turned_off(tmp_path: Path) -> None:
     with TestClient(create_app(settings)) as c:
         c.post(E, json=streetlight(1))
         assert c.get(f"{T}/urn:ngsi-ld:Streetlight:dn-1").status_code == 404
+
+
+def test_attrs_keeps_only_entities_with_history_of_them(client: TestClient) -> None:
+    sensor_history(client, [10.0, 20.0])
+    client.post(E, json=streetlight(1))
+    found = client.get(T, params={"attrs": "pm25", "timerel": "after",
+                                  "timeAt": "2000-01-01T00:00:00Z"}).json()
+    assert [e["id"] for e in found] == [SENSOR]
+    both = client.get(T, params={"attrs": "pm25,powerState", "timerel": "after",
+                                 "timeAt": "2000-01-01T00:00:00Z"}).json()
+    assert sorted(e["id"] for e in both) == [SENSOR, "urn:ngsi-ld:Streetlight:dn-1"]
+    assert client.get(T, params={"attrs": "nothing", "timerel": "after",
+                                 "timeAt": "2000-01-01T00:00:00Z"}).json() == []

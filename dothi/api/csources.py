@@ -12,7 +12,6 @@ from dothi.api.http import (
     accepted,
     bool_param,
     broker,
-    int_param,
     json_response,
     read_body,
     request_context,
@@ -20,8 +19,8 @@ from dothi.api.http import (
     tenant,
     with_context,
 )
-from dothi.api.subscriptions import page_link, subscription_router
-from dothi.errors import BadRequestData, TooManyResults
+from dothi.api.subscriptions import page_window, subscription_router, with_page_links
+from dothi.errors import BadRequestData
 from dothi.ngsild.entity import is_uri
 from dothi.ngsild.geo import parse_geoquery
 from dothi.ngsild.qlang import compile_pattern, parse_q, parse_scope_q
@@ -64,11 +63,7 @@ async def query_registrations(
     tq = parse_time_query(request.query_params, ctx, need_timerel=False)
     if idPattern:
         compile_pattern(idPattern)
-    settings = request.app.state.settings
-    size = int_param(limit, "limit", settings.default_limit)
-    start = int_param(offset, "offset", 0)
-    if size > settings.max_limit:
-        raise TooManyResults(f"limit may be at most {settings.max_limit}")
+    size, start = page_window(request, limit, offset)
     _, sys_attrs = parse_options(options, None)
     names = split_list(attrs)
     registry = broker(request).registry
@@ -85,14 +80,7 @@ async def query_registrations(
         page = [with_context(r, ctx_value) for r in page]
     headers = {"NGSILD-Results-Count": str(len(found))} if bool_param(count, "count") else {}
     response = json_response(page, mtype=mtype, context_url=ctx_value, headers=headers)
-    links = []
-    if start > 0:
-        links.append(page_link(PATH, max(0, start - size), size, "prev"))
-    if size > 0 and start + size < len(found):
-        links.append(page_link(PATH, start + size, size, "next"))
-    if links:
-        response.headers.append("Link", ", ".join(links))
-    return response
+    return with_page_links(response, PATH, start, size, len(found))
 
 
 @registrations.get("/{rid}", summary="Retrieve a context source registration")

@@ -48,11 +48,7 @@ def subscription_router(path: str, kind: str, tag: str) -> APIRouter:
                     count: str | None = None, options: str | None = None) -> Response:
         mtype = accepted(request, geo=False)
         ctx, ctx_value = await request_context(request)
-        settings = request.app.state.settings
-        size = int_param(limit, "limit", settings.default_limit)
-        start = int_param(offset, "offset", 0)
-        if size > settings.max_limit:
-            raise TooManyResults(f"limit may be at most {settings.max_limit}")
+        size, start = page_window(request, limit, offset)
         _, sys_attrs = parse_options(options, None)
         subs = broker(request).subscriptions
         records, total = await run_in_threadpool(subs.page, tenant(request), size, start,
@@ -65,14 +61,7 @@ def subscription_router(path: str, kind: str, tag: str) -> APIRouter:
             headers["NGSILD-Results-Count"] = str(total)
         response = json_response(rendered, mtype=mtype, context_url=ctx_value,
                                  headers=headers)
-        links = []
-        if start > 0:
-            links.append(page_link(path, max(0, start - size), size, "prev"))
-        if size > 0 and start + size < total:
-            links.append(page_link(path, start + size, size, "next"))
-        if links:
-            response.headers.append("Link", ", ".join(links))
-        return response
+        return with_page_links(response, path, start, size, total)
 
     @router.get("/{sid}", summary=f"Retrieve {tag[:-1].lower()}")
     async def retrieve(request: Request, sid: str, options: str | None = None) -> Response:
@@ -103,8 +92,28 @@ def subscription_router(path: str, kind: str, tag: str) -> APIRouter:
     return router
 
 
-def page_link(path: str, offset: int, limit: int, rel: str) -> str:
-    return f'<{path}?limit={limit}&offset={offset}>; rel="{rel}"; type="application/ld+json"'
+def page_window(request: Request, limit: str | None, offset: str | None) -> tuple[int, int]:
+    """(limit, offset) of a paged listing, checked against the settings."""
+    settings = request.app.state.settings
+    size = int_param(limit, "limit", settings.default_limit)
+    if size > settings.max_limit:
+        raise TooManyResults(f"limit may be at most {settings.max_limit}")
+    return size, int_param(offset, "offset", 0)
+
+
+def with_page_links(response: Response, path: str, start: int, size: int,
+                    total: int) -> Response:
+    """The prev/next Links of a listing of ``total`` items, as one header line."""
+    links = []
+    if start > 0:
+        links.append((max(0, start - size), "prev"))
+    if size > 0 and start + size < total:
+        links.append((start + size, "next"))
+    if links:
+        response.headers.append("Link", ", ".join(
+            f'<{path}?limit={size}&offset={at}>; rel="{rel}"; type="application/ld+json"'
+            for at, rel in links))
+    return response
 
 
 router = subscription_router("/ngsi-ld/v1/subscriptions", "entity", "Subscriptions")

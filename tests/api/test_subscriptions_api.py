@@ -356,3 +356,48 @@ def test_dataset_ids_narrow_what_is_notified(client: TestClient, sink: Receiver)
     assert data["illuminanceLevel"] == {"type": "Property", "value": 120,
                                         "datasetId": "urn:ngsi-ld:Dataset:lux"}
     assert "powerState" not in data
+
+
+def test_notifications_name_their_tenant(client: TestClient, sink: Receiver) -> None:
+    tenant = {"NGSILD-Tenant": "urn:ngsi-ld:tenant:danang"}
+    r = client.post(S, json=subscription(sink), headers=tenant)
+    assert r.status_code == 201
+    assert client.get(S).json() == []  # another tenant's subscriptions are not listed
+    client.post(E, json=streetlight(1))  # the default tenant: not notified
+    client.post(E, json=streetlight(2), headers=tenant)
+    got = sink.next()
+    assert got.headers["NGSILD-Tenant"] == "urn:ngsi-ld:tenant:danang"
+    assert [d["id"] for d in got.body["data"]] == ["urn:ngsi-ld:Streetlight:dn-2"]
+
+
+def test_geojson_notifications_are_feature_collections(client: TestClient,
+                                                       sink: Receiver) -> None:
+    body = subscription(sink)
+    body["notification"]["endpoint"]["accept"] = "application/geo+json"
+    subscribe(client, body)
+    client.post(E, json=streetlight(1))
+    got = sink.next()
+    assert got.headers["Content-Type"] == "application/geo+json"
+    feature = got.body["data"]["features"][0]
+    assert feature["type"] == "Feature" and feature["id"] == LIGHT
+    assert feature["geometry"] == {"type": "Point", "coordinates": [108.2272, 16.0612]}
+
+
+def test_an_expired_subscription_says_so_and_sends_nothing(client: TestClient,
+                                                           sink: Receiver) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    soon = (datetime.now(UTC) + timedelta(milliseconds=300)).isoformat()
+    sid = subscribe(client, subscription(sink, expiresAt=soon,
+                                         entities=[{"type": "Streetlight"}]))
+    live = subscribe(client, subscription(sink, entities=[{"type": "Marker"}]))
+    # Wait for the expiry by watching the subscription's status (an event, no sleep).
+    deadline = datetime.now(UTC) + timedelta(seconds=10)
+    while client.get(f"{S}/{sid}").json()["status"] != "expired":
+        assert datetime.now(UTC) < deadline, "the subscription never expired"
+    client.post(E, json=streetlight(1))
+    client.post(E, json={"id": "urn:ngsi-ld:Marker:1", "type": "Marker",
+                         "n": {"type": "Property", "value": 1}})
+    got = sink.next()
+    assert got.body["subscriptionId"] == live
+    assert sink.nothing_queued()

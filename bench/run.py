@@ -72,14 +72,15 @@ def _drain(stream: Any) -> None:
         SERVER_LOG.append(line)
 
 
+def server_pids(pid: int) -> list[int]:
+    """The server process and its worker processes."""
+    children = Path(f"/proc/{pid}/task/{pid}/children")
+    return [pid, *(int(c) for c in (children.read_text().split() if children.exists() else ()))]
+
+
 def tree_peak_rss_mb(pid: int) -> float:
     """Peak RSS of the server and its worker processes, added up."""
-    total = peak_rss_mb(pid)
-    children = Path(f"/proc/{pid}/task/{pid}/children")
-    if children.exists():
-        for child in children.read_text().split():
-            total += peak_rss_mb(int(child))
-    return total
+    return sum(peak_rss_mb(p) for p in server_pids(pid))
 
 
 def peak_rss_mb(pid: int) -> float:

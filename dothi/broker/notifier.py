@@ -12,12 +12,13 @@ import asyncio
 import logging
 import threading
 import time
-from collections.abc import Sequence
+import urllib.request
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-import httpx
+import aiohttp
 import orjson
 
 from dothi.broker.subscriptions import Subscriptions
@@ -60,10 +61,17 @@ class Notifier:
         self.settings = settings
         self._event: asyncio.Event | None = None
         self._task: asyncio.Task[None] | None = None
-        self._http: httpx.AsyncClient | None = None
+        self._http: aiohttp.ClientSession | None = None
         self._mqtt = _MqttClients()
         # Last delivery per subscription, for throttling (kept per process).
         self._last_sent: dict[tuple[str, str], int] = {}
+        # Writes that queue for the database's write lock behind the API's writers (often
+        # for a good part of a second under load) run beside delivery, not in its way:
+        # the settling of the last batch (its rows are not fetched again meanwhile) and
+        # the housekeeping of the last tick.
+        self._settle: asyncio.Future[None] | None = None
+        self._settling: set[int] = set()
+        self._chores: asyncio.Future[None] | None = None
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
@@ -84,8 +92,11 @@ class Notifier:
                 await self._task
             except asyncio.CancelledError:
                 pass
+        writes = [w for w in (self._settle, self._chores) if w is not None]
+        if writes:
+            await asyncio.wait(writes)
         if self._http is not None:
-            await self._http.aclose()
+            await self._http.close()
         self._mqtt.close()
         # What this process still holds is handed on at once, not after the lease.
         await asyncio.to_thread(self.store.outbox_release)
@@ -96,18 +107,23 @@ class Notifier:
         while True:
             try:
                 now = _now_ms()
-                if now - last_tick >= self.settings.tick * 1000:
+                if now - last_tick >= self.settings.tick * 1000 and \
+                        (self._chores is None or self._chores.done()):
                     last_tick = now
-                    await asyncio.to_thread(self._housekeeping, now)
+                    self._chores = self._beside(self._housekeeping, now)
                 self._event.clear()
-                rows = await asyncio.to_thread(self.store.outbox_pending, now, BATCH)
+                held = set(self._settling)
+                rows = [r for r in await asyncio.to_thread(
+                    self.store.outbox_pending, now, BATCH + len(held)) if r.nid not in held]
                 if rows:
-                    await self._deliver(rows)
+                    await self._deliver(rows[:BATCH])
                     continue
-                due = await asyncio.to_thread(self.store.outbox_next_due)
                 wait = self.settings.tick
-                if due is not None:
-                    wait = min(wait, max(0.0, (due - _now_ms()) / 1000))
+                # Rows being settled are due, but not again: their settling wakes the loop.
+                if not self._settling:
+                    due = await asyncio.to_thread(self.store.outbox_next_due)
+                    if due is not None:
+                        wait = min(wait, max(0.0, (due - _now_ms()) / 1000))
                 try:
                     await asyncio.wait_for(self._event.wait(), wait)
                 except TimeoutError:
@@ -117,6 +133,24 @@ class Notifier:
             except Exception:
                 log.exception("notification delivery failed; retrying in a moment")
                 await asyncio.sleep(self.settings.tick)
+
+    def _beside(self, write: Callable[..., None], *args: Any,
+                then: Callable[[], None] | None = None) -> asyncio.Future[None]:
+        """Run a write in a thread while delivery goes on; when it ends, wake the loop
+        (what it did may make rows due) after ``then``."""
+
+        def ended(future: asyncio.Future[None]) -> None:
+            if then is not None:
+                then()
+            if not future.cancelled() and future.exception() is not None:
+                log.error("notifier write failed; its rows are tried again",
+                          exc_info=future.exception())
+            if self._event is not None:
+                self._event.set()
+
+        future = asyncio.ensure_future(asyncio.to_thread(write, *args))
+        future.add_done_callback(ended)
+        return future
 
     def _housekeeping(self, now: int) -> None:
         self.store.outbox_claim(now)
@@ -136,7 +170,7 @@ class Notifier:
         async def one(key: tuple[str, str, str], items: list[PendingNotice]) -> None:
             tenant, sid, reason = key
             now = _now_ms()
-            sub = self.subs.compiled(tenant, sid)
+            sub = self.subs.compiled(tenant, sid, refresh=False)  # refreshed above
             if sub is None or not sub.live(now):
                 done.extend(r.nid for r in items)  # deleted, paused or expired meanwhile
                 return
@@ -166,7 +200,16 @@ class Notifier:
                 done.extend(r.nid for r in items)
 
         await asyncio.gather(*(one(k, v) for k, v in groups.items()))
-        await asyncio.to_thread(self.store.outbox_settle, done, retry, stats)
+        if self._settle is not None:
+            await asyncio.wait([self._settle])  # one settling at a time, in order
+        handled = {r.nid for r in rows}
+        self._settling |= handled
+
+        def release() -> None:
+            self._settling -= handled
+
+        self._settle = self._beside(self.store.outbox_settle, done, retry, stats,
+                                    then=release)
 
     async def _send(self, sub: Compiled, tenant: str, body: dict[str, Any]) -> None:
         uri = sub.endpoint["uri"]
@@ -178,15 +221,21 @@ class Notifier:
             await asyncio.to_thread(self._mqtt.publish, uri, message, info, timeout)
             return
         if self._http is None:
-            # Made on first use: building its TLS context costs tens of milliseconds.
-            self._http = httpx.AsyncClient(timeout=self.settings.timeout)
+            # Made on first use: a TLS context costs tens of milliseconds to build. Proxy
+            # settings are read per request where the environment names a proxy, and
+            # skipped where it names none (they cost as much as the rest of a POST).
+            self._http = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=MAX_PARALLEL),
+                trust_env=bool(urllib.request.getproxies()))
         try:
-            response = await self._http.post(uri, content=orjson.dumps(body),
-                                             headers=headers, timeout=timeout)
-        except httpx.HTTPError as exc:
+            async with self._http.post(uri, data=orjson.dumps(body), headers=headers,
+                                       timeout=aiohttp.ClientTimeout(total=timeout)) as answer:
+                await answer.read()
+                status = answer.status
+        except (aiohttp.ClientError, TimeoutError) as exc:
             raise DeliveryError(f"{type(exc).__name__}: {exc}") from None
-        if not 200 <= response.status_code < 300:
-            raise DeliveryError(f"{uri} answered {response.status_code}")
+        if not 200 <= status < 300:
+            raise DeliveryError(f"{uri} answered {status}")
 
 
 class _MqttClients:

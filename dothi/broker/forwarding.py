@@ -277,7 +277,9 @@ class Forwarder:
         return out
 
     def _timeout(self, reg: Compiled) -> float:
-        return float((reg.doc.get("management") or {}).get("timeout") or self.timeout)
+        """Seconds; a registration's management.timeout is in milliseconds."""
+        given = (reg.doc.get("management") or {}).get("timeout")
+        return given / 1000 if given else self.timeout
 
     @staticmethod
     def _each(items: Sequence[Any], fn: Any) -> list[Any]:

@@ -193,8 +193,10 @@ class Notifier:
                         if r.attempts + 1 >= self.settings.retries:
                             done.append(r.nid)
                         else:
-                            retry.append((r.nid, _now_ms() + backoff_ms(r.attempts + 1),
-                                          r.attempts + 1))
+                            # The endpoint's cooldown (ms) is the shortest wait.
+                            wait = max(backoff_ms(r.attempts + 1),
+                                       int(sub.endpoint.get("cooldown") or 0))
+                            retry.append((r.nid, _now_ms() + wait, r.attempts + 1))
                     return
                 stats.append((tenant, sid, SubscriptionStats(1, 0, stamp, stamp, None)))
                 done.extend(r.nid for r in items)
@@ -214,7 +216,9 @@ class Notifier:
     async def _send(self, sub: Compiled, tenant: str, body: dict[str, Any]) -> None:
         uri = sub.endpoint["uri"]
         headers = notification.headers(sub, tenant, DEFAULT_TENANT)
-        timeout = float(sub.endpoint.get("timeout") or self.settings.timeout)
+        # The endpoint's timeout is in milliseconds (clause 5.2.15).
+        given = sub.endpoint.get("timeout")
+        timeout = given / 1000 if given else self.settings.timeout
         if uri.startswith(("mqtt:", "mqtts:")):
             info = {p["key"]: p["value"] for p in sub.endpoint.get("notifierInfo") or ()}
             message = orjson.dumps({"metadata": headers, "body": body})

@@ -57,7 +57,7 @@ def new_id() -> str:
     return f"urn:ngsi-ld:ContextSourceRegistration:{uuid.uuid4()}"
 
 
-def validate(body: Any, context: Any, now: str, *, creating: bool = True) -> dict:
+def validate(body: Any, context: Any, now: str) -> dict:
     """The stored form of a registration body, or BadRequestData saying what is wrong."""
     if not isinstance(body, dict):
         raise BadRequestData("A registration must be a JSON object")
@@ -67,7 +67,7 @@ def validate(body: Any, context: Any, now: str, *, creating: bool = True) -> dic
     if "id" in doc:
         if not is_uri(doc["id"]):
             raise BadRequestData(f"Registration id must be a URI: {doc['id']!r}")
-    elif creating:
+    else:
         doc["id"] = new_id()
     _check(doc, now)
     doc["@context"] = context

@@ -35,7 +35,7 @@ SCHEMES = ("http", "https", "mqtt", "mqtts")
 WRITABLE = frozenset({
     "id", "type", "subscriptionName", "description", "entities", "watchedAttributes",
     "notificationTrigger", "timeInterval", "q", "geoQ", "csf", "scopeQ", "lang", "isActive",
-    "notification", "expiresAt", "throttling", "temporalQ", "jsonldContext", "datasetId",
+    "notification", "expiresAt", "throttling", "jsonldContext", "datasetId",
 })
 _NOTIFICATION_WRITABLE = frozenset({"attributes", "sysAttrs", "format", "showChanges",
                                     "endpoint", "pick", "omit"})
@@ -47,7 +47,7 @@ def new_id() -> str:
     return f"urn:ngsi-ld:Subscription:{uuid.uuid4()}"
 
 
-def validate(body: Any, context: Any, now: str, *, creating: bool = True) -> dict:
+def validate(body: Any, context: Any, now: str) -> dict:
     """The stored form of a subscription body, or BadRequestData saying what is wrong."""
     if not isinstance(body, dict):
         raise BadRequestData("A subscription must be a JSON object")
@@ -62,7 +62,7 @@ def validate(body: Any, context: Any, now: str, *, creating: bool = True) -> dic
     if "id" in doc:
         if not is_uri(doc["id"]):
             raise BadRequestData(f"Subscription id must be a URI: {doc['id']!r}")
-    elif creating:
+    else:
         doc["id"] = new_id()
     _check(doc, now)
     doc["@context"] = context
@@ -172,9 +172,9 @@ def _check_names(names: Any, what: str) -> None:
         raise BadRequestData(f"{what} must be a non-empty array of attribute names")
 
 
-def _positive(value: Any, what: str) -> None:
+def _positive(value: Any, what: str, unit: str = "seconds") -> None:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
-        raise BadRequestData(f"{what} must be a number of seconds greater than 0")
+        raise BadRequestData(f"{what} must be a number of {unit} greater than 0")
 
 
 def _geo(value: Any) -> GeoQuery:
@@ -222,7 +222,7 @@ def _check_notification(value: Any) -> None:
         raise BadRequestData(f"notification.endpoint.accept must be one of {', '.join(ACCEPTS)}")
     for key in ("timeout", "cooldown"):
         if key in endpoint:
-            _positive(endpoint[key], f"endpoint.{key}")
+            _positive(endpoint[key], f"endpoint.{key}", "milliseconds")
     for key in ("receiverInfo", "notifierInfo"):
         pairs = endpoint.get(key)
         if pairs is None:

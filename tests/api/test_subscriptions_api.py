@@ -401,3 +401,24 @@ def test_an_expired_subscription_says_so_and_sends_nothing(client: TestClient,
     got = sink.next()
     assert got.body["subscriptionId"] == live
     assert sink.nothing_queued()
+
+
+def test_the_endpoint_timeout_is_in_milliseconds(client: TestClient, sink: Receiver) -> None:
+    import socket
+    import time as clock
+
+    silent = socket.socket()  # takes connections, never answers
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(8)
+    try:
+        body = subscription(sink)
+        body["notification"]["endpoint"] = {
+            "uri": f"http://127.0.0.1:{silent.getsockname()[1]}/n", "timeout": 200}
+        sid = subscribe(client, body)
+        client.post(E, json=streetlight(1))
+        # Watch the subscription until the failure shows: well before the default 10 s.
+        deadline = clock.monotonic() + 5
+        while client.get(f"{S}/{sid}").json()["notification"].get("status") != "failed":
+            assert clock.monotonic() < deadline, "a 200 ms timeout did not fail in 5 s"
+    finally:
+        silent.close()

@@ -74,7 +74,7 @@ class Registry:
             now = now_iso()
             # Names in the fragment are moved into the creator's context first.
             moved = model.recompact(fragment, ctx, self.context_of(stored)) \
-                if isinstance(fragment, dict) and "information" in fragment else fragment
+                if isinstance(fragment, dict) else fragment
             doc = model.patch(stored, moved, now)
             new = model.compile_registration(tenant, doc, self.context_of(doc))
             model.check_conflicts(new, self.registrations(tenant), self._local_attrs(tenant))

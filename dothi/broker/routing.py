@@ -49,7 +49,8 @@ class Routing:
               always_local: bool, attr: str | None = None) -> Route:
         """Which context sources take a write of one entity, with which part of its body,
         and what part stays here (clause 4.3.6.3)."""
-        if forward is None or forward.local:
+        if forward is None or forward.local or \
+                not self.forwarder.registry.registrations(tenant):
             return Route(body, {})
         if types is None:
             held = self.store.get(tenant, eid)

@@ -222,6 +222,8 @@ def recompact(doc: dict, source: ActiveContext, target: ActiveContext) -> dict:
         return target.compact(source.expand(n)) if isinstance(n, str) else n
 
     out = dict(doc)
+    if "information" not in doc:
+        return _recompact_members(out, name)
     info = []
     for item in doc.get("information") or ():
         item = dict(item)
@@ -232,10 +234,16 @@ def recompact(doc: dict, source: ActiveContext, target: ActiveContext) -> dict:
                 item[key] = [name(n) for n in item[key]]
         info.append(item)
     out["information"] = info
-    for key in list(out):
-        if key not in RESERVED and ":" not in key:
-            out[name(key)] = out.pop(key)
-    return out
+    return _recompact_members(out, name)
+
+
+def _recompact_members(doc: dict, name: Callable[[Any], Any]) -> dict:
+    """Context source properties (the members the specification does not define) are
+    names in the @context too."""
+    for key in list(doc):
+        if key not in RESERVED and ":" not in key and key != "@context":
+            doc[name(key)] = doc.pop(key)
+    return doc
 
 
 def render(doc: dict, stored_ctx: ActiveContext, ctx: ActiveContext, now: str,

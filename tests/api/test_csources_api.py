@@ -75,6 +75,8 @@ def test_update_merges_members_and_null_removes(client: TestClient) -> None:
     assert r.status_code == 204
     got = client.get(f"{R}/{rid}").json()
     assert "expiresAt" not in got and got["registrationName"] == "Hải Châu"
+    assert client.patch(f"{R}/{rid}", json={"ward": "Sơn Trà"}).status_code == 204
+    assert client.get(f"{R}/{rid}").json()["ward"] == "Sơn Trà"
     assert client.patch(f"{R}/{rid}", json={"type": "Other"}).status_code == 400
     assert client.patch(f"{R}/urn:x:none", json={"registrationName": "x"}).status_code == 404
     assert client.delete(f"{R}/{rid}").status_code == 204

@@ -57,6 +57,9 @@ def test_a_query_at_the_national_broker_returns_the_citys_entities(
     assert r.json()[0]["id"] == "urn:ngsi-ld:Streetlight:dn-3"  # its own first
     one = client.get(f"{E}/{LIGHT}", params={"options": "keyValues"})
     assert one.status_code == 200 and one.json()["powerState"] == "on"
+    picked = client.get(f"{E}/{LIGHT}", params={"options": "keyValues",
+                                                "pick": "id,powerState"})
+    assert picked.json() == {"id": LIGHT, "powerState": "on"}
     local = client.get(E, params={"type": "Streetlight", "local": "true"})
     assert [e["id"] for e in local.json()] == ["urn:ngsi-ld:Streetlight:dn-3"]
 

@@ -32,8 +32,10 @@ from dothi.store.base import EntityQuery, TypeStat
 
 log = logging.getLogger("dothi.forwarding")
 NGSI = "/ngsi-ld/v1"
-# Query parameters that shape the local answer, not what a source is asked for.
-_LOCAL_PARAMS = frozenset({"limit", "offset", "count", "format", "options", "local"})
+# Query parameters that shape the local answer, not what a source is asked for: sources
+# answer in full normalized form, which is merged and then rendered as the client asked.
+_LOCAL_PARAMS = frozenset({"limit", "offset", "count", "format", "options", "local", "pick",
+                           "omit", "lang", "geometryProperty"})
 _NEVER_FROM_INFO = frozenset({"ngsild-tenant", "via"})
 
 

@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import bisect
-import importlib.util
 import itertools
 import multiprocessing
 import os
@@ -40,24 +39,13 @@ from contextlib import closing
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from pathlib import Path
-from types import ModuleType
 
 import httpx
 import orjson
 from rich.table import Table
 
-HERE = Path(__file__).resolve().parent
+import run  # bench/ is the script's folder, first on sys.path
 
-
-def _load(name: str) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(name, HERE / f"{name}.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-run = _load("run")
 TYPE = "FloodMonitoring"
 ATTR = "currentLevel"
 JSON_HEADERS = {"Content-Type": "application/json"}

@@ -14,7 +14,6 @@
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import os
 import random
@@ -35,13 +34,10 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
+import datagen  # bench/ is the script's folder, first on sys.path
 from dothi.store.sqlite import GEO_SLOTS
 
 HERE = Path(__file__).resolve().parent
-spec = importlib.util.spec_from_file_location("datagen", HERE / "datagen.py")
-assert spec and spec.loader
-datagen = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(datagen)
 
 console = Console()
 BATCH = 1000

@@ -12,7 +12,6 @@
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import random
 import statistics
@@ -27,18 +26,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-HERE = Path(__file__).resolve().parent
+import run  # bench/ is the script's folder, first on sys.path
 
-
-def _load(name: str):  # noqa: ANN202
-    spec = importlib.util.spec_from_file_location(name, HERE / f"{name}.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-run = _load("run")
 console = Console()
 START = datetime(2026, 10, 1, tzinfo=timezone.utc)
 TEMPORAL = "/ngsi-ld/v1/temporal/entities"

@@ -87,8 +87,11 @@ class Broker:
 
     # -- helpers -----------------------------------------------------------------------
 
+    def has_tenant(self, tenant: str) -> bool:
+        return tenant == DEFAULT_TENANT or self.store.tenant_exists(tenant)
+
     def check_tenant(self, tenant: str) -> None:
-        if tenant != DEFAULT_TENANT and not self.store.tenant_exists(tenant):
+        if not self.has_tenant(tenant):
             raise NonexistentTenant(f"Tenant {tenant} does not exist")
 
     def _apply(self, tenant: str, changes: list[tuple[str, Any]]) -> list[Outcome]:
@@ -459,8 +462,9 @@ class Broker:
             return QueryResult(docs, count)
         assert forward is not None and ctx is not None
         wide = replace(query, limit=query.offset + query.limit, offset=0)
-        docs, count = self.store.query(tenant, wide) if self.store.tenant_exists(tenant) \
-            or tenant == DEFAULT_TENANT else ([], 0 if query.count else None)
+        # A tenant may exist only at the sources: nothing of it here is no error.
+        docs, count = self.store.query(tenant, wide) if self.has_tenant(tenant) \
+            else ([], 0 if query.count else None)
         answers = self.forwarder.query(sources, query, forward, ctx)
         by_id: dict[str, dict] = {d["id"]: d for d in docs}
         extra: dict[str, list[tuple[str, dict]]] = {}
@@ -487,10 +491,8 @@ class Broker:
             if ctx is not None else []
         if not sources:
             self.check_tenant(tenant)
-        mine = self.store.type_stats(tenant) if self.store.tenant_exists(tenant) or \
-            tenant == DEFAULT_TENANT else []
-        if not sources:
-            return mine, []
+            return self.store.type_stats(tenant), []
+        mine = self.store.type_stats(tenant) if self.has_tenant(tenant) else []
         assert forward is not None and ctx is not None
         theirs, warnings = self.forwarder.type_stats(sources, forward, ctx, only)
         merged: dict[str, TypeStat] = {}

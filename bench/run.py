@@ -35,7 +35,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 import datagen  # bench/ is the script's folder, first on sys.path
-from dothi.store.sqlite import GEO_SLOTS
+from dothi.store.changes import GEO_SLOTS
 
 HERE = Path(__file__).resolve().parent
 

@@ -44,7 +44,8 @@ def build_broker(settings: Settings) -> Broker:
     if settings.context_dir is not None:
         cache.preload_folder(settings.context_dir)
     store = open_store(settings.database_url, keep_history=settings.history,
-                       lease_ms=int(settings.notification_lease * 1000))
+                       lease_ms=int(settings.notification_lease * 1000),
+                       pool_size=settings.database_pool, timeout_s=settings.database_timeout)
     broker_id = settings.broker_id or \
         "dothi-" + hashlib.sha256(settings.database_url.encode()).hexdigest()[:12]
     return Broker(store, cache, broker_id=broker_id, forward_timeout=settings.forward_timeout)

@@ -122,6 +122,18 @@ class InternalError(DothiError):
     problem = "InternalError"
 
 
+class StoreUnavailable(DothiError):
+    """The database cannot be reached (restarting, network): nothing was changed, and the
+    request may be repeated."""
+
+    status = 503
+    problem = "StoreUnavailable"
+
+    @property
+    def type_uri(self) -> str:
+        return "urn:dothi:errors:StoreUnavailable"  # not one of NGSI-LD's problem types
+
+
 class NonexistentTenant(DothiError):
     status = 404
     problem = "NonexistentTenant"

@@ -11,6 +11,10 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="DOTHI_", extra="ignore")
 
     database_url: str = "sqlite:///./dothi.db"
+    # PostgreSQL: connections each process may hold, and seconds a request waits for one
+    # (or for the database to come back) before it fails with 503.
+    database_pool: int = 10
+    database_timeout: float = 5.0
     host: str = "127.0.0.1"
     port: int = 1026
     workers: int = 1

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
-from collections.abc import Iterator
+import os
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -11,11 +12,80 @@ from dothi.settings import Settings
 
 CORE = "https://uri.etsi.org/ngsi-ld/v1/ngsi-ld-core-context-v1.9.jsonld"
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+# The server the PostgreSQL half of the suite runs on (CI always has one on loopback).
+POSTGRES = os.environ.get("DOTHI_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres")
+
+
+class PostgresDatabases:
+    """Databases of this test session on the PostgreSQL server, one per name: created
+    and migrated once, emptied (not re-created) before each test that uses them."""
+
+    def __init__(self, admin_url: str) -> None:
+        import psycopg
+
+        self.admin = psycopg.connect(admin_url, autocommit=True, connect_timeout=3)
+        self.prefix = f"dothi_pytest_{os.getpid()}_"
+        self.made: dict[str, str] = {}
+
+    def url(self, name: str) -> str:
+        import psycopg
+
+        from dothi.store.postgres import PostgresStore
+
+        if name not in self.made:
+            db = self.prefix + name
+            self.admin.execute(f'DROP DATABASE IF EXISTS "{db}"')
+            self.admin.execute(f'CREATE DATABASE "{db}"')
+            url = POSTGRES.rsplit("/", 1)[0] + "/" + db
+            PostgresStore(url).close()  # migrate once
+            self.made[name] = url
+            return url
+        url = self.made[name]
+        with psycopg.connect(url, autocommit=True) as conn:
+            tables = [r[0] for r in conn.execute(
+                "SELECT quote_ident(tablename) FROM pg_tables WHERE schemaname = 'public' "
+                "AND tablename NOT IN ('schema_migrations', 'spatial_ref_sys') "
+                "AND tablename NOT LIKE 'attr\\_instances\\_%'")]
+            conn.execute(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE")
+            conn.execute("INSERT INTO change_counters VALUES ('subscriptions', 0), "
+                         "('registrations', 0)")
+        return url
+
+    def close(self) -> None:
+        for name in self.made:
+            self.admin.execute(f'DROP DATABASE IF EXISTS "{self.prefix + name}" WITH (FORCE)')
+        self.admin.close()
+
+
+@pytest.fixture(scope="session")
+def postgres_databases() -> Iterator[PostgresDatabases | None]:
+    try:
+        dbs = PostgresDatabases(POSTGRES)
+    except Exception as exc:  # noqa: BLE001 - any failure to connect means "no server"
+        if os.environ.get("DOTHI_TEST_REQUIRE_POSTGRES"):  # CI: never skip half the suite
+            raise
+        print(f"PostgreSQL not reachable at {POSTGRES}: {exc}")
+        yield None
+        return
+    yield dbs
+    dbs.close()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path,
+                 postgres_databases: PostgresDatabases | None) -> Callable[[str], str]:
+    """A fresh, empty database of the backend under test, by name (tests that need two
+    instances ask for two names): every test that uses it runs on both backends."""
+    if request.param == "sqlite":
+        return lambda name="test": f"sqlite:///{tmp_path / name}.db"
+    if postgres_databases is None:
+        pytest.skip(f"PostgreSQL is not reachable at {POSTGRES} (set DOTHI_TEST_POSTGRES)")
+    return lambda name="test": postgres_databases.url(name)
 
 
 @pytest.fixture
-def settings(tmp_path: Path) -> Settings:
-    return Settings(database_url=f"sqlite:///{tmp_path / 'test.db'}", context_fetch=False)
+def settings(database_url: Callable[[str], str]) -> Settings:
+    return Settings(database_url=database_url("test"), context_fetch=False)
 
 
 @pytest.fixture

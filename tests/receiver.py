@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 import queue
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -35,6 +36,18 @@ class Receiver:
 
     def nothing_queued(self) -> bool:
         return self.inbox.empty()
+
+
+def until(check: Callable[[], Any], timeout: float = 10.0) -> Any:
+    """``check()`` once it is truthy: for state a notification's sender records after
+    the receiver has answered (delivery counters), which no event announces."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value or time.monotonic() > deadline:
+            assert value, f"not true within {timeout} s"
+            return value
+        time.sleep(0.01)
 
 
 @contextmanager

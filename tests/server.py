@@ -12,7 +12,7 @@ from pathlib import Path
 
 
 @contextmanager
-def running_server(db: Path, *extra: str) -> Iterator[str]:
+def running_server(db: str | Path, *extra: str) -> Iterator[str]:
     proc = subprocess.Popen(
         [sys.executable, "-m", "dothi.cli", "serve", "--db", str(db), "--port", "0", *extra],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,

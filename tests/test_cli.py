@@ -7,6 +7,7 @@ import json
 import re
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from fastapi.testclient import TestClient
@@ -32,15 +33,15 @@ def test_readme_commands_exist() -> None:
         assert result.returncode == 0, (command, result.stderr)
 
 
-def test_load_contexts_and_upgrade(tmp_path: Path) -> None:
-    db = tmp_path / "city.db"
-    assert dothi("db", "upgrade", "--db", str(db)).returncode == 0
+def test_load_contexts_and_upgrade(tmp_path: Path, database_url: Callable[[str], str]) -> None:
+    db = database_url("city")
+    assert dothi("db", "upgrade", "--db", db).returncode == 0
     ctx_url = "https://example.org/danang/context.jsonld"
     ctx_file = tmp_path / "ctx.jsonld"
     ctx_file.write_text(json.dumps({"@context": {
         "FloodSensor": "https://example.org/danang/FloodSensor",
         "waterLevel": "https://example.org/danang/waterLevel"}}))
-    added = dothi("contexts", "add", ctx_url, str(ctx_file), "--db", str(db))
+    added = dothi("contexts", "add", ctx_url, str(ctx_file), "--db", db)
     assert added.returncode == 0, added.stderr
     entities = [
         {"id": f"urn:ngsi-ld:FloodSensor:{i}", "type": "FloodSensor",
@@ -52,12 +53,12 @@ def test_load_contexts_and_upgrade(tmp_path: Path) -> None:
            "waterLevel": {"type": "Property"}, "@context": [ctx_url]}
     data = tmp_path / "sensors.json"
     data.write_text(json.dumps(entities + [bad]))
-    loaded = dothi("load", str(data), "--db", str(db))
+    loaded = dothi("load", str(data), "--db", db)
     assert loaded.returncode == 1  # one entity refused, and said so
     assert "Loaded 25 entities, 1 failed" in loaded.stderr
     assert "FloodSensor:bad" in loaded.stderr
     # The stored context is used offline (fetching is off in the test settings).
-    settings = Settings(database_url=f"sqlite:///{db}", context_fetch=False)
+    settings = Settings(database_url=db, context_fetch=False)
     link = f'<{ctx_url}>; rel="http://www.w3.org/ns/json-ld#context"; type="application/ld+json"'
     with TestClient(create_app(settings)) as client:
         r = client.get("/ngsi-ld/v1/entities", params={"type": "FloodSensor",
@@ -66,15 +67,15 @@ def test_load_contexts_and_upgrade(tmp_path: Path) -> None:
         assert r.status_code == 200, r.text
         assert r.headers["NGSILD-Results-Count"] == "5"
         assert r.json()[0]["waterLevel"]["unitCode"] == "MTR"
-    listed = dothi("contexts", "list", "--db", str(db))
+    listed = dothi("contexts", "list", "--db", db)
     assert ctx_url in listed.stdout
 
 
-def test_demo_loads_city(tmp_path: Path) -> None:
-    db = tmp_path / "demo.db"
-    result = dothi("demo", "--db", str(db), "--no-serve")
+def test_demo_loads_city(database_url: Callable[[str], str]) -> None:
+    db = database_url("demo")
+    result = dothi("demo", "--db", db, "--no-serve")
     assert result.returncode == 0, result.stderr
-    settings = Settings(database_url=f"sqlite:///{db}", context_fetch=False)
+    settings = Settings(database_url=db, context_fetch=False)
     with TestClient(create_app(settings)) as client:
         types = client.get("/ngsi-ld/v1/types").json()["typeList"]
         for expected in ("Streetlight", "AirQualityObserved", "FloodMonitoring",

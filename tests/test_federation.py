@@ -3,8 +3,7 @@ source. The city is a real ``dothi serve`` process on loopback."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
+from collections.abc import Callable, Iterator
 
 import httpx
 import pytest
@@ -163,11 +162,11 @@ def test_a_request_that_comes_back_is_refused(client: TestClient, city_url: str)
     assert r.json()["type"].endswith("/LoopDetected")
 
 
-def test_two_dothi_processes_national_and_city(tmp_path: Path) -> None:
+def test_two_dothi_processes_national_and_city(database_url: Callable[[str], str]) -> None:
     """The issue's end-to-end case: two servers on loopback, the city registered at the
     national instance, a query at the national instance returns the city's entities."""
-    with running_server(tmp_path / "city.db") as city_base, \
-            running_server(tmp_path / "national.db") as national_base, \
+    with running_server(database_url("city")) as city_base, \
+            running_server(database_url("national")) as national_base, \
             httpx.Client(timeout=10) as http:
         for n in range(1, 6):
             assert http.post(f"{city_base}{E}", json=streetlight(n)).status_code == 201

@@ -7,8 +7,8 @@ import json
 import queue
 import socket
 import uuid
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import httpx
 import pytest
@@ -70,10 +70,11 @@ def test_mqtt_notification_reaches_a_subscriber(client: TestClient, version: str
         listener.disconnect()
 
 
-def test_two_workers_notify_each_change_exactly_once(tmp_path: Path) -> None:
+def test_two_workers_notify_each_change_exactly_once(
+        database_url: Callable[[str], str]) -> None:
     """Writes land on either worker; every change is notified once, none twice."""
     updates = 60
-    with receiver() as sink, running_server(tmp_path / "w.db", "--workers", "2") as base, \
+    with receiver() as sink, running_server(database_url("w"), "--workers", "2") as base, \
             httpx.Client(base_url=base, timeout=30) as http:
         r = http.post(S, json={"type": "Subscription", "entities": [{"type": "Streetlight"}],
                                "watchedAttributes": ["illuminanceLevel"],

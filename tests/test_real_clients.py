@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -11,16 +12,16 @@ import pytest
 from tests.server import running_server
 
 
-def test_serve_port_zero_answers_http(tmp_path: Path) -> None:
-    with running_server(tmp_path / "s.db") as base:
+def test_serve_port_zero_answers_http(database_url: Callable[[str], str]) -> None:
+    with running_server(database_url("s")) as base:
         r = httpx.get(base + "/-/health")
         assert r.status_code == 200 and r.json() == {"status": "ok"}
         assert "dothi" in httpx.get(base + "/").text
 
 
-def test_ngsildclient_create_query_delete(tmp_path: Path) -> None:
+def test_ngsildclient_create_query_delete(database_url: Callable[[str], str]) -> None:
     ngsildclient = pytest.importorskip("ngsildclient")
-    with running_server(tmp_path / "c.db") as base:
+    with running_server(database_url("c")) as base:
         port = int(base.rsplit(":", 1)[1])
         client = ngsildclient.Client(hostname="127.0.0.1", port=port, verbose=False)
         e = ngsildclient.Entity("AirQualityObserved", "DaNang-HaiChau-01")

@@ -24,7 +24,7 @@ from typing import Any
 
 import orjson
 
-from dothi.errors import BadRequestData, DothiError, InternalError
+from dothi.errors import InternalError
 from dothi.ngsild.entity import deflate, inflate
 from dothi.ngsild.geo import geometry_bbox
 from dothi.ngsild.temporal import TimeQuery
@@ -33,7 +33,6 @@ from dothi.ngsild.typeexpr import TypeExpr
 from dothi.store import sqlite_registrations as registrations
 from dothi.store import sqlite_subscriptions as subs
 from dothi.store.base import (
-    UNCHANGED,
     ChangeFn,
     ChangeHook,
     EntityQuery,
@@ -46,6 +45,7 @@ from dothi.store.base import (
     TemporalEntity,
     TypeStat,
 )
+from dothi.store.changes import GEO_SLOTS, Signature, expand_stats, geo_instances, run_changes
 from dothi.store.sqlite_filters import (
     q_to_sql,
     register_sqlite_functions,
@@ -221,7 +221,9 @@ class SQLiteStore:
         self, conn: sqlite3.Connection, tenant: str, changes: Sequence[tuple[str, ChangeFn]]
     ) -> list[Outcome]:
         ids = list(dict.fromkeys(eid for eid, _ in changes))
-        current: dict[str, tuple[int, dict] | None] = dict.fromkeys(ids)
+        current: dict[str, dict | None] = dict.fromkeys(ids)
+        rowids: dict[str, int] = {}
+        original: dict[str, tuple[int, dict]] = {}
         for start in range(0, len(ids), 500):
             chunk = ids[start : start + 500]
             marks = ",".join("?" * len(chunk))
@@ -229,39 +231,20 @@ class SQLiteStore:
                 f"SELECT rowid, id, doc FROM entities WHERE tenant=? AND id IN ({marks})",
                 (tenant, *chunk),
             ):
-                current[eid] = (rowid, inflate(orjson.loads(doc)))
-        original = {eid: v for eid, v in current.items() if v is not None}
-        outcomes: list[Outcome] = []
-        stats: Counter[Signature] = Counter()
-        for eid, fn in changes:
-            held = current[eid]
-            before = held[1] if held else None
-            try:
-                after = fn(before)
-            except DothiError as exc:
-                outcomes.append(Outcome(eid, "failed", exc, before, before))
-                continue
-            if after is UNCHANGED:
-                outcomes.append(Outcome(eid, "unchanged", None, before, before))
-                continue
-            if after is None:
-                if held is None:
-                    outcomes.append(Outcome(eid, "unchanged", None, None, None))
-                    continue
-                current[eid] = None
-                _count(stats, before, -1)
-                outcomes.append(Outcome(eid, "deleted", None, before, None))
-                continue
-            assert isinstance(after, dict)
-            if held is None:
-                current[eid] = (self._alloc_rowid(), after)
-                outcomes.append(Outcome(eid, "created", None, None, after))
+                rowids[eid] = rowid
+                held = inflate(orjson.loads(doc))
+                current[eid] = held
+                original[eid] = (rowid, held)
+        outcomes, stats = run_changes(changes, current)
+        final: dict[str, tuple[int, dict] | None] = {}
+        for eid, doc in current.items():
+            if doc is None:
+                final[eid] = None
             else:
-                current[eid] = (held[0], after)
-                outcomes.append(Outcome(eid, "updated", None, before, after))
-            _count(stats, before, -1)
-            _count(stats, after, +1)
-        self._persist(conn, tenant, current, original)
+                if eid not in rowids:
+                    rowids[eid] = self._alloc_rowid()
+                final[eid] = (rowids[eid], doc)
+        self._persist(conn, tenant, final, original)
         self._persist_stats(conn, tenant, stats)
         if any(o.status in ("created", "updated") for o in outcomes):
             conn.execute(
@@ -286,7 +269,7 @@ class SQLiteStore:
         for rowid, doc in original.values():
             # The stored document says which index rows it owns: deleted by primary key.
             old_types.extend((tenant, t, rowid) for t in doc.get("type", ()))
-            old_geo.extend((rowid * GEO_SLOTS + slot,) for slot, _, _ in _geo_instances(doc))
+            old_geo.extend((rowid * GEO_SLOTS + slot,) for slot, _, _ in geo_instances(doc))
         conn.executemany(
             "DELETE FROM entity_types WHERE tenant = ? AND type = ? AND entity = ?", old_types)
         conn.executemany("DELETE FROM geo_rtree WHERE id = ?", old_geo)
@@ -302,7 +285,7 @@ class SQLiteStore:
             rowid, doc = held
             rows.append((rowid, tenant, eid, orjson.dumps(deflate(doc))))
             type_rows.extend((tenant, t, rowid) for t in doc.get("type", ()))
-            for slot, key, value in _geo_instances(doc):
+            for slot, key, value in geo_instances(doc):
                 minx, maxx, miny, maxy = geometry_bbox(value)
                 point = value.get("type") == "Point"
                 geo_rows.append((rowid * GEO_SLOTS + slot, minx, maxx, miny, maxy, rowid, key,
@@ -314,7 +297,7 @@ class SQLiteStore:
     def _persist_stats(
         self, conn: sqlite3.Connection, tenant: str, stats: Counter[Signature]
     ) -> None:
-        rows = [(tenant, t, a, at, n) for (t, a, at), n in _expand_stats(stats).items() if n]
+        rows = [(tenant, t, a, at, n) for t, a, at, n in expand_stats(stats)]
         if not rows:
             return
         conn.executemany(
@@ -691,27 +674,8 @@ class SQLiteStore:
             return subs.periodic_claim(conn, tenant, sid, expected, following)
 
 
-GEO_SLOTS = 64
-
-
 def _now_ms() -> int:
     return int(time.time() * 1000)
-
-
-def _geo_instances(doc: dict) -> list[tuple[int, str, dict]]:
-    """(slot, attribute IRI, GeoJSON) of every indexed GeoProperty instance, in a stable
-    order so that the slots of a stored document can be recomputed from it."""
-    out: list[tuple[int, str, dict]] = []
-    for key, instances in doc.items():
-        if ":" not in key:
-            continue
-        for inst in instances:
-            if inst.get("type") == "GeoProperty" and isinstance(inst.get("value"), dict):
-                if len(out) == GEO_SLOTS:
-                    raise BadRequestData(
-                        f"An entity may hold at most {GEO_SLOTS} geometries")
-                out.append((len(out), key, inst["value"]))
-    return out
 
 
 @contextmanager
@@ -727,37 +691,6 @@ def _json_path(iri: str) -> str:
     if '"' in iri:
         raise InternalError(f"Attribute IRI with a quote cannot be indexed: {iri}")
     return f'$."{iri}"'
-
-
-Signature = tuple[tuple[str, ...], tuple[tuple[str, str], ...]]
-
-
-def _count(stats: Counter[Signature], doc: dict | None, sign: int) -> None:
-    """Count the entity under its signature (types, attribute/kind pairs): batches hold
-    few distinct signatures, so the per-type summary is updated once per signature."""
-    if doc is None or not doc.get("type"):
-        return
-    pairs: list[tuple[str, str]] = []
-    for key, instances in doc.items():
-        if ":" in key:
-            if len(instances) == 1:
-                pairs.append((key, instances[0].get("type", "Property")))
-            else:
-                pairs.extend((key, k) for k in sorted({i.get("type", "Property")
-                                                       for i in instances}))
-    stats[(tuple(doc["type"]), tuple(pairs))] += sign
-
-
-def _expand_stats(stats: Counter[Signature]) -> Counter[tuple[str, str, str]]:
-    out: Counter[tuple[str, str, str]] = Counter()
-    for (types, pairs), n in stats.items():
-        if not n:
-            continue
-        for etype in types:
-            out[(etype, "", "")] += n
-            for attr, kind in pairs:
-                out[(etype, attr, kind)] += n
-    return out
 
 
 def _type_sql(expr: TypeExpr, tenant: str, key: str) -> tuple[str, list[Any]]:

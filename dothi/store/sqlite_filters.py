@@ -182,7 +182,15 @@ def _literal_match(lit: Literal, op: str, source: _Source,
         return "qv.type = 'text' AND qv.value IN (?, ?)", [lit.value,
                                                            _expand(expand, str(lit.value))]
     guard, stored, literal = _kind_sql(lit.kind)
-    return f"{guard} AND {stored} {_SQL_OP[op]} {literal}", [lit.value]
+    return f"{guard} AND {stored} {_SQL_OP[op]} {literal}", [_bindable(lit.value)]
+
+
+def _bindable(value: Any) -> Any:
+    """SQLite binds integers of 64 bits at most: a larger literal is compared as the
+    float it is closest to (stored values that large are floats too)."""
+    if type(value) is int and not -(2**63) <= value < 2**63:
+        return float(value)
+    return value
 
 
 def _value_match(term: Term, op: str, source: _Source, expand: Callable[[str], str]) -> Fragment:
@@ -193,7 +201,7 @@ def _value_match(term: Term, op: str, source: _Source, expand: Callable[[str], s
         guard, stored, literal = _kind_sql(value.low.kind)
         return (
             f"{guard} AND {stored} BETWEEN {literal} AND {literal}",
-            [value.low.value, value.high.value],
+            [_bindable(value.low.value), _bindable(value.high.value)],
         )
     if isinstance(value, ValueList):
         parts = [_literal_match(item, EQ, source, expand) for item in value.items]

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 from fastapi.testclient import TestClient
 
 from dothi.app import create_app
 from dothi.settings import Settings
-
 from tests.conftest import CORE, streetlight
 
 
@@ -57,14 +57,15 @@ def test_meta_and_landing(client: TestClient) -> None:
     assert unknown.headers["content-type"] == "application/problem+json"
 
 
-def test_context_folder_is_preloaded(tmp_path: Path) -> None:
+def test_context_folder_is_preloaded(tmp_path: Path,
+                                     database_url: Callable[[str], str]) -> None:
     folder = tmp_path / "contexts"
     folder.mkdir()
     (folder / "city.jsonld").write_text(json.dumps(
         {"@context": {"Gauge": "https://example.org/Gauge"}}))
     url = "https://example.org/city.jsonld"
     (folder / "manifest.json").write_text(json.dumps({url: "city.jsonld"}))
-    settings = Settings(database_url=f"sqlite:///{tmp_path / 'c.db'}", context_fetch=False,
+    settings = Settings(database_url=database_url("c"), context_fetch=False,
                         context_dir=folder)
     link = f'<{url}>; rel="http://www.w3.org/ns/json-ld#context"; type="application/ld+json"'
     with TestClient(create_app(settings)) as client:

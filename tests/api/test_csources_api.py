@@ -8,7 +8,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from tests.conftest import CORE
-from tests.receiver import Receiver, receiver
+from tests.receiver import Receiver, receiver, until
 
 R = "/ngsi-ld/v1/csourceRegistrations"
 CS = "/ngsi-ld/v1/csourceSubscriptions"
@@ -163,7 +163,7 @@ def test_csource_subscriptions_hear_of_registrations(client: TestClient,
     assert updated["data"][0]["registrationName"] == "renamed"
     client.patch(f"{R}/{later}", json={"information": [{"entities": [{"type": "Bin"}]}]})
     assert sink.next().body["triggerReason"] == "noLongerMatching"
-    assert client.get(f"{CS}/{sid}").json()["notification"]["timesSent"] == 4
+    until(lambda: client.get(f"{CS}/{sid}").json()["notification"]["timesSent"] == 4)
     # Entity subscriptions and csource subscriptions are separate collections.
     assert client.get("/ngsi-ld/v1/subscriptions").json() == []
     assert [s["id"] for s in client.get(CS).json()] == [sid]

@@ -3,8 +3,7 @@ representations, aggregation, lastN and truncation."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
+from collections.abc import Callable, Iterator
 
 import pytest
 from fastapi.testclient import TestClient
@@ -199,8 +198,8 @@ def test_missing_things_are_404(client: TestClient) -> None:
 
 
 @pytest.fixture
-def small_cap(tmp_path: Path) -> Iterator[TestClient]:
-    settings = Settings(database_url=f"sqlite:///{tmp_path / 'cap.db'}", context_fetch=False,
+def small_cap(database_url: Callable[[str], str]) -> Iterator[TestClient]:
+    settings = Settings(database_url=database_url("cap"), context_fetch=False,
                         temporal_max_instances=3)
     with TestClient(create_app(settings)) as c:
         yield c
@@ -216,8 +215,8 @@ def test_truncated_answers_say_their_range(small_cap: TestClient) -> None:
     assert small_cap.get(f"{T}/{SENSOR}?attrs=pm25&lastN=2").status_code == 200
 
 
-def test_history_can_be_turned_off(tmp_path: Path) -> None:
-    settings = Settings(database_url=f"sqlite:///{tmp_path / 'off.db'}", context_fetch=False,
+def test_history_can_be_turned_off(database_url: Callable[[str], str]) -> None:
+    settings = Settings(database_url=database_url("off"), context_fetch=False,
                         history=False)
     with TestClient(create_app(settings)) as c:
         c.post(E, json=streetlight(1))

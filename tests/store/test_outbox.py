@@ -4,21 +4,21 @@ settling. Two stores on one file stand for two server processes."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator, Sequence
-from pathlib import Path
+from collections.abc import Callable, Iterator, Sequence
 
 import pytest
 
-from dothi.store.base import Notice, Outcome, SubscriptionStats
-from dothi.store.sqlite import SQLiteStore
+from dothi.store.base import Notice, Outcome, Store, SubscriptionStats, open_store
 
 LEASE = 5_000
 
 
 @pytest.fixture
-def stores(tmp_path: Path) -> Iterator[tuple[SQLiteStore, SQLiteStore]]:
-    a = SQLiteStore(tmp_path / "o.db", lease_ms=LEASE)
-    b = SQLiteStore(tmp_path / "o.db", lease_ms=LEASE)
+def stores(database_url: Callable[[str], str]) -> Iterator[tuple[Store, Store]]:
+    """Two processes' stores on one database."""
+    url = database_url("o")
+    a = open_store(url, lease_ms=LEASE)
+    b = open_store(url, lease_ms=LEASE)
     yield a, b
     a.close()
     b.close()
@@ -29,7 +29,7 @@ def hook(tenant: str, outcomes: Sequence[Outcome]) -> list[Notice]:
             for o in outcomes if o.status == "created"]
 
 
-def write(store: SQLiteStore, *ids: str) -> None:
+def write(store: Store, *ids: str) -> None:
     store.change_hook = hook
     outcomes = store.apply("t", [(i, lambda old, i=i: {"id": i, "type": ["T"]}) for i in ids])
     assert [o.status for o in outcomes] == ["created"] * len(ids)
@@ -39,7 +39,7 @@ def now() -> int:
     return int(time.time() * 1000)
 
 
-def test_rows_belong_to_the_process_that_wrote_them(stores: tuple[SQLiteStore, ...]) -> None:
+def test_rows_belong_to_the_process_that_wrote_them(stores: tuple[Store, ...]) -> None:
     a, b = stores
     write(a, "urn:x:1", "urn:x:2")
     assert [p.payload for p in a.outbox_pending(now(), 10)] == [b"urn:x:1", b"urn:x:2"]
@@ -48,7 +48,7 @@ def test_rows_belong_to_the_process_that_wrote_them(stores: tuple[SQLiteStore, .
 
 
 def test_a_stopped_process_is_taken_over_when_its_lease_runs_out(
-        stores: tuple[SQLiteStore, ...]) -> None:
+        stores: tuple[Store, ...]) -> None:
     a, b = stores
     write(a, "urn:x:1")
     # a stops without a word; b looks again once a's lease has run out.
@@ -57,14 +57,14 @@ def test_a_stopped_process_is_taken_over_when_its_lease_runs_out(
     assert a.outbox_pending(now(), 10) == []
 
 
-def test_a_released_row_is_taken_at_once(stores: tuple[SQLiteStore, ...]) -> None:
+def test_a_released_row_is_taken_at_once(stores: tuple[Store, ...]) -> None:
     a, b = stores
     write(a, "urn:x:1")
     a.outbox_release()
     assert b.outbox_claim(now()) == 1
 
 
-def test_a_live_owner_renews_its_lease(stores: tuple[SQLiteStore, ...]) -> None:
+def test_a_live_owner_renews_its_lease(stores: tuple[Store, ...]) -> None:
     a, b = stores
     write(a, "urn:x:1")
     later = now() + LEASE - 1
@@ -72,7 +72,7 @@ def test_a_live_owner_renews_its_lease(stores: tuple[SQLiteStore, ...]) -> None:
     assert b.outbox_claim(now() + LEASE + 1) == 0
 
 
-def test_settle_removes_reschedules_and_counts(stores: tuple[SQLiteStore, ...]) -> None:
+def test_settle_removes_reschedules_and_counts(stores: tuple[Store, ...]) -> None:
     a, _ = stores
     a.subscription_create("t", "urn:ngsi-ld:Subscription:s", "entity", {"id": "s"}, None)
     write(a, "urn:x:1", "urn:x:2")
@@ -93,7 +93,7 @@ def test_settle_removes_reschedules_and_counts(stores: tuple[SQLiteStore, ...]) 
     assert record.stats.last_success is None
 
 
-def test_a_failed_write_leaves_no_notification(stores: tuple[SQLiteStore, ...]) -> None:
+def test_a_failed_write_leaves_no_notification(stores: tuple[Store, ...]) -> None:
     a, _ = stores
     a.change_hook = hook
 

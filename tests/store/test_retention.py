@@ -6,9 +6,8 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
@@ -18,7 +17,6 @@ from dothi.ngsild.temporal import iso_to_ms
 from dothi.ngsild.timeutil import format_iso
 from dothi.settings import Settings
 from dothi.store.base import Store, open_store
-from dothi.store.sqlite import SQLiteStore
 
 E = "/ngsi-ld/v1/entities"
 T = "/ngsi-ld/v1/temporal/entities"
@@ -184,15 +182,15 @@ def _city_history(client: TestClient) -> None:
                                     "status": statuses}).status_code == 201
 
 
-def _prune_city(db: Path, chunk_rows: int) -> tuple[tuple[int, int], list[dict],
+def _prune_city(url: str, chunk_rows: int) -> tuple[tuple[int, int], list[dict],
                                                      list[tuple[int, int]]]:
     """(counts, every sensor's history after, progress calls) of one prune of the city."""
-    settings = Settings(database_url=f"sqlite:///{db}", context_fetch=False)
+    settings = Settings(database_url=url, context_fetch=False)
     calls: list[tuple[int, int]] = []
     with TestClient(create_app(settings)) as client:
         _city_history(client)
-        store = SQLiteStore.from_url(settings.database_url)
-        store.prune_chunk_rows = chunk_rows
+        store = open_store(settings.database_url)
+        store.prune_chunk_rows = chunk_rows  # type: ignore[attr-defined]
         counts = store.prune_history(ms("09:30"), ms("11:10"), 1_800_000,
                                      lambda done, total: calls.append((done, total)))
         store.close()
@@ -203,9 +201,10 @@ def _prune_city(db: Path, chunk_rows: int) -> tuple[tuple[int, int], list[dict],
 
 
 @pytest.mark.parametrize("chunk", [1, 7, 20])
-def test_small_chunks_prune_the_same_as_one(tmp_path: Path, chunk: int) -> None:
-    whole, whole_body, whole_calls = _prune_city(tmp_path / "whole.db", 1_000_000)
-    chunked, chunked_body, chunked_calls = _prune_city(tmp_path / "chunked.db", chunk)
+def test_small_chunks_prune_the_same_as_one(database_url: Callable[[str], str],
+                                            chunk: int) -> None:
+    whole, whole_body, whole_calls = _prune_city(database_url("whole"), 1_000_000)
+    chunked, chunked_body, chunked_calls = _prune_city(database_url("chunked"), chunk)
     # Each sensor: 15 readings and 2 statuses expire, three half hours of 15 readings
     # each become one average, the 10:30 status is alone in its half hour.
     assert whole == chunked == (3 * (15 + 2 + 3 * 14), 3 * 3)
@@ -242,7 +241,7 @@ def _recent_and_old(client: TestClient) -> tuple[str, str]:
 
 def test_cli_prunes_by_the_settings(settings: Settings, client: TestClient) -> None:
     old, recent = _recent_and_old(client)
-    db = settings.database_url.removeprefix("sqlite:///")
+    db = settings.database_url
     result = dothi("history", "prune", "--db", db, DOTHI_HISTORY_DOWNSAMPLE_AFTER="P30D",
                    DOTHI_HISTORY_DOWNSAMPLE_PERIOD="P1D")
     assert result.returncode == 0, result.stderr
@@ -273,7 +272,7 @@ def test_cli_refuses_bad_policies_and_changes_nothing(
         message: str) -> None:
     _recent_and_old(client)
     before = history(client)
-    db = settings.database_url.removeprefix("sqlite:///")
+    db = settings.database_url
     result = dothi("history", "prune", "--db", db, *args, **env)
     assert result.returncode == 2, result.stderr
     assert "Cannot prune" in result.stderr and message in result.stderr

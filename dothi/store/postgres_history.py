@@ -223,22 +223,39 @@ class History:
 
     def tid(self, conn: Conn, tenant: str, eid: str, types: Sequence[str]) -> tuple[int, bool]:
         """The entity's history id, created on first use: (tid, created)."""
-        types_list = list(types)
-        sel = "SELECT tid, types FROM temporal_entities WHERE tenant=%s AND id=%s"
-        row = conn.execute(sel, (tenant, eid)).fetchone()
-        if row is None:
-            made = conn.execute(
-                "INSERT INTO temporal_entities (tenant, id, types) VALUES (%s, %s, %s) "
-                "ON CONFLICT (tenant, id) DO NOTHING RETURNING tid",
-                (tenant, eid, Jsonb(types_list, dumps=_dumps))).fetchone()
-            if made is not None:
-                return made[0], True
-            row = conn.execute(sel, (tenant, eid)).fetchone()  # a concurrent process's
-            assert row is not None
-        if types and row[1] != types_list:
-            conn.execute("UPDATE temporal_entities SET types=%s WHERE tid=%s",
-                         (Jsonb(types_list, dumps=_dumps), row[0]))
-        return row[0], False
+        found = self.tids(conn, tenant, {eid: types})
+        return found[eid]
+
+    def tids(self, conn: Conn, tenant: str,
+             entities: dict[str, Sequence[str]]) -> dict[str, tuple[int, bool]]:
+        """History ids of several entities (id -> types), created on first use, in three
+        statements at most whatever their number: id -> (tid, created)."""
+        out: dict[str, tuple[int, bool]] = {}
+        retype: list[dict[str, Any]] = []
+        sel = "SELECT tid, id, types FROM temporal_entities WHERE tenant=%s AND id = ANY(%s)"
+        for tid, eid, types in conn.execute(sel, (tenant, list(entities))):
+            out[eid] = (tid, False)
+            wanted = list(entities[eid])
+            if wanted and types != wanted:
+                retype.append({"tid": tid, "types": wanted})
+        missing = [{"id": eid, "types": list(types)} for eid, types in entities.items()
+                   if eid not in out]
+        if missing:
+            for tid, eid in conn.execute(
+                    "INSERT INTO temporal_entities (tenant, id, types) SELECT %s, x.id, x.types "
+                    "FROM jsonb_to_recordset(%s::jsonb) AS x(id text, types jsonb) "
+                    "ON CONFLICT (tenant, id) DO NOTHING RETURNING tid, id",
+                    (tenant, _dumps(missing))):
+                out[eid] = (tid, True)
+            late = [m["id"] for m in missing if m["id"] not in out]
+            if late:  # made by a concurrent process meanwhile
+                for tid, eid, _ in conn.execute(sel, (tenant, late)):
+                    out[eid] = (tid, False)
+        if retype:
+            conn.execute("UPDATE temporal_entities AS t SET types = x.types FROM "
+                         "jsonb_to_recordset(%s::jsonb) AS x(tid bigint, types jsonb) "
+                         "WHERE t.tid = x.tid", (_dumps(retype),))
+        return out
 
     def find_tid(self, conn: Conn, tenant: str, eid: str) -> tuple[int, list[str]] | None:
         row = conn.execute("SELECT tid, types FROM temporal_entities WHERE tenant=%s AND id=%s",
@@ -262,10 +279,13 @@ class History:
             if changed:
                 entities.append((doc, changed))
         self._check_months(v[2] for _, values in entities for v in values)
+        if not entities:
+            return
+        tids = self.tids(conn, tenant, {doc["id"]: doc.get("type", ()) for doc, _ in entities})
         rows: list[tuple[Any, ...]] = []
         aids: dict[str, int] = {}
         for doc, values in entities:
-            tid, _ = self.tid(conn, tenant, doc["id"], doc.get("type", ()))
+            tid = tids[doc["id"]][0]
             rows.extend(self._row(conn, tid, v, aids) for v in values)
         self._insert(conn, rows)
 
@@ -291,11 +311,16 @@ class History:
 
     @staticmethod
     def _insert(conn: Conn, rows: list[tuple[Any, ...]]) -> None:
+        """All rows in one statement: one JSON parameter that orjson writes and
+        PostgreSQL reads in C (binding arrays per column cost more than the insert)."""
         if rows:
-            with conn.cursor() as cur:
-                cur.executemany(
-                    "INSERT INTO attr_instances (tid, aid, dataset, t, created, modified, num, "
-                    "doc) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)", rows)
+            conn.execute(
+                "INSERT INTO attr_instances (tid, aid, dataset, t, created, modified, num, doc) "
+                "SELECT r.* FROM jsonb_to_recordset(%s) AS r(tid bigint, aid integer, "
+                "dataset text, t bigint, created bigint, modified bigint, "
+                "num double precision, doc jsonb)",
+                (Jsonb([dict(zip(_ROW_KEYS, (*row[:7], row[7].obj), strict=True))
+                        for row in rows], dumps=orjson.dumps),))
 
     def delete_entity(self, conn: Conn, tenant: str, eid: str) -> bool:
         found = self.find_tid(conn, tenant, eid)
@@ -584,6 +609,9 @@ class History:
                 "min": lo, "max": hi, "stddev": std, "sumsq": sq,
             })
         return first[2] or "Property", out
+
+
+_ROW_KEYS = ("tid", "aid", "dataset", "t", "created", "modified", "num", "doc")
 
 
 def _values(key: str, inst: dict, times: dict[str, int]) -> tuple[Any, ...]:

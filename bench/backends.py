@@ -66,7 +66,8 @@ def measure(url: str, args: argparse.Namespace) -> dict[str, tuple[float, ...]]:
             end = temporal.START + timedelta(days=args.days)
             rnd = random.Random(9)
             p50, p95, _ = temporal.timed(
-                client, lambda i: f"{temporal.TEMPORAL}/{temporal.sensor_id(rnd.randrange(args.sensors))}",
+                client,
+                lambda i: f"{temporal.TEMPORAL}/{temporal.sensor_id(rnd.randrange(args.sensors))}",
                 lambda i: {"attrs": "pm25", "format": "aggregatedValues",
                            "aggrMethods": "avg,min,max", "aggrPeriodDuration": "PT1H",
                            "timerel": "between", "timeAt": temporal.START.isoformat(),

@@ -120,7 +120,8 @@ def drive(base: str, payloads: list[bytes], rate: float, duration: float, batch:
         "worst10s": min(full) / 10, "errors": len(errors),
         "p50": statistics.median(sent_lat), "p95": sent_lat[int(len(sent_lat) * 0.95) - 1],
         "p99": sent_lat[int(len(sent_lat) * 0.99) - 1],
-        "due_p95": due_lat[int(len(due_lat) * 0.95) - 1], "first_error": errors[0] if errors else "",
+        "due_p95": due_lat[int(len(due_lat) * 0.95) - 1],
+        "first_error": errors[0] if errors else "",
     }
 
 

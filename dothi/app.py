@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -30,6 +32,9 @@ from dothi.errors import NGSI_ERRORS, DothiError, PartialSuccess
 from dothi.ngsild.context import ContextCache
 from dothi.settings import Settings
 from dothi.store.base import open_store
+
+log = logging.getLogger(__name__)
+SHUTDOWN_WAIT_S = 15.0
 
 PROBLEM = "application/problem+json"
 
@@ -65,7 +70,13 @@ def create_app(settings: Settings | None = None, broker: Broker | None = None) -
                                              lease=settings.notification_lease))
         await notifier.start()
         yield
-        await notifier.stop()
+        try:
+            # A stopping server never hangs on its notifier: what it still held is taken
+            # over by another process when its lease runs out.
+            await asyncio.wait_for(notifier.stop(), SHUTDOWN_WAIT_S)
+        except TimeoutError:
+            log.error("the notifier did not stop within %s s; stopping anyway",
+                      SHUTDOWN_WAIT_S)
         if owned:
             app.state.broker.forwarder.close()
             app.state.broker.store.close()

@@ -393,10 +393,13 @@ class PostgresStore:
                 count = int(row[0]) if row else 0
             docs: list[dict] = []
             if query.limit > 0:
+                # The page's rows are chosen first and only their documents read and
+                # turned into text: not those of every candidate the sort looked at.
                 column = "e.id" if query.ids_only else "e.doc::text"
                 rows = conn.execute(
-                    f"SELECT {column} FROM entities e WHERE {where} ORDER BY e.rid "
-                    "LIMIT %s OFFSET %s", (*params, query.limit, query.offset))
+                    f"SELECT {column} FROM entities e JOIN (SELECT e.rid FROM entities e "
+                    f"WHERE {where} ORDER BY e.rid LIMIT %s OFFSET %s) AS page USING (rid) "
+                    "ORDER BY e.rid", (*params, query.limit, query.offset))
                 docs = [{"id": r[0]} if query.ids_only else orjson.loads(r[0]) for r in rows]
         return docs, count
 

@@ -166,7 +166,7 @@ class PostgresStore:
             self._pool.close()
             raise StoreUnavailable(f"Cannot connect to the database: {exc}") from exc
         with self._connection() as conn:
-            self.applied = migrate(conn)
+            migrate(conn)
             self.history.load_partitions(conn)
 
     @classmethod

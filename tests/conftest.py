@@ -26,6 +26,12 @@ class PostgresDatabases:
         self.admin = psycopg.connect(admin_url, autocommit=True, connect_timeout=3)
         self.prefix = f"dothi_pytest_{os.getpid()}_"
         self.made: dict[str, str] = {}
+        # Databases of earlier runs on this machine that were killed before dropping them.
+        for (name,) in self.admin.execute(
+                "SELECT datname FROM pg_database WHERE datname LIKE 'dothi\\_pytest\\_%'"):
+            pid = name.split("_")[2]
+            if pid.isdigit() and not Path(f"/proc/{pid}").exists():
+                self.admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
     def url(self, name: str) -> str:
         import psycopg

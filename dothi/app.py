@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import hashlib
 import logging
 from collections.abc import AsyncIterator
@@ -56,7 +57,23 @@ def build_broker(settings: Settings) -> Broker:
     return Broker(store, cache, broker_id=broker_id, forward_timeout=settings.forward_timeout)
 
 
-def create_app(settings: Settings | None = None, broker: Broker | None = None) -> FastAPI:
+def _tune_gc() -> None:
+    """Fewer, cheaper garbage collections in a server process: what startup built
+    (contexts, compiled models) is frozen out of every later collection, and the youngest
+    generation waits for 20,000 allocations instead of 700. Each request allocates tens of
+    thousands of short-lived objects; with the defaults, collections stalled whole batches
+    (bench/sustained.py at 5,000 attribute updates/s: p95 82 -> 37 ms, p99 124 -> 41 ms).
+    Never in a process that makes many apps, such as the tests: frozen objects are never
+    collected."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(20_000, 20, 20)
+
+
+def create_app(settings: Settings | None = None, broker: Broker | None = None, *,
+               serving: bool = False) -> FastAPI:
+    """The HTTP app; ``serving`` for the long-lived server process (``dothi serve``),
+    which also tunes the garbage collector for its own lifetime."""
     settings = settings or Settings()
 
     @asynccontextmanager
@@ -69,6 +86,8 @@ def create_app(settings: Settings | None = None, broker: Broker | None = None) -
                                              retries=settings.notification_retries,
                                              lease=settings.notification_lease))
         await notifier.start()
+        if serving:
+            _tune_gc()
         yield
         try:
             # A stopping server never hangs on its notifier: what it still held is taken
@@ -146,4 +165,4 @@ def _offline_docs(app: FastAPI) -> None:
 
 def app_from_env() -> FastAPI:
     """Factory for worker processes (``dothi serve --workers N``): settings from DOTHI_*."""
-    return create_app(Settings())
+    return create_app(Settings(), serving=True)

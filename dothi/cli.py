@@ -59,7 +59,8 @@ def serve(
     if settings.workers == 1:
         from dothi.app import create_app
 
-        config = uvicorn.Config(create_app(settings), log_level="warning", access_log=False)
+        config = uvicorn.Config(create_app(settings, serving=True), log_level="warning",
+                                access_log=False)
         uvicorn.Server(config).run(sockets=[sock])
         return
     from uvicorn.supervisors import Multiprocess

@@ -56,7 +56,7 @@ from dothi.store.postgres_filters import q_to_sql, scope_q_to_sql
 from dothi.store.postgres_history import SCHEMA as HISTORY_SCHEMA
 from dothi.store.postgres_history import History, MissingPartitions
 from dothi.store.sqlite_filters import type_expr_sql
-from dothi.store.sqlite_history import PruneState, Retention
+from dothi.store.sqlite_history import PruneState, read_temporal, retention_rule
 
 MIGRATIONS: list[tuple[str, str]] = [
     (
@@ -508,7 +508,7 @@ class PostgresStore:
         with self._connection() as conn:
             found, total = self.history.select(conn, tenant, selectors, ids_in, tq.attrs,
                                                limit, offset, count)
-            return [self._temporal(conn, tid, eid, types, tq, cap)
+            return [read_temporal(self.history, conn, tid, eid, types, tq, cap)
                     for tid, eid, types in found], total
 
     def temporal_get(self, tenant: str, eid: str, tq: TimeQuery,
@@ -517,24 +517,8 @@ class PostgresStore:
             found = self.history.find_tid(conn, tenant, eid)
             if found is None:
                 return None
-            return self._temporal(conn, found[0], eid, found[1], tq, cap)
+            return read_temporal(self.history, conn, found[0], eid, found[1], tq, cap)
 
-    def _temporal(self, conn: psycopg.Connection, tid: int, eid: str, types: list[str],
-                  tq: TimeQuery, cap: int) -> TemporalEntity:
-        result = TemporalEntity(eid, types)
-        for aid in self.history.attribute_ids(conn, tid, tq.attrs):
-            iri = self.history.iri(conn, aid)
-            if tq.fmt == "aggregatedValues":
-                kind, buckets = self.history.aggregate(conn, tid, aid, tq)
-                if buckets:
-                    result.aggregated[iri] = buckets
-                    result.kinds[iri] = kind
-                continue
-            instances, more = self.history.instances(conn, tid, aid, tq, cap)
-            if instances:
-                result.attrs[iri] = instances
-                result.truncated = result.truncated or more
-        return result
 
     def temporal_delete(self, tenant: str, eid: str) -> bool:
         def work(conn: psycopg.Connection) -> bool:
@@ -583,12 +567,7 @@ class PostgresStore:
         progress: Callable[[int, int], None] | None = None,
     ) -> tuple[int, int]:
         """As ``SQLiteStore.prune_history``: one chunk per transaction."""
-        downsample_before = None
-        if downsample_before_ms is not None and period_ms is not None and period_ms > 0:
-            downsample_before = downsample_before_ms // period_ms * period_ms
-        elif downsample_before_ms is not None or period_ms is not None:
-            raise ValueError("Downsampling needs a cutoff and a period longer than zero")
-        rule = Retention(before_ms, downsample_before, period_ms)
+        rule = retention_rule(before_ms, downsample_before_ms, period_ms)
         with self._connection() as conn:
             tids = [r[0] for r in conn.execute("SELECT tid FROM temporal_entities ORDER BY tid")]
         state = PruneState(tids)

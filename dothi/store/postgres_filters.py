@@ -19,8 +19,8 @@ Known differences from the SQLite fragments, at the edges only:
 * fractions of a second round half up to milliseconds on every path, where SQLite's ``%f``
   clamps ``59.9995``.. to ``59.999`` when the value has no UTC offset;
 * numbers compare as exact decimals (jsonb keeps no int/float distinction), so integers beyond
-  2**53 may compare differently with a float literal than SQLite's int/double rules say, and
-  an integer literal beyond 64 bits is answered here where sqlite3 raises OverflowError;
+  2**53 may compare differently with a float literal than SQLite's int/double rules say
+  (SQLite compares an integer literal beyond 64 bits as the nearest float);
 * strings containing NUL characters cannot reach PostgreSQL at all and are rejected.
 """
 

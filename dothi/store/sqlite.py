@@ -53,7 +53,7 @@ from dothi.store.sqlite_filters import (
     type_expr_sql,
 )
 from dothi.store.sqlite_history import SCHEMA as HISTORY_SCHEMA
-from dothi.store.sqlite_history import History, PruneState, Retention
+from dothi.store.sqlite_history import History, PruneState, read_temporal, retention_rule
 
 MIGRATIONS: list[tuple[str, str]] = [
     (
@@ -473,7 +473,7 @@ class SQLiteStore:
         conn = self._reader()
         found, total = self.history.select(conn, tenant, selectors, ids_in, tq.attrs, limit,
                                            offset, count)
-        return [self._temporal(conn, tid, eid, types, tq, cap)
+        return [read_temporal(self.history, conn, tid, eid, types, tq, cap)
                 for tid, eid, types in found], total
 
     def temporal_get(self, tenant: str, eid: str, tq: TimeQuery,
@@ -482,24 +482,8 @@ class SQLiteStore:
         found = self.history.find_tid(conn, tenant, eid)
         if found is None:
             return None
-        return self._temporal(conn, found[0], eid, found[1], tq, cap)
+        return read_temporal(self.history, conn, found[0], eid, found[1], tq, cap)
 
-    def _temporal(self, conn: sqlite3.Connection, tid: int, eid: str, types: list[str],
-                  tq: TimeQuery, cap: int) -> TemporalEntity:
-        result = TemporalEntity(eid, types)
-        for aid in self.history.attribute_ids(conn, tid, tq.attrs):
-            iri = self.history.iri(conn, aid)
-            if tq.fmt == "aggregatedValues":
-                kind, buckets = self.history.aggregate(conn, tid, aid, tq)
-                if buckets:
-                    result.aggregated[iri] = buckets
-                    result.kinds[iri] = kind
-                continue
-            instances, more = self.history.instances(conn, tid, aid, tq, cap)
-            if instances:
-                result.attrs[iri] = instances
-                result.truncated = result.truncated or more
-        return result
 
     def temporal_delete(self, tenant: str, eid: str) -> bool:
         with self._transaction() as conn:
@@ -546,12 +530,7 @@ class SQLiteStore:
         ``downsample_before_ms`` is rounded down to a period boundary), one chunk per
         transaction, calling ``progress(entities done, entities)`` after each:
         (instances deleted, instances rewritten as period averages)."""
-        downsample_before = None
-        if downsample_before_ms is not None and period_ms is not None and period_ms > 0:
-            downsample_before = downsample_before_ms // period_ms * period_ms
-        elif downsample_before_ms is not None or period_ms is not None:
-            raise ValueError("Downsampling needs a cutoff and a period longer than zero")
-        rule = Retention(before_ms, downsample_before, period_ms)
+        rule = retention_rule(before_ms, downsample_before_ms, period_ms)
         state = PruneState([r[0] for r in self._reader().execute(
             "SELECT tid FROM temporal_entities ORDER BY tid")])
         while state.done < len(state.tids):

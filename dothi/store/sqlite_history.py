@@ -21,7 +21,7 @@ import orjson
 
 from dothi.ngsild.context import DEFAULT_VOCAB
 from dothi.ngsild.temporal import TimeQuery, iso_to_ms, ms_to_iso
-from dothi.store.base import Outcome, Selector
+from dothi.store.base import Outcome, Selector, TemporalEntity
 from dothi.store.sqlite_filters import type_expr_sql
 
 SCHEMA = """
@@ -69,6 +69,38 @@ class Retention:
     before: int | None
     downsample_before: int | None
     period: int | None
+
+
+def retention_rule(before_ms: int | None, downsample_before_ms: int | None,
+                   period_ms: int | None) -> Retention:
+    """The policy of a prune, the downsampling cutoff rounded down to a period boundary;
+    ValueError for half a downsampling policy."""
+    downsample_before = None
+    if downsample_before_ms is not None and period_ms is not None and period_ms > 0:
+        downsample_before = downsample_before_ms // period_ms * period_ms
+    elif downsample_before_ms is not None or period_ms is not None:
+        raise ValueError("Downsampling needs a cutoff and a period longer than zero")
+    return Retention(before_ms, downsample_before, period_ms)
+
+
+def read_temporal(history: Any, conn: Any, tid: int, eid: str, types: list[str],
+                  tq: TimeQuery, cap: int) -> TemporalEntity:
+    """One temporal entity as the temporal API asks for it, through either backend's
+    ``History`` (the same methods on both)."""
+    result = TemporalEntity(eid, types)
+    for aid in history.attribute_ids(conn, tid, tq.attrs):
+        iri = history.iri(conn, aid)
+        if tq.fmt == "aggregatedValues":
+            kind, buckets = history.aggregate(conn, tid, aid, tq)
+            if buckets:
+                result.aggregated[iri] = buckets
+                result.kinds[iri] = kind
+            continue
+        instances, more = history.instances(conn, tid, aid, tq, cap)
+        if instances:
+            result.attrs[iri] = instances
+            result.truncated = result.truncated or more
+    return result
 
 
 @dataclass

@@ -34,8 +34,12 @@ from dothi.store.sqlite_history import (
     Retention,
     _instance,
     _ms,
+    aggregation_window,
+    buckets,
     instance_id,
     parse_instance_id,
+    read_instances,
+    time_where,
 )
 
 __all__ = [
@@ -553,29 +557,15 @@ class History:
     def instances(self, conn: Conn, tid: int, aid: int, tq: TimeQuery,
                   cap: int) -> tuple[list[dict], bool]:
         """An attribute's instances in time order, at most ``cap`` (True if more exist)."""
-        col = _TIME_COLUMN[tq.timeproperty]
-        where, params = _time_where(col, tq)
-        base = (f"SELECT iid, t, created, modified, doc::text FROM attr_instances "
-                f"WHERE tid=%s AND aid=%s{where}")
-        if tq.last_n is not None:
-            n = min(tq.last_n, cap)
-            rows = conn.execute(f"{base} ORDER BY {col} DESC, iid DESC LIMIT %s",
-                                (tid, aid, *params, n + 1)).fetchall()
-            # Fewer than asked for is a truncation only when the cap, not lastN, cut it.
-            more = tq.last_n > cap and len(rows) > n
-            rows = rows[:n][::-1]
-        else:
-            rows = conn.execute(f"{base} ORDER BY {col}, iid LIMIT %s",
-                                (tid, aid, *params, cap + 1)).fetchall()
-            more = len(rows) > cap
-            rows = rows[:cap]
-        return [_instance(r) for r in rows], more
+        return read_instances(conn, "SELECT iid, t, created, modified, doc::text FROM "
+                              "attr_instances WHERE tid=%s AND aid=%s", [tid, aid], tq, cap,
+                              "%s")
 
     def aggregate(self, conn: Conn, tid: int, aid: int,
                   tq: TimeQuery) -> tuple[str, dict[str | None, list[dict]]]:
         """(attribute type, datasetId -> buckets) with one dict of method values per bucket."""
         col = _TIME_COLUMN[tq.timeproperty]
-        where, params = _time_where(col, tq)
+        where, params = time_where(col, tq, "%s")
         first = conn.execute(
             f"SELECT min({col}), max({col}), (SELECT doc ->> 'type' FROM attr_instances "
             f"WHERE tid=%s AND aid=%s LIMIT 1) FROM attr_instances WHERE tid=%s AND aid=%s{where}",
@@ -583,9 +573,7 @@ class History:
         assert first is not None
         if first[0] is None:
             return "Property", {}
-        origin = tq.start if tq.start is not None else first[0]
-        end = tq.end if tq.end is not None else first[1] + 1
-        period = tq.aggr_period_ms or max(1, end - origin)
+        origin, end, period = aggregation_window(tq, first[0], first[1])
         # JSON null is no value, as SQLite's json_extract makes it NULL.
         distinct = ("count(DISTINCT coalesce(to_jsonb(num), nullif(doc -> 'value', 'null'), "
                     "nullif(doc -> 'object', 'null')))" if "distinctCount" in tq.aggr_methods
@@ -597,18 +585,7 @@ class History:
             f"FROM attr_instances WHERE tid=%s AND aid=%s{where} GROUP BY dataset, b "
             f'ORDER BY dataset COLLATE "C" NULLS FIRST, b',
             (origin, period, tid, aid, *params)).fetchall()
-        out: dict[str | None, list[dict]] = {}
-        for dataset, b, total, n_distinct, s, avg, lo, hi, sq, n in rows:
-            start = origin + b * period
-            std = None
-            if n:
-                std = max(0.0, sq / n - avg * avg) ** 0.5
-            out.setdefault(dataset, []).append({
-                "start": start, "end": min(start + period, end) if tq.end else start + period,
-                "totalCount": total, "distinctCount": n_distinct, "sum": s, "avg": avg,
-                "min": lo, "max": hi, "stddev": std, "sumsq": sq,
-            })
-        return first[2] or "Property", out
+        return first[2] or "Property", buckets(rows, origin, end, period, tq)
 
 
 _ROW_KEYS = ("tid", "aid", "dataset", "t", "created", "modified", "num", "doc")
@@ -647,14 +624,3 @@ def _weight(text: str | None) -> int:
 
 def _has_type(name: str) -> tuple[str, list[Any]]:
     return "types ? %s", [name]
-
-
-def _time_where(col: str, tq: TimeQuery) -> tuple[str, list[int]]:
-    where, params = "", []
-    if tq.start is not None:
-        where += f" AND {col} >= %s"
-        params.append(tq.start)
-    if tq.end is not None:
-        where += f" AND {col} < %s"
-        params.append(tq.end)
-    return where, params

@@ -424,29 +424,14 @@ class History:
     def instances(self, conn: sqlite3.Connection, tid: int, aid: int, tq: TimeQuery,
                   cap: int) -> tuple[list[dict], bool]:
         """An attribute's instances in time order, at most ``cap`` (True if more exist)."""
-        col = _TIME_COLUMN[tq.timeproperty]
-        where, params = _time_where(col, tq)
-        base = (f"SELECT iid, t, created, modified, doc FROM attr_instances "
-                f"WHERE tid=? AND aid=?{where}")
-        if tq.last_n is not None:
-            n = min(tq.last_n, cap)
-            rows = conn.execute(f"{base} ORDER BY {col} DESC, iid DESC LIMIT ?",
-                                (tid, aid, *params, n + 1)).fetchall()
-            # Fewer than asked for is a truncation only when the cap, not lastN, cut it.
-            more = tq.last_n > cap and len(rows) > n
-            rows = rows[:n][::-1]
-        else:
-            rows = conn.execute(f"{base} ORDER BY {col}, iid LIMIT ?",
-                                (tid, aid, *params, cap + 1)).fetchall()
-            more = len(rows) > cap
-            rows = rows[:cap]
-        return [_instance(r) for r in rows], more
+        return read_instances(conn, "SELECT iid, t, created, modified, doc FROM attr_instances "
+                              "WHERE tid=? AND aid=?", [tid, aid], tq, cap, "?")
 
     def aggregate(self, conn: sqlite3.Connection, tid: int, aid: int,
                   tq: TimeQuery) -> tuple[str, dict[str | None, list[dict]]]:
         """(attribute type, datasetId -> buckets) with one dict of method values per bucket."""
         col = _TIME_COLUMN[tq.timeproperty]
-        where, params = _time_where(col, tq)
+        where, params = time_where(col, tq)
         # The bounds come from the index; the attribute type from one row, not from every
         # row's document (min(doc) read them all: a tenth of the time over 43,200 rows).
         first = conn.execute(
@@ -456,9 +441,7 @@ class History:
             (tid, aid, *params)).fetchone()
         if first[0] is None:
             return "Property", {}
-        origin = tq.start if tq.start is not None else first[0]
-        end = tq.end if tq.end is not None else first[1] + 1
-        period = tq.aggr_period_ms or max(1, end - origin)
+        origin, end, period = aggregation_window(tq, first[0], first[1])
         distinct = ("count(DISTINCT coalesce(num, json_extract(doc, '$.value'), "
                     "json_extract(doc, '$.object')))" if "distinctCount" in tq.aggr_methods
                     else "NULL")
@@ -467,18 +450,7 @@ class History:
             f"min(num), max(num), sum(num * num), count(num) FROM attr_instances "
             f"WHERE tid=? AND aid=?{where} GROUP BY dataset, b ORDER BY dataset, b",
             (origin, period, tid, aid, *params)).fetchall()
-        out: dict[str | None, list[dict]] = {}
-        for dataset, b, total, n_distinct, s, avg, lo, hi, sq, n in rows:
-            start = origin + b * period
-            std = None
-            if n:
-                std = max(0.0, sq / n - avg * avg) ** 0.5
-            out.setdefault(dataset, []).append({
-                "start": start, "end": min(start + period, end) if tq.end else start + period,
-                "totalCount": total, "distinctCount": n_distinct, "sum": s, "avg": avg,
-                "min": lo, "max": hi, "stddev": std, "sumsq": sq,
-            })
-        return first[2] or "Property", out
+        return first[2] or "Property", buckets(rows, origin, end, period, tq)
 
 
 def _has_type(name: str) -> tuple[str, list[Any]]:
@@ -494,15 +466,64 @@ def _instance(row: tuple[Any, ...]) -> dict:
     return inst
 
 
-def _time_where(col: str, tq: TimeQuery) -> tuple[str, list[int]]:
+def time_where(col: str, tq: TimeQuery, mark: str = "?") -> tuple[str, list[int]]:
+    """The time window of ``tq`` on ``col``, with ``mark`` as the driver's placeholder."""
     where, params = "", []
     if tq.start is not None:
-        where += f" AND {col} >= ?"
+        where += f" AND {col} >= {mark}"
         params.append(tq.start)
     if tq.end is not None:
-        where += f" AND {col} < ?"
+        where += f" AND {col} < {mark}"
         params.append(tq.end)
     return where, params
+
+
+def read_instances(conn: Any, select: str, params: list[Any], tq: TimeQuery, cap: int,
+                   mark: str) -> tuple[list[dict], bool]:
+    """An attribute's instances in time order, at most ``cap`` (True if more exist), on
+    either backend: ``select`` reads (iid, t, created, modified, doc) of one attribute,
+    ``mark`` is the driver's placeholder."""
+    col = _TIME_COLUMN[tq.timeproperty]
+    where, window = time_where(col, tq, mark)
+    base, args = select + where, [*params, *window]
+    if tq.last_n is not None:
+        n = min(tq.last_n, cap)
+        rows = conn.execute(f"{base} ORDER BY {col} DESC, iid DESC LIMIT {mark}",
+                            (*args, n + 1)).fetchall()
+        # Fewer than asked for is a truncation only when the cap, not lastN, cut it.
+        more = tq.last_n > cap and len(rows) > n
+        rows = rows[:n][::-1]
+    else:
+        rows = conn.execute(f"{base} ORDER BY {col}, iid LIMIT {mark}",
+                            (*args, cap + 1)).fetchall()
+        more = len(rows) > cap
+        rows = rows[:cap]
+    return [_instance(r) for r in rows], more
+
+
+def aggregation_window(tq: TimeQuery, first: int, last: int) -> tuple[int, int, int]:
+    """(origin, end, period) of the buckets, from the query or the instances' span."""
+    origin = tq.start if tq.start is not None else first
+    end = tq.end if tq.end is not None else last + 1
+    return origin, end, tq.aggr_period_ms or max(1, end - origin)
+
+
+def buckets(rows: Sequence[Sequence[Any]], origin: int, end: int, period: int,
+            tq: TimeQuery) -> dict[str | None, list[dict]]:
+    """datasetId -> one dict of method values per bucket, from rows of (dataset, bucket
+    number, count, distinct count, sum, avg, min, max, sum of squares, numeric count)."""
+    out: dict[str | None, list[dict]] = {}
+    for dataset, b, total, n_distinct, s, avg, lo, hi, sq, n in rows:
+        start = origin + b * period
+        std = None
+        if n:
+            std = max(0.0, sq / n - avg * avg) ** 0.5
+        out.setdefault(dataset, []).append({
+            "start": start, "end": min(start + period, end) if tq.end else start + period,
+            "totalCount": total, "distinctCount": n_distinct, "sum": s, "avg": avg,
+            "min": lo, "max": hi, "stddev": std, "sumsq": sq,
+        })
+    return out
 
 
 def _ms(text: str | None, cache: dict[str, int]) -> int:

@@ -25,7 +25,8 @@ class PostgresDatabases:
 
         self.admin = psycopg.connect(admin_url, autocommit=True, connect_timeout=3)
         self.prefix = f"dothi_pytest_{os.getpid()}_"
-        self.made: dict[str, str] = {}
+        self.made: dict[str, str] = {}  # name -> URL of a migrated database
+        self.names: set[str] = set()  # every database made, dropped at the end
         # Databases of earlier runs on this machine that were killed before dropping them.
         for (name,) in self.admin.execute(
                 "SELECT datname FROM pg_database WHERE datname LIKE 'dothi\\_pytest\\_%'"):
@@ -39,10 +40,7 @@ class PostgresDatabases:
         from dothi.store.postgres import PostgresStore
 
         if name not in self.made:
-            db = self.prefix + name
-            self.admin.execute(f'DROP DATABASE IF EXISTS "{db}"')
-            self.admin.execute(f'CREATE DATABASE "{db}"')
-            url = POSTGRES.rsplit("/", 1)[0] + "/" + db
+            url = self.blank(name)
             PostgresStore(url).close()  # migrate once
             self.made[name] = url
             return url
@@ -57,9 +55,17 @@ class PostgresDatabases:
                          "('registrations', 0)")
         return url
 
+    def blank(self, name: str) -> str:
+        """A new database with nothing in it, for tests that build their own tables."""
+        db = self.prefix + name
+        self.admin.execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
+        self.admin.execute(f'CREATE DATABASE "{db}"')
+        self.names.add(db)
+        return POSTGRES.rsplit("/", 1)[0] + "/" + db
+
     def close(self) -> None:
-        for name in self.made:
-            self.admin.execute(f'DROP DATABASE IF EXISTS "{self.prefix + name}" WITH (FORCE)')
+        for db in self.names:
+            self.admin.execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
         self.admin.close()
 
 

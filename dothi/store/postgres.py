@@ -56,7 +56,12 @@ from dothi.store.postgres_filters import q_to_sql, scope_q_to_sql
 from dothi.store.postgres_history import SCHEMA as HISTORY_SCHEMA
 from dothi.store.postgres_history import History, MissingPartitions
 from dothi.store.sqlite_filters import type_expr_sql
-from dothi.store.sqlite_history import PruneState, read_temporal, retention_rule
+from dothi.store.sqlite_history import (
+    PruneState,
+    change_instance,
+    read_temporal,
+    retention_rule,
+)
 
 MIGRATIONS: list[tuple[str, str]] = [
     (
@@ -240,6 +245,21 @@ class PostgresStore:
         if tenant not in self._tenants:
             conn.execute("INSERT INTO tenants VALUES (%s, %s) ON CONFLICT DO NOTHING",
                          (tenant, now_iso()))
+
+    def _create(self, tenant: str, insert: Callable[[psycopg.Connection], bool]) -> bool:
+        """Run ``insert`` in a write transaction; if it made something, the tenant exists
+        from that transaction on."""
+
+        def work(conn: psycopg.Connection) -> bool:
+            created = insert(conn)
+            if created:
+                self._note_tenant(conn, tenant)
+            return created
+
+        created = bool(self._retrying(work))
+        if created:
+            self._tenants.add(tenant)
+        return created
 
     # -- tenants -------------------------------------------------------------------------
 
@@ -545,18 +565,7 @@ class PostgresStore:
     ) -> bool:
         def work(conn: psycopg.Connection) -> bool:
             self._lock(conn, tenant, [eid])
-            found = self.history.find_tid(conn, tenant, eid)
-            if found is None:
-                return False
-            current = self.history.get_instance(conn, found[0], iri, iid)
-            if current is None:
-                return False
-            new = change(current)
-            if new is None:
-                self.history.delete_instance(conn, iid)
-            else:
-                self.history.replace_instance(conn, found[0], iri, iid, new)
-            return True
+            return change_instance(self.history, conn, tenant, eid, iri, iid, change)
 
         return bool(self._retrying(work))
 
@@ -582,16 +591,8 @@ class PostgresStore:
 
     def subscription_create(self, tenant: str, sid: str, kind: str, doc: dict,
                             next_due: int | None) -> bool:
-        def work(conn: psycopg.Connection) -> bool:
-            created = subs.insert(conn, tenant, sid, kind, doc, next_due)
-            if created:
-                self._note_tenant(conn, tenant)
-            return created
-
-        created = bool(self._retrying(work))
-        if created:
-            self._tenants.add(tenant)
-        return created
+        return self._create(tenant, lambda conn: subs.insert(conn, tenant, sid, kind, doc,
+                                                             next_due))
 
     def subscription_get(self, tenant: str, sid: str,
                          kind: str | None) -> SubscriptionRecord | None:
@@ -634,18 +635,12 @@ class PostgresStore:
 
     def registration_create(self, tenant: str, rid: str, doc: dict,
                             check: Callable[[], None]) -> bool:
-        def work(conn: psycopg.Connection) -> bool:
+        def insert(conn: psycopg.Connection) -> bool:
             conn.execute("SELECT pg_advisory_xact_lock(%s)", (_REGISTRATION_LOCK,))
             check()
-            created = subs.registration_insert(conn, tenant, rid, doc)
-            if created:
-                self._note_tenant(conn, tenant)
-            return created
+            return subs.registration_insert(conn, tenant, rid, doc)
 
-        created = bool(self._retrying(work))
-        if created:
-            self._tenants.add(tenant)
-        return created
+        return self._create(tenant, insert)
 
     def registration_get(self, tenant: str, rid: str) -> dict | None:
         with self._connection() as conn:

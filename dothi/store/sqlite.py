@@ -53,7 +53,13 @@ from dothi.store.sqlite_filters import (
     type_expr_sql,
 )
 from dothi.store.sqlite_history import SCHEMA as HISTORY_SCHEMA
-from dothi.store.sqlite_history import History, PruneState, read_temporal, retention_rule
+from dothi.store.sqlite_history import (
+    History,
+    PruneState,
+    change_instance,
+    read_temporal,
+    retention_rule,
+)
 
 MIGRATIONS: list[tuple[str, str]] = [
     (
@@ -505,18 +511,7 @@ class SQLiteStore:
         """Replace (or, when ``change`` returns None, delete) one instance; False if the
         entity, attribute or instance does not exist."""
         with self._transaction() as conn:
-            found = self.history.find_tid(conn, tenant, eid)
-            if found is None:
-                return False
-            current = self.history.get_instance(conn, found[0], iri, iid)
-            if current is None:
-                return False
-            new = change(current)
-            if new is None:
-                self.history.delete_instance(conn, iid)
-            else:
-                self.history.replace_instance(conn, found[0], iri, iid, new)
-            return True
+            return change_instance(self.history, conn, tenant, eid, iri, iid, change)
 
     # Rows one write transaction of a prune touches at most: other writers wait for
     # milliseconds between chunks, not for the whole prune.

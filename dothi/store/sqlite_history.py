@@ -13,7 +13,7 @@ ones, a bounded chunk of rows per write transaction.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -101,6 +101,25 @@ def read_temporal(history: Any, conn: Any, tid: int, eid: str, types: list[str],
             result.attrs[iri] = instances
             result.truncated = result.truncated or more
     return result
+
+
+def change_instance(history: Any, conn: Any, tenant: str, eid: str, iri: str, iid: int,
+                    change: Callable[[dict], dict | None]) -> bool:
+    """Replace (or, when ``change`` returns None, delete) one instance, inside the
+    caller's write transaction, through either backend's ``History``; False if the
+    entity, attribute or instance does not exist."""
+    found = history.find_tid(conn, tenant, eid)
+    if found is None:
+        return False
+    current = history.get_instance(conn, found[0], iri, iid)
+    if current is None:
+        return False
+    new = change(current)
+    if new is None:
+        history.delete_instance(conn, iid)
+    else:
+        history.replace_instance(conn, found[0], iri, iid, new)
+    return True
 
 
 @dataclass

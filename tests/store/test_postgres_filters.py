@@ -1,7 +1,6 @@
 """q and scopeQ on PostgreSQL (jsonb), checked against the SQLite fragments on the same
-documents: every expression must select the same entities on both. Needs PostgreSQL on
-127.0.0.1:5432 (user postgres, trust); a throwaway database ``dothi_filters_test`` is
-created for it."""
+documents: every expression must select the same entities on both. Runs on a blank
+database of the test session's PostgreSQL server (``DOTHI_TEST_POSTGRES``)."""
 
 from __future__ import annotations
 
@@ -22,9 +21,8 @@ from dothi.ngsild.qlang import parse_q, parse_scope_q  # noqa: E402
 from dothi.store import postgres_filters, sqlite_filters  # noqa: E402
 from dothi.store.postgres_filters import FUNCTIONS, q_to_sql, scope_q_to_sql  # noqa: E402
 from dothi.store.sqlite_filters import DocFilter  # noqa: E402
+from tests.conftest import PostgresDatabases  # noqa: E402
 
-SERVER = "host=127.0.0.1 port=5432 user=postgres connect_timeout=3"
-DATABASE = "dothi_filters_test"
 DC = "https://uri.etsi.org/ngsi-ld/default-context/"
 TERMS = {"schemaAddress": "https://schema.org/address"}
 
@@ -520,17 +518,13 @@ def _text(case: Any) -> str:
 
 
 @pytest.fixture(scope="module")
-def pg() -> Iterator[Any]:
-    try:
-        admin = psycopg.connect(f"{SERVER} dbname=postgres", autocommit=True)
-    except psycopg.OperationalError as exc:
-        pytest.skip(f"PostgreSQL is not reachable on 127.0.0.1:5432: {exc}")
-    with admin:
-        admin.execute(f"DROP DATABASE IF EXISTS {DATABASE} WITH (FORCE)")
-        admin.execute(f"CREATE DATABASE {DATABASE}")
+def pg(postgres_databases: PostgresDatabases | None) -> Iterator[Any]:
+    if postgres_databases is None:
+        pytest.skip("PostgreSQL is not reachable (DOTHI_TEST_POSTGRES)")
+    url = postgres_databases.blank("filters")
     # JIT compiling these many-subplan statements costs about a second each and changes no
     # answer; a store should keep it off for such queries as well.
-    conn = psycopg.connect(f"{SERVER} dbname={DATABASE} options='-c jit=off'", autocommit=True)
+    conn = psycopg.connect(url, options="-c jit=off", autocommit=True)
     conn.execute(FUNCTIONS)
     conn.execute(FUNCTIONS)  # the migration may run it again
     conn.execute("CREATE TABLE docs (n int PRIMARY KEY, doc jsonb NOT NULL)")
@@ -539,8 +533,6 @@ def pg() -> Iterator[Any]:
                         [(n, Jsonb(deflate(doc))) for n, doc in enumerate(DOCS, start=1)])
     yield conn
     conn.close()
-    with psycopg.connect(f"{SERVER} dbname=postgres", autocommit=True) as admin:
-        admin.execute(f"DROP DATABASE IF EXISTS {DATABASE} WITH (FORCE)")
 
 
 def pg_select(pg: Any, sql: str, params: list[Any]) -> set[int]:

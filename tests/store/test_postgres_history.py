@@ -1,6 +1,6 @@
 """The PostgreSQL attribute history, run side by side with the SQLite one on the same data:
-the same calls must give the same answers. Needs PostgreSQL on 127.0.0.1:5432 (user
-postgres, trust); a throwaway database ``dothi_history_test`` is created for it."""
+the same calls must give the same answers, on a blank database of the test session's
+PostgreSQL server (``DOTHI_TEST_POSTGRES``)."""
 
 from __future__ import annotations
 
@@ -34,9 +34,8 @@ from dothi.store.sqlite_filters import register_sqlite_functions  # noqa: E402
 from dothi.store.sqlite_history import DOWNSAMPLED, PruneState, Retention  # noqa: E402
 from dothi.store.sqlite_history import SCHEMA as SQLITE_SCHEMA  # noqa: E402
 from dothi.store.sqlite_history import History as SQLiteHistory  # noqa: E402
+from tests.conftest import PostgresDatabases  # noqa: E402
 
-SERVER = "host=127.0.0.1 port=5432 user=postgres connect_timeout=3"
-DATABASE = "dothi_history_test"
 ENTITIES = "CREATE TABLE entities (tenant text, id text, doc jsonb, PRIMARY KEY (tenant, id))"
 TENANT = "urn:ngsi-ld:tenant:default"
 V = "https://uri.etsi.org/ngsi-ld/default-context/"
@@ -71,17 +70,10 @@ def inst(value: Any, observed: int | None, modified: int, *, dataset: str | None
 
 
 @pytest.fixture(scope="module")
-def database() -> Iterator[str]:
-    try:
-        admin = psycopg.connect(f"{SERVER} dbname=postgres", autocommit=True)
-    except psycopg.OperationalError as exc:
-        pytest.skip(f"PostgreSQL is not reachable on 127.0.0.1:5432: {exc}")
-    with admin:
-        admin.execute(f"DROP DATABASE IF EXISTS {DATABASE} WITH (FORCE)")
-        admin.execute(f"CREATE DATABASE {DATABASE}")
-    yield f"{SERVER} dbname={DATABASE}"
-    with psycopg.connect(f"{SERVER} dbname=postgres", autocommit=True) as admin:
-        admin.execute(f"DROP DATABASE IF EXISTS {DATABASE} WITH (FORCE)")
+def database(postgres_databases: PostgresDatabases | None) -> str:
+    if postgres_databases is None:
+        pytest.skip("PostgreSQL is not reachable (DOTHI_TEST_POSTGRES)")
+    return postgres_databases.blank("history")
 
 
 class Twin:

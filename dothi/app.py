@@ -22,6 +22,7 @@ from dothi.api import (
     contexts,
     csources,
     entities,
+    iot,
     meta,
     subscriptions,
     temporal,
@@ -30,6 +31,7 @@ from dothi.api import (
 from dothi.broker.broker import Broker
 from dothi.broker.notifier import Notifier, NotifierSettings
 from dothi.errors import NGSI_ERRORS, DothiError, PartialSuccess
+from dothi.iot.service import IotService
 from dothi.ngsild.context import ContextCache
 from dothi.settings import Settings
 from dothi.store.base import open_store
@@ -86,9 +88,12 @@ def create_app(settings: Settings | None = None, broker: Broker | None = None, *
                                              retries=settings.notification_retries,
                                              lease=settings.notification_lease))
         await notifier.start()
+        app.state.iot = IotService(app.state.broker, settings, app.state.broker.broker_id)
+        app.state.iot.start()
         if serving:
             _tune_gc()
         yield
+        await asyncio.to_thread(app.state.iot.stop)
         try:
             # A stopping server never hangs on its notifier: what it still held is taken
             # over by another process when its lease runs out.
@@ -135,7 +140,8 @@ def create_app(settings: Settings | None = None, broker: Broker | None = None, *
         return problem_response(status, kinds.get(status, "InvalidRequest"), str(exc.detail),
                                 f"{request.method} {request.url.path}: {exc.detail}")
 
-    for module in (entities, batch, subscriptions, csources, temporal, types, contexts, meta):
+    for module in (entities, batch, subscriptions, csources, temporal, types, contexts, iot,
+                   meta):
         app.include_router(module.router)
     _offline_docs(app)
     return app

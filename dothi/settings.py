@@ -51,3 +51,12 @@ class Settings(BaseSettings):
     # Seconds a context source has to answer a forwarded request, unless its
     # registration's management.timeout says otherwise.
     forward_timeout: float = 5.0
+    # Devices (dothi.iot): the MQTT broker the devices publish to (mqtt://host:port or
+    # mqtts://user:pass@host:port; unset: HTTP ingestion only), seconds between writes of
+    # device health, seconds a command waits for its device's answer, and how many
+    # checked messages may wait for the writer (then MQTT waits and HTTP gets 503).
+    iot_mqtt_url: str | None = None
+    iot_health_interval: float = 60.0
+    iot_command_timeout: float = 60.0
+    iot_queue: int = 50_000
+    iot_batch: int = 2_000

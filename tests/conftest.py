@@ -24,6 +24,10 @@ class PostgresDatabases:
         import psycopg
 
         self.admin = psycopg.connect(admin_url, autocommit=True, connect_timeout=3)
+        if self.admin.execute("SELECT 1 FROM pg_available_extensions WHERE name = 'postgis'"
+                              ).fetchone() is None:
+            self.admin.close()
+            raise RuntimeError("the server has no PostGIS (Debian: postgresql-15-postgis-3)")
         self.prefix = f"dothi_pytest_{os.getpid()}_"
         self.made: dict[str, str] = {}  # name -> URL of a migrated database
         self.names: set[str] = set()  # every database made, dropped at the end
@@ -76,7 +80,7 @@ def postgres_databases() -> Iterator[PostgresDatabases | None]:
     except Exception as exc:  # noqa: BLE001 - any failure to connect means "no server"
         if os.environ.get("DOTHI_TEST_REQUIRE_POSTGRES"):  # CI: never skip half the suite
             raise
-        print(f"PostgreSQL not reachable at {POSTGRES}: {exc}")
+        print(f"PostgreSQL with PostGIS not reachable at {POSTGRES}: {exc}")
         yield None
         return
     yield dbs
@@ -91,7 +95,8 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path,
     if request.param == "sqlite":
         return lambda name="test": f"sqlite:///{tmp_path / name}.db"
     if postgres_databases is None:
-        pytest.skip(f"PostgreSQL is not reachable at {POSTGRES} (set DOTHI_TEST_POSTGRES)")
+        pytest.skip(f"PostgreSQL with PostGIS is not reachable at {POSTGRES} "
+                    "(set DOTHI_TEST_POSTGRES)")
     return lambda name="test": postgres_databases.url(name)
 
 

@@ -6,6 +6,7 @@ before anything is written and read-modify-write is atomic per entity.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -72,8 +73,10 @@ class Broker:
         self.temporal = Temporal(store)
         self.subscriptions = Subscriptions(store, self.resolver)
         self.registry = Registry(store, self.resolver, self.subscriptions)
+        self.broker_id = broker_id
         self.forwarder = Forwarder(self.registry, broker_id, forward_timeout)
         self.routing = Routing(store, self.forwarder)
+        self.write_listeners: list[Callable[[str, list[Outcome]], None]] = []
         for url, doc, kind, created in store.contexts():
             cache.add(url, doc, kind=kind, created_at=created)
         cache.loader = self._stored_context
@@ -94,13 +97,21 @@ class Broker:
         if not self.has_tenant(tenant):
             raise NonexistentTenant(f"Tenant {tenant} does not exist")
 
-    def _apply(self, tenant: str, changes: list[tuple[str, Any]]) -> list[Outcome]:
+    def apply(self, tenant: str, changes: list[tuple[str, Any]]) -> list[Outcome]:
+        """The one write path: ``changes`` are (entity id, change function) pairs applied
+        in one transaction (see ``Store.apply``). Domain services that build their own
+        documents (device ingestion, provisioning) write through here too, so their
+        changes are notified and kept in history like any other. After the commit, each
+        of ``write_listeners`` is told (tenant, outcomes); a listener must be quick and
+        must not raise."""
         outcomes = self.store.apply(tenant, changes)
         self.subscriptions.committed()
+        for listener in self.write_listeners:
+            listener(tenant, outcomes)
         return outcomes
 
     def _single(self, tenant: str, eid: str, fn: Any) -> Outcome:
-        outcome = self._apply(tenant, [(eid, fn)])[0]
+        outcome = self.apply(tenant, [(eid, fn)])[0]
         if outcome.error is not None:
             raise outcome.error
         return outcome
@@ -344,7 +355,7 @@ class Broker:
                     item if isinstance(item, str) else None)
                 result.errors.append((eid, exc))
         if plan:
-            for outcome in self._apply(tenant, plan):
+            for outcome in self.apply(tenant, plan):
                 if outcome.error is not None:
                     assert isinstance(outcome.error, DothiError)
                     result.errors.append((outcome.id, outcome.error))

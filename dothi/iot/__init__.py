@@ -1,0 +1,1 @@
+"""Devices in: IoT-Agent-compatible provisioning, MQTT/HTTP ingestion, health, commands."""

@@ -124,8 +124,14 @@ def demo(
     db: str | None = DbOption,
     serve_after: bool = typer.Option(True, "--serve/--no-serve", help="Serve after loading"),
     port: int | None = typer.Option(None, help="Port for serving (default 1026)"),
+    simulate_city: bool = typer.Option(
+        True, "--simulate/--no-simulate",
+        help="Keep the city alive: its sensors report and its street lights obey commands"),
+    mqtt: str | None = typer.Option(
+        None, help="MQTT broker for the simulated devices (default: DOTHI_IOT_MQTT_URL, else "
+        "mqtt://127.0.0.1:1883 if one answers there, else measures go over HTTP)"),
 ) -> None:
-    """Load the Đà Nẵng demo city, then serve it."""
+    """Load the Đà Nẵng demo city, then serve it with its sensors reporting."""
     import tempfile
 
     from dothi.demo import write_demo_file
@@ -134,8 +140,47 @@ def demo(
         path = Path(tmp) / "demo-city.json"
         write_demo_file(path)
         load([path], db=db, tenant="urn:ngsi-ld:tenant:default", batch=1000)
-    if serve_after:
-        serve(db=db, host=None, port=port, workers=None)
+    if not serve_after:
+        return
+    settings = _settings(db, port=port)
+    if simulate_city and settings.port == 0:
+        console.print("No simulation with --port 0: the simulated devices need the port.")
+        simulate_city = False
+    broker = mqtt or settings.iot_mqtt_url or _local_mqtt()
+    if broker:
+        # serve() builds its settings (and its workers theirs) from the environment.
+        import os
+
+        os.environ["DOTHI_IOT_MQTT_URL"] = broker
+    if simulate_city:
+        _start_demo_simulation(settings.port, broker)
+    serve(db=db, host=None, port=port, workers=None)
+
+
+def _local_mqtt() -> str | None:
+    import socket
+
+    try:
+        with socket.create_connection(("127.0.0.1", 1883), timeout=0.5):
+            return "mqtt://127.0.0.1:1883"
+    except OSError:
+        return None
+
+
+def _start_demo_simulation(port: int, broker: str | None) -> None:
+    """The demo city's own 264 sensors, each reporting every 10 s, in a background
+    thread of this process: over MQTT when there is a broker (commands then work too),
+    else over HTTP."""
+    from dothi.simulate import Simulation, SimulationOptions
+
+    sim = Simulation(SimulationOptions(
+        devices=264, rate="6/min", url=f"http://127.0.0.1:{port}",
+        mqtt=broker or "mqtt://127.0.0.1:1883", transport="mqtt" if broker else "http",
+        wait_for_server=60))
+    sim.start()
+    how = f"over MQTT ({broker})" if broker else "over HTTP (no MQTT broker found)"
+    console.print(f"Simulating the demo city's 264 sensors {how}, one measure every 10 s "
+                  "each; `dothi simulate --help` for a bigger city.", markup=False)
 
 
 @contexts_app.command("add")
@@ -332,6 +377,62 @@ def migrate_store(
         f"{copied.rows.get('subscriptions', 0)} subscriptions, "
         f"{copied.rows.get('registrations', 0)} registrations ({rows} rows) in "
         f"{copied.seconds:.1f} s; source and target agree.", markup=False, soft_wrap=True)
+
+
+@app.command()
+def simulate(
+    city: str = typer.Option("danang", help="City to simulate (only danang so far)"),
+    devices: int = typer.Option(264, min=1, help="Devices; the first 264 drive the demo city"),
+    rate: str = typer.Option("1/min", help="Measures per device: N/s, N/min or N/h"),
+    url: str = typer.Option("http://127.0.0.1:1026", help="dothi server, for provisioning"),
+    mqtt: str = typer.Option("mqtt://127.0.0.1:1883", help="MQTT broker the server listens to"),
+    transport: str = typer.Option("mqtt", help="mqtt or http (commands need mqtt)"),
+    speed: float = typer.Option(1.0, min=0.001, help="Simulated seconds per real second"),
+    duration: float | None = typer.Option(None, min=0, help="Seconds to run (default: until "
+                                          "Ctrl-C)"),
+    seed: int = typer.Option(1, help="Same seed, same city and same weather"),
+    tenant: str | None = typer.Option(None, help="NGSILD-Tenant (default: the default tenant)"),
+    qos: int = typer.Option(0, min=0, max=2, help="MQTT QoS of the measures"),
+    start: str | None = typer.Option(
+        None, help="Simulated start, ISO 8601 (city local time unless an offset is given; "
+        "default: now)"),
+    provision: bool = typer.Option(True, "--provision/--no-provision",
+                                   help="Provision service groups and devices first"),
+    dry_run: bool = typer.Option(False, "--dry-run",
+                                 help="Connect to nothing; print topic and payload lines"),
+) -> None:
+    """Drive a simulated city of IoT devices over MQTT (or HTTP) into the server."""
+    import sys
+    from datetime import datetime
+
+    from dothi.simulate import Simulation, SimulationOptions, get_city
+
+    try:
+        local_start = None
+        if start is not None:
+            local_start = datetime.fromisoformat(start)
+            if local_start.tzinfo is None:
+                local_start = local_start.replace(tzinfo=get_city(city).tz)
+        sim = Simulation(SimulationOptions(
+            city=city, devices=devices, rate=rate, url=url, mqtt=mqtt, transport=transport,
+            speed=speed, duration=duration, seed=seed, tenant=tenant, qos=qos,
+            start=local_start, provision=provision, dry_run=dry_run),
+            console=console, dry_run_out=sys.stdout if dry_run else None)
+    except ValueError as exc:
+        console.print(f"Cannot simulate: {exc}", style="red", markup=False, soft_wrap=True)
+        raise typer.Exit(2) from None
+    try:
+        report = sim.run()
+    except Exception as exc:  # noqa: BLE001 - the server or the broker is unusable
+        console.print(f"Simulation failed: {exc}", style="red", markup=False, soft_wrap=True)
+        raise typer.Exit(1) from None
+    console.print(
+        f"Sent {report.sent} measures from {report.devices} devices in "
+        f"{report.wall_seconds:.0f} s, answered {report.commands} commands, "
+        f"{report.errors} errors.", markup=False, soft_wrap=True)
+    if report.last_error:
+        console.print(f"Last error: {report.last_error}", style="red", markup=False,
+                      soft_wrap=True)
 
 
 if __name__ == "__main__":

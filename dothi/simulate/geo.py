@@ -1,0 +1,94 @@
+"""Small planar geometry for placing simulated devices inside a city.
+
+A city is a few tens of kilometres across, so an equirectangular projection around the city's
+latitude is accurate to well under a metre over that extent: no need for a projection library.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Sequence
+
+Coord = tuple[float, float]  # (lon, lat), GeoJSON order
+Ring = Sequence[Coord]
+
+M_PER_DEG_LAT = 110_574.0
+M_PER_DEG_LON_EQUATOR = 111_320.0
+
+
+def metres_per_degree_lon(lat: float) -> float:
+    return M_PER_DEG_LON_EQUATOR * math.cos(math.radians(lat))
+
+
+def distance_m(a: Coord, b: Coord) -> float:
+    """Distance in metres between two nearby points (equirectangular)."""
+    lat0 = (a[1] + b[1]) / 2
+    dx = (b[0] - a[0]) * metres_per_degree_lon(lat0)
+    dy = (b[1] - a[1]) * M_PER_DEG_LAT
+    return math.hypot(dx, dy)
+
+
+def offset(point: Coord, east_m: float, north_m: float) -> Coord:
+    lon, lat = point
+    return (lon + east_m / metres_per_degree_lon(lat), lat + north_m / M_PER_DEG_LAT)
+
+
+def line_length_m(line: Sequence[Coord]) -> float:
+    return sum(distance_m(line[k], line[k + 1]) for k in range(len(line) - 1))
+
+
+def point_along(line: Sequence[Coord], fraction: float, side_m: float = 0.0) -> Coord:
+    """The point at ``fraction`` of a polyline's length, pushed ``side_m`` metres to the left
+    of the direction of travel (negative: right), as street furniture stands on the kerb."""
+    lengths = [distance_m(line[k], line[k + 1]) for k in range(len(line) - 1)]
+    target = min(max(fraction, 0.0), 1.0) * sum(lengths)
+    k = 0
+    while k < len(lengths) - 1 and target > lengths[k]:
+        target -= lengths[k]
+        k += 1
+    t = target / lengths[k] if lengths[k] else 0.0
+    (x0, y0), (x1, y1) = line[k], line[k + 1]
+    base = (x0 + t * (x1 - x0), y0 + t * (y1 - y0))
+    if not side_m or not lengths[k]:
+        return base
+    east = (x1 - x0) * metres_per_degree_lon(y0)
+    north = (y1 - y0) * M_PER_DEG_LAT
+    norm = math.hypot(east, north)
+    return offset(base, -side_m * north / norm, side_m * east / norm)
+
+
+def in_ring(point: Coord, ring: Ring) -> bool:
+    """Even-odd ray casting; rings may be open or closed."""
+    lon, lat = point
+    inside = False
+    j = len(ring) - 1
+    for i in range(len(ring)):
+        xi, yi = ring[i]
+        xj, yj = ring[j]
+        if (yi > lat) != (yj > lat) and lon < (xj - xi) * (lat - yi) / (yj - yi) + xi:
+            inside = not inside
+        j = i
+    return inside
+
+
+def bbox(rings: Sequence[Ring]) -> tuple[float, float, float, float]:
+    """(min lon, min lat, max lon, max lat) over every vertex."""
+    lons = [p[0] for ring in rings for p in ring]
+    lats = [p[1] for ring in rings for p in ring]
+    return (min(lons), min(lats), max(lons), max(lats))
+
+
+def random_point_in(ring: Ring, rng: random.Random, tries: int = 10_000) -> Coord:
+    """A uniformly random point inside a polygon, by rejection from its bounding box."""
+    x0, y0, x1, y1 = bbox([ring])
+    for _ in range(tries):
+        point = (rng.uniform(x0, x1), rng.uniform(y0, y1))
+        if in_ring(point, ring):
+            return point
+    raise ValueError("polygon too thin to sample")  # only a degenerate ring gets here
+
+
+def rounded(point: Coord) -> list[float]:
+    # Six decimals is ~0.1 m: finer digits would only be noise on the wire.
+    return [round(point[0], 6), round(point[1], 6)]

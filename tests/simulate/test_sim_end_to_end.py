@@ -1,0 +1,85 @@
+"""The simulator against a real ``dothi serve`` listening to Mosquitto, and ``dothi demo``
+coming alive: the measures a simulated city sends are the values a query returns, and a
+street light answers its command."""
+
+from __future__ import annotations
+
+import re
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.receiver import until
+from tests.server import running_server
+
+MQTT = ("127.0.0.1", 1883)
+
+
+def _mosquitto_up() -> bool:
+    try:
+        with socket.create_connection(MQTT, timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+needs_mqtt = pytest.mark.skipif(not _mosquitto_up(), reason="no MQTT broker on 127.0.0.1:1883")
+
+
+@needs_mqtt
+def test_simulated_city_feeds_a_real_server(tmp_path: Path,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DOTHI_IOT_MQTT_URL", f"mqtt://{MQTT[0]}:{MQTT[1]}")
+    with running_server(tmp_path / "city.db") as url:
+        run = subprocess.run(
+            [sys.executable, "-m", "dothi.cli", "simulate", "--devices", "300", "--rate",
+             "2/s", "--duration", "3", "--url", url, "--seed", "5"],
+            capture_output=True, text=True, timeout=120)
+        assert run.returncode == 0, run.stderr
+        sent = int(re.search(r"Sent (\d+) measures", run.stderr).group(1))  # type: ignore[union-attr]
+        assert sent >= 1500
+        # Everything sent is written (QoS 0 on loopback loses nothing here), nothing refused.
+        about = until(lambda: (a := httpx.get(f"{url}/iot/about").json())["ingestion"]
+                      ["applied"] >= sent and a)
+        assert about["devices"] == 300
+        assert about["ingestion"]["rejected"] == {}
+        devices = httpx.get(f"{url}/ngsi-ld/v1/entities", params={
+            "type": "Device", "count": "true", "limit": "1"})
+        assert devices.headers["NGSILD-Results-Count"] == "300"
+        lights = httpx.get(f"{url}/ngsi-ld/v1/entities", params={
+            "type": "Streetlight", "q": "powerState", "limit": "1000",
+            "options": "keyValues"}).json()
+        assert lights and all(0 <= light["illuminanceLevel"] <= 1 for light in lights)
+
+
+@needs_mqtt
+def test_demo_comes_alive_and_obeys_a_command(tmp_path: Path) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "dothi.cli", "demo", "--db", str(tmp_path / "demo.db"),
+         "--port", str(port)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        assert proc.stdout is not None
+        for line in proc.stdout:  # the server announces itself once it listens
+            if "dothi serving on" in line:
+                break
+        url = f"http://127.0.0.1:{port}"
+        lamp = f"{url}/ngsi-ld/v1/entities/urn:ngsi-ld:Streetlight:danang-bach-dang-001"
+        until(lambda: httpx.get(f"{url}/iot/about").json()["ingestion"]["applied"] > 0,
+              timeout=60)
+        until(lambda: httpx.get(lamp).json().get("dim_status", {}).get("value")
+              == "UNKNOWN", timeout=30)
+        r = httpx.patch(f"{lamp}/attrs/dim", json={"type": "Property", "value": 0.25})
+        assert r.status_code == 204, r.text
+        until(lambda: httpx.get(lamp).json()["dim_status"]["value"] == "OK", timeout=30)
+    finally:
+        proc.terminate()
+        proc.wait(30)
+        if proc.stdout is not None:
+            proc.stdout.close()

@@ -3,8 +3,8 @@
 Attribute names and units follow the FIWARE Smart Data Models; unit codes are UN/CEFACT
 common codes (CEL degree Celsius, MTR metre, GQ microgram and GP milligram per cubic metre,
 KMH kilometre per hour, WTT watt, KWH kilowatt hour, HTZ hertz, MMT millimetre). Ratios
-(filling level, occupancy, relative humidity, battery level) are plain numbers in 0..1, as the models define them, so
-they carry no unit code.
+(filling level, occupancy, relative humidity, battery level) are plain numbers in 0..1, as
+the models define them, so they carry no unit code.
 
 Street lights and waste bins speak UltraLight 2.0 with short object ids, as cheap LoRa/NB-IoT
 nodes do; every other kind speaks JSON with the attribute names as keys. Both protocols thus

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import os
+import socket
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -9,6 +10,25 @@ from fastapi.testclient import TestClient
 
 from dothi.app import create_app
 from dothi.settings import Settings
+
+# Mosquitto, for the tests of MQTT notifications, device ingestion and the simulator. CI
+# has one and sets DOTHI_TEST_REQUIRE_MQTT, so there a missing broker fails the run
+# instead of skipping those tests.
+MQTT = ("127.0.0.1", 1883)
+
+
+def _mosquitto_up() -> bool:
+    try:
+        socket.create_connection(MQTT, timeout=1).close()
+        return True
+    except OSError:
+        if os.environ.get("DOTHI_TEST_REQUIRE_MQTT"):
+            raise
+        return False
+
+
+needs_mosquitto = pytest.mark.skipif(not _mosquitto_up(),
+                                     reason=f"no MQTT broker on {MQTT[0]}:{MQTT[1]}")
 
 CORE = "https://uri.etsi.org/ngsi-ld/v1/ngsi-ld-core-context-v1.9.jsonld"
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"

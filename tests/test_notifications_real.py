@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import queue
-import socket
 import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -14,24 +13,17 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.conftest import streetlight
+from tests.conftest import MQTT, needs_mosquitto, streetlight
 from tests.receiver import receiver
 from tests.server import running_server
 
 E = "/ngsi-ld/v1/entities"
 S = "/ngsi-ld/v1/subscriptions"
-MQTT = ("127.0.0.1", 1883)
 
 
-def _mosquitto_up() -> bool:
-    try:
-        socket.create_connection(MQTT, timeout=1).close()
-        return True
-    except OSError:
-        return False
 
 
-@pytest.mark.skipif(not _mosquitto_up(), reason="no MQTT broker on 127.0.0.1:1883")
+@needs_mosquitto
 @pytest.mark.parametrize("version,qos", [("mqtt3.1.1", "0"), ("mqtt5.0", "1")])
 def test_mqtt_notification_reaches_a_subscriber(client: TestClient, version: str,
                                                 qos: str) -> None:

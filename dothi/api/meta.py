@@ -29,7 +29,21 @@ async def version() -> Response:
 @router.get("/-/settings", summary="Effective settings (no secrets)")
 async def settings(request: Request) -> Response:
     s = request.app.state.settings
-    return json_response(s.model_dump(mode="json"))
+    shown = s.model_dump(mode="json")
+    for name in ("database_url", "iot_mqtt_url"):  # URLs may carry a password
+        if shown.get(name):
+            shown[name] = _without_password(shown[name])
+    return json_response(shown)
+
+
+def _without_password(url: str) -> str:
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = f"{parts.username}:***@{parts.hostname}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit(parts._replace(netloc=netloc))
 
 
 PAGE = """<!doctype html>

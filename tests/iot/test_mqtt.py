@@ -4,9 +4,7 @@ sharing the broker do not see each other's messages."""
 
 from __future__ import annotations
 
-import os
 import queue
-import socket
 import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -17,23 +15,11 @@ from fastapi.testclient import TestClient
 from dothi.app import create_app
 from dothi.iot.mqtt import parse_topic
 from dothi.settings import Settings
+from tests.conftest import MQTT, needs_mosquitto
 from tests.iot.test_provisioning import ENTITIES, GROUP, entity, provision
 from tests.receiver import until
 
-MQTT = ("127.0.0.1", 1883)
-
-
-def _mosquitto_up() -> bool:
-    try:
-        with socket.create_connection(MQTT, timeout=1):
-            return True
-    except OSError:
-        if os.environ.get("DOTHI_TEST_REQUIRE_MQTT"):
-            raise
-        return False
-
-
-pytestmark = pytest.mark.skipif(not _mosquitto_up(), reason="no MQTT broker on 127.0.0.1:1883")
+pytestmark = needs_mosquitto
 
 
 class Peer:

@@ -227,3 +227,15 @@ def test_autoprovision_and_tenants(client: TestClient) -> None:
     r = client.post("/iot/services", json={"services": [
         {"apikey": "hue-bins", "entity_type": "WasteContainer"}]})
     assert r.status_code == 409
+
+
+def test_settings_page_hides_broker_passwords(tmp_path: Any) -> None:
+    from dothi.app import create_app
+    from dothi.settings import Settings
+
+    settings = Settings(database_url=f"sqlite:///{tmp_path}/x.db", context_fetch=False,
+                        iot_mqtt_url="mqtt://iot:s3cret@127.0.0.1:1")
+    with TestClient(create_app(settings)) as client:
+        shown = client.get("/-/settings").json()
+    assert shown["iot_mqtt_url"] == "mqtt://iot:***@127.0.0.1:1"
+    assert "s3cret" not in str(shown)

@@ -13,24 +13,12 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.conftest import MQTT, needs_mosquitto
 from tests.receiver import until
 from tests.server import running_server
 
-MQTT = ("127.0.0.1", 1883)
 
-
-def _mosquitto_up() -> bool:
-    try:
-        with socket.create_connection(MQTT, timeout=1):
-            return True
-    except OSError:
-        return False
-
-
-needs_mqtt = pytest.mark.skipif(not _mosquitto_up(), reason="no MQTT broker on 127.0.0.1:1883")
-
-
-@needs_mqtt
+@needs_mosquitto
 def test_simulated_city_feeds_a_real_server(tmp_path: Path,
                                             monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DOTHI_IOT_MQTT_URL", f"mqtt://{MQTT[0]}:{MQTT[1]}")
@@ -56,7 +44,7 @@ def test_simulated_city_feeds_a_real_server(tmp_path: Path,
         assert lights and all(0 <= light["illuminanceLevel"] <= 1 for light in lights)
 
 
-@needs_mqtt
+@needs_mosquitto
 def test_demo_comes_alive_and_obeys_a_command(tmp_path: Path) -> None:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))

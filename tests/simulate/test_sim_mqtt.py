@@ -9,7 +9,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import queue
-import socket
 import uuid
 from collections import Counter
 from collections.abc import Iterator
@@ -17,25 +16,15 @@ from contextlib import contextmanager
 from datetime import datetime
 
 import paho.mqtt.client as mqtt
-import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
 from dothi.simulate import Simulation, SimulationOptions
 from dothi.simulate.city import DANANG, City, build_population
 from dothi.simulate.kinds import KINDS
+from tests.conftest import MQTT as BROKER
+from tests.conftest import needs_mosquitto
 
-BROKER = ("127.0.0.1", 1883)
-
-
-def _mosquitto_up() -> bool:
-    try:
-        socket.create_connection(BROKER, timeout=1).close()
-        return True
-    except OSError:
-        return False
-
-
-pytestmark = pytest.mark.skipif(not _mosquitto_up(), reason="no MQTT broker on 127.0.0.1:1883")
+pytestmark = needs_mosquitto
 
 
 def private_city() -> City:

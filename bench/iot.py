@@ -32,11 +32,12 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import run  # bench/ is the script's folder, first on sys.path
 from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
-import run  # bench/ is the script's folder, first on sys.path
+from dothi.iot.mqtt_client import CONNECT, DISCONNECT, PUBLISH, encode_string, packet
 
 MQTT = ("127.0.0.1", 1883)
 APIKEY = "bench-lights"
@@ -71,24 +72,6 @@ def provision(client: httpx.Client, devices: int) -> None:
             progress.advance(task, len(chunk))
 
 
-def _varint(n: int) -> bytes:
-    out = bytearray()
-    while True:
-        byte, n = n % 128, n // 128
-        out.append(byte | (0x80 if n else 0))
-        if not n:
-            return bytes(out)
-
-
-def _packet(kind: int, body: bytes) -> bytes:
-    return bytes([kind]) + _varint(len(body)) + body
-
-
-def _text(s: str) -> bytes:
-    raw = s.encode()
-    return len(raw).to_bytes(2, "big") + raw
-
-
 def publisher(rate: int, duration: float, devices: int, qos: int, out: Any) -> None:
     """Runs in its own process: open-loop publishing, then reports what it sent.
 
@@ -101,12 +84,12 @@ def publisher(rate: int, duration: float, devices: int, qos: int, out: Any) -> N
 
     sock = socket.create_connection(MQTT)
     if qos == 0:
-        sock.sendall(_packet(0x10, _text("MQTT") + bytes([4, 0x02, 0, 0])
-                             + _text(f"bench-{os.getpid()}")))
+        sock.sendall(packet(CONNECT, encode_string("MQTT") + bytes([4, 0x02, 0, 0])
+                            + encode_string(f"bench-{os.getpid()}")))
         assert sock.recv(4)[:2] == b"\x20\x02", "Mosquitto refused the connection"
 
         def send(topic: str, payload: str) -> None:
-            sock.sendall(_packet(0x30, _text(topic) + payload.encode()))
+            sock.sendall(packet(PUBLISH, encode_string(topic) + payload.encode()))
     else:
         import paho.mqtt.client as mqtt
 
@@ -132,7 +115,7 @@ def publisher(rate: int, duration: float, devices: int, qos: int, out: Any) -> N
         time.sleep(0.005)  # publish in small bursts: the schedule, not a sleep per message
     elapsed = time.perf_counter() - start
     if qos == 0:
-        sock.sendall(b"\xe0\x00")
+        sock.sendall(packet(DISCONNECT))
         sock.close()
     else:
         client.loop_stop()

@@ -509,8 +509,8 @@ def _along(line: Sequence[Coord], fractions: Sequence[float],
     return out
 
 
-def _point_in_ring(lon: float, lat: float, ring: Sequence[Coord]) -> bool:
-    # Even-odd ray casting; the demo avoids importing shapely for this one test.
+def point_in_ring(lon: float, lat: float, ring: Sequence[Coord]) -> bool:
+    """Even-odd ray casting; rings may be open or closed (no shapely for this one test)."""
     inside = False
     j = len(ring) - 1
     for i in range(len(ring)):
@@ -525,7 +525,7 @@ def _point_in_ring(lon: float, lat: float, ring: Sequence[Coord]) -> bool:
 def district_of(lon: float, lat: float) -> str | None:
     """Slug of the former district whose simplified outline contains the point, if any."""
     for slug, district in DISTRICTS.items():
-        if _point_in_ring(lon, lat, district["ring"]):
+        if point_in_ring(lon, lat, district["ring"]):
             return slug
     return None
 

@@ -26,7 +26,8 @@ def dothi(*args: str) -> subprocess.CompletedProcess[str]:
 def test_readme_commands_exist() -> None:
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     commands = set(re.findall(r"^dothi ((?:[a-z][a-z-]* )?[a-z][a-z-]*)", readme, flags=re.M))
-    assert {"serve", "load", "contexts add", "db upgrade", "demo", "migrate-store"} <= {
+    assert {"serve", "load", "contexts add", "db upgrade", "demo", "migrate-store",
+            "simulate"} <= {
         c.strip() for c in commands}
     for command in commands:
         result = dothi(*command.split(), "--help")

@@ -48,14 +48,6 @@ async def _json(request: Request) -> Any:
         raise InvalidRequest(f"The body is not valid JSON: {exc}") from None
 
 
-def _page(request: Request) -> tuple[int, int]:
-    limit = int_param(request.query_params.get("limit"), "limit", 20)
-    offset = int_param(request.query_params.get("offset"), "offset", 0)
-    if not 1 <= limit <= 1000 or offset < 0:
-        raise BadRequestData("limit must be 1..1000 and offset at least 0")
-    return limit, offset
-
-
 # -- service groups -------------------------------------------------------------------
 
 
@@ -80,11 +72,18 @@ def _check_schema(iot: IotService, group: ServiceGroup) -> None:
 
 @router.get("/iot/services", summary="List service groups")
 async def list_services(request: Request) -> Response:
-    limit, offset = _page(request)
     groups = await run_in_threadpool(_iot(request).registry.list_groups, _tenant(request))
-    groups.sort(key=lambda g: g.apikey)
-    return json_response({"count": len(groups),
-                          "services": [dump(g) for g in groups[offset:offset + limit]]})
+    return _listing(request, "services", sorted(groups, key=lambda g: g.apikey))
+
+
+def _listing(request: Request, key: str, docs: list[Any]) -> Response:
+    """The IoT Agents' list shape: the total, and one page of documents."""
+    limit = int_param(request.query_params.get("limit"), "limit", 20)
+    offset = int_param(request.query_params.get("offset"), "offset", 0)
+    if not 1 <= limit <= 1000 or offset < 0:
+        raise BadRequestData("limit must be 1..1000 and offset at least 0")
+    return json_response({"count": len(docs),
+                          key: [dump(d) for d in docs[offset:offset + limit]]})
 
 
 def _apikey(request: Request) -> str:
@@ -123,11 +122,8 @@ async def create_devices(request: Request) -> Response:
 
 @router.get("/iot/devices", summary="List devices")
 async def list_devices(request: Request) -> Response:
-    limit, offset = _page(request)
     devices = await run_in_threadpool(_iot(request).registry.list_devices, _tenant(request))
-    devices.sort(key=lambda d: d.device_id)
-    return json_response({"count": len(devices),
-                          "devices": [dump(d) for d in devices[offset:offset + limit]]})
+    return _listing(request, "devices", sorted(devices, key=lambda d: d.device_id))
 
 
 @router.get("/iot/devices/{device_id}", summary="One device")

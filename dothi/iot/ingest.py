@@ -47,11 +47,17 @@ class Rejected(DothiError):
     problem = "BadRequestData"
 
     def __init__(self, reason: str, detail: str, status: int = 400) -> None:
-        super().__init__(detail)
+        super().__init__(detail, title=reason)
         self.reason = reason
         self.status = status
         if status == 404:
             self.problem = ResourceNotFound.problem
+
+    @property
+    def type_uri(self) -> str:
+        if self.status == 503:  # the queue is full: NGSI-LD has no problem type for that
+            return "urn:dothi:errors:Overloaded"
+        return super().type_uri
 
 
 @dataclass
@@ -299,6 +305,8 @@ class Ingestor:
             for attrs in message.attrs:
                 changes.append((message.binding.entity_id, _upsert(
                     message.binding, attrs, self.ctx.expand, message.stamp)))
+        if not changes:  # every measure was filtered out (explicitAttrs): nothing to write
+            return None
         for delay in (*RETRY_S, None):
             try:
                 for outcome in self.broker.apply(tenant, changes):

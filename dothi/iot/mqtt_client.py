@@ -41,7 +41,7 @@ def _varint(n: int) -> bytes:
             return bytes(out)
 
 
-def _string(text: str | bytes) -> bytes:
+def encode_string(text: str | bytes) -> bytes:
     raw = text.encode() if isinstance(text, str) else text
     return len(raw).to_bytes(2, "big") + raw
 
@@ -151,14 +151,14 @@ class MqttClient:
             sock = ssl.create_default_context().wrap_socket(sock, server_hostname=self.host)
         self._sock = sock
         flags = 0x02  # clean session
-        payload = _string(self.client_id)
+        payload = encode_string(self.client_id)
         if self.username is not None:
             flags |= 0x80
-            payload += _string(self.username)
+            payload += encode_string(self.username)
             if self.password is not None:
                 flags |= 0x40
-                payload += _string(self.password)
-        self._send(packet(CONNECT, _string("MQTT") + bytes([4, flags])
+                payload += encode_string(self.password)
+        self._send(packet(CONNECT, encode_string("MQTT") + bytes([4, flags])
                           + self.keepalive.to_bytes(2, "big") + payload))
         buf = bytearray()
         sock.settimeout(self.keepalive / 2)
@@ -167,7 +167,7 @@ class MqttClient:
             raise ProtocolError(f"expected CONNACK, got packet type {connack[0] >> 4}")
         if connack[1][1] != 0:
             raise ProtocolError(f"the broker refused the connection (code {connack[1][1]})")
-        body = b"".join(_string(t) + bytes([q]) for t, q in self.subscriptions)
+        body = b"".join(encode_string(t) + bytes([q]) for t, q in self.subscriptions)
         self._send(packet(SUBSCRIBE, self._packet_id().to_bytes(2, "big") + body))
         self.connected.set()
         log.info("listening to devices on %s:%s", self.host, self.port)
@@ -253,12 +253,12 @@ class MqttClient:
         if not self.connected.is_set():
             raise OSError(f"not connected to the MQTT broker {self.host}:{self.port}")
         if qos == 0:
-            self._send(packet(PUBLISH, _string(topic) + payload))
+            self._send(packet(PUBLISH, encode_string(topic) + payload))
             return
         pid = self._packet_id()
         event = threading.Event()
         self._acks[pid] = event
-        self._send(packet(PUBLISH | 0x02, _string(topic) + pid.to_bytes(2, "big") + payload))
+        self._send(packet(PUBLISH | 0x02, encode_string(topic) + pid.to_bytes(2, "big") + payload))
         if not event.wait(timeout) or pid in self._acks:
             self._acks.pop(pid, None)
             raise OSError(f"the MQTT broker did not acknowledge the message on {topic}")

@@ -10,6 +10,8 @@ import math
 import random
 from collections.abc import Sequence
 
+from dothi.demo import point_in_ring
+
 Coord = tuple[float, float]  # (lon, lat), GeoJSON order
 Ring = Sequence[Coord]
 
@@ -59,17 +61,7 @@ def point_along(line: Sequence[Coord], fraction: float, side_m: float = 0.0) -> 
 
 
 def in_ring(point: Coord, ring: Ring) -> bool:
-    """Even-odd ray casting; rings may be open or closed."""
-    lon, lat = point
-    inside = False
-    j = len(ring) - 1
-    for i in range(len(ring)):
-        xi, yi = ring[i]
-        xj, yj = ring[j]
-        if (yi > lat) != (yj > lat) and lon < (xj - xi) * (lat - yi) / (yj - yi) + xi:
-            inside = not inside
-        j = i
-    return inside
+    return point_in_ring(point[0], point[1], ring)
 
 
 def bbox(rings: Sequence[Ring]) -> tuple[float, float, float, float]:

@@ -239,3 +239,21 @@ def test_settings_page_hides_broker_passwords(tmp_path: Any) -> None:
         shown = client.get("/-/settings").json()
     assert shown["iot_mqtt_url"] == "mqtt://iot:***@127.0.0.1:1"
     assert "s3cret" not in str(shown)
+
+
+def test_a_full_queue_refuses_with_503_and_counts(client: TestClient) -> None:
+    from dothi.iot.ingest import Ingestor, Rejected
+
+    provision(client)
+    iot = client.app.state.iot  # type: ignore[attr-defined]
+    # A writer that is not running and room for one message: the second waits 0 s.
+    stalled = Ingestor(iot.broker, iot.registry, iot.catalogue, max_queue=1)
+    stalled.measures("dn-lights", "lamp-1", b"l|0.1", timeout=0)
+    try:
+        stalled.measures("dn-lights", "lamp-1", b"l|0.2", timeout=0)
+    except Rejected as exc:
+        assert exc.status == 503
+        assert exc.to_problem()["type"] == "urn:dothi:errors:Overloaded"
+    else:
+        raise AssertionError("a full queue took a message")
+    assert stalled.stats.rejected == {"overloaded": 1}

@@ -10,8 +10,7 @@ here; dothi's additions are ``autoprovision`` (off by default: unknown devices a
 
 from __future__ import annotations
 
-import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -215,7 +214,6 @@ class Binding:
     silent_after: float
     endpoint: str | None
     needs_context: bool = False  # an expression reads other measures
-    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def device_entity(self) -> str:
@@ -290,6 +288,3 @@ def bind(tenant: str, group: ServiceGroup | None, device: DeviceConfig) -> Bindi
         or DEFAULT_SILENT_AFTER,
         endpoint=device.endpoint, needs_context=needs_context)
 
-
-def safe_key(text: str) -> bool:
-    return re.fullmatch(KEY, text) is not None

@@ -56,7 +56,6 @@ class DeviceRegistry:
         self.by_entity: dict[tuple[str, str], list[Binding]] = {}  # (tenant, entity id)
         self.loaded_at = float("-inf")
         self._last_miss = float("-inf")
-        self.listeners: list[Callable[[], None]] = []  # told when the index changed
 
     # -- reading ----------------------------------------------------------------------
 
@@ -123,8 +122,6 @@ class DeviceRegistry:
             self.groups, self.devices = groups, devices
             self.bindings, self.by_entity = bindings, by_entity
             self.loaded_at = time.monotonic()
-        for listener in self.listeners:
-            listener()
 
     @staticmethod
     def _bind(tenant: str, device: DeviceConfig,

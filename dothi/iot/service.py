@@ -13,7 +13,7 @@ from dothi.iot.health import DeviceHealth
 from dothi.iot.ingest import Ingestor
 from dothi.iot.mqtt import MqttTransport
 from dothi.iot.registry import DeviceRegistry
-from dothi.iot.validation import SchemaCatalogue
+from dothi.iot.validation import default_catalogue
 from dothi.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -23,7 +23,7 @@ class IotService:
     def __init__(self, broker: Broker, settings: Settings, group: str) -> None:
         self.broker = broker
         self.registry = DeviceRegistry(broker)
-        self.catalogue = SchemaCatalogue()
+        self.catalogue = default_catalogue()  # one per process: schemas compile once
         self.ingestor = Ingestor(broker, self.registry, self.catalogue,
                                  max_batch=settings.iot_batch, max_queue=settings.iot_queue)
         self.health = DeviceHealth(self.registry, interval=settings.iot_health_interval)

@@ -53,6 +53,27 @@ def run_changes(
     return outcomes, stats
 
 
+def new_instances(outcome: Outcome) -> list[tuple[str, dict]]:
+    """(attribute IRI, instance) of what a created or updated entity got in this change:
+    the instances stamped with the entity's new modifiedAt that it did not already hold
+    before the change. Two changes of one entity in one batch share that stamp; without
+    the second test, the instances of the first were kept in history twice."""
+    doc = outcome.after
+    if outcome.status not in ("created", "updated") or doc is None:
+        return []
+    now = doc.get("modifiedAt")
+    before = outcome.before or {}
+    out: list[tuple[str, dict]] = []
+    for key, instances in doc.items():
+        if ":" not in key:
+            continue
+        held = before.get(key, ())
+        for inst in instances:
+            if inst.get("modifiedAt", now) == now and not any(inst is h for h in held):
+                out.append((key, inst))
+    return out
+
+
 def count(stats: Counter[Signature], doc: dict | None, sign: int) -> None:
     """Count the entity under its signature (types, attribute/kind pairs): batches hold
     few distinct signatures, so the per-type summary is updated once per signature."""

@@ -23,6 +23,7 @@ from psycopg.types.json import Jsonb
 
 from dothi.ngsild.temporal import TimeQuery, ms_to_iso
 from dothi.store.base import Outcome, Selector
+from dothi.store.changes import new_instances
 from dothi.store.sqlite_filters import type_expr_sql
 from dothi.store.sqlite_history import (
     _EARLIEST,
@@ -269,19 +270,15 @@ class History:
     # -- writing -------------------------------------------------------------------------
 
     def record(self, conn: Conn, tenant: str, outcomes: Iterable[Outcome]) -> None:
-        """Keep the instances each created or updated entity got in this operation: those
-        whose modifiedAt is the entity's own new modifiedAt."""
+        """Keep the instances each created or updated entity got in this operation
+        (``changes.new_instances``)."""
         times: dict[str, int] = {}
         entities: list[tuple[dict, list[tuple[Any, ...]]]] = []
         for outcome in outcomes:
-            if outcome.status not in ("created", "updated") or outcome.after is None:
-                continue
-            doc = outcome.after
-            now = doc.get("modifiedAt")
-            changed = [_values(key, inst, times) for key, instances in doc.items() if ":" in key
-                       for inst in instances if inst.get("modifiedAt", now) == now]
+            changed = [_values(key, inst, times) for key, inst in new_instances(outcome)]
             if changed:
-                entities.append((doc, changed))
+                assert outcome.after is not None
+                entities.append((outcome.after, changed))
         self._check_months(v[2] for _, values in entities for v in values)
         if not entities:
             return

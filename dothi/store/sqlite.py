@@ -307,8 +307,8 @@ class SQLiteStore:
             rows.append((rowid, tenant, eid, orjson.dumps(deflate(doc))))
             if eid not in same_types:
                 type_rows.extend((tenant, t, rowid) for t in doc.get("type", ()))
-            geo = new_geo[eid] if eid in new_geo else geo_instances(doc)
-            for slot, key, value in geo or ():
+            placed = new_geo[eid] if eid in new_geo else geo_instances(doc)
+            for slot, key, value in placed or ():
                 minx, maxx, miny, maxy = geometry_bbox(value)
                 point = value.get("type") == "Point"
                 geo_rows.append((rowid * GEO_SLOTS + slot, minx, maxx, miny, maxy, rowid, key,

@@ -22,6 +22,7 @@ import orjson
 from dothi.ngsild.context import DEFAULT_VOCAB
 from dothi.ngsild.temporal import TimeQuery, iso_to_ms, ms_to_iso
 from dothi.store.base import Outcome, Selector, TemporalEntity
+from dothi.store.changes import new_instances
 from dothi.store.sqlite_filters import type_expr_sql
 
 SCHEMA = """
@@ -190,19 +191,16 @@ class History:
     # -- writing -------------------------------------------------------------------------
 
     def record(self, conn: sqlite3.Connection, tenant: str, outcomes: Iterable[Outcome]) -> None:
-        """Keep the instances each created or updated entity got in this operation: those
-        whose modifiedAt is the entity's own new modifiedAt."""
+        """Keep the instances each created or updated entity got in this operation
+        (``changes.new_instances``)."""
         rows: list[tuple[Any, ...]] = []
         times: dict[str, int] = {}
         for outcome in outcomes:
-            if outcome.status not in ("created", "updated") or outcome.after is None:
-                continue
-            doc = outcome.after
-            now = doc.get("modifiedAt")
-            changed = [(key, inst) for key, instances in doc.items() if ":" in key
-                       for inst in instances if inst.get("modifiedAt", now) == now]
+            changed = new_instances(outcome)
             if not changed:
                 continue
+            doc = outcome.after
+            assert doc is not None
             tid, _ = self.tid(conn, tenant, doc["id"], doc.get("type", ()))
             for key, inst in changed:
                 rows.append(self._row(conn, tid, key, inst, times))

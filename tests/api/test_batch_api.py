@@ -80,3 +80,15 @@ def test_batch_query(client: TestClient) -> None:
                  "coordinates": [108.2272, 16.0615]}})
     assert r.headers["NGSILD-Results-Count"] == "2"
     assert client.post(f"{OPS}/query", json={"entities": []}).status_code == 400
+
+
+def test_one_entity_twice_in_a_batch_keeps_each_instance_once(client: TestClient) -> None:
+    # Both changes stamp the entity with one modifiedAt: the second must not keep the
+    # first one's instance again.
+    r = client.post("/ngsi-ld/v1/entityOperations/upsert", params={"options": "update"}, json=[
+        {"id": "urn:ngsi-ld:T:twice", "type": "T", "a": {"type": "Property", "value": 1}},
+        {"id": "urn:ngsi-ld:T:twice", "type": "T", "b": {"type": "Property", "value": 2}}])
+    assert r.status_code == 201, r.text
+    history = client.get("/ngsi-ld/v1/temporal/entities/urn:ngsi-ld:T:twice").json()
+    assert [i["value"] for i in history["a"]] == [1]
+    assert [i["value"] for i in history["b"]] == [2]

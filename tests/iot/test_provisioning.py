@@ -257,3 +257,13 @@ def test_a_full_queue_refuses_with_503_and_counts(client: TestClient) -> None:
     else:
         raise AssertionError("a full queue took a message")
     assert stalled.stats.rejected == {"overloaded": 1}
+
+
+def test_measure_groups_each_keep_their_own_instances(client: TestClient) -> None:
+    provision(client)
+    r = client.post("/iot/d", params={"k": "dn-lights", "i": "lamp-1"}, content="l|0.1#p|on")
+    assert r.status_code == 200, r.text
+    history = client.get(f"/ngsi-ld/v1/temporal/entities/{LAMP}",
+                         params={"attrs": "illuminanceLevel,powerState"}).json()
+    assert [i["value"] for i in history["illuminanceLevel"]] == [0.1]
+    assert [i["value"] for i in history["powerState"]] == ["on"]

@@ -179,8 +179,8 @@ class Commands:
     def _expire(self) -> None:
         now = time.monotonic()
         for key, (deadline, stamp) in list(self.pending.items()):
-            if deadline <= now:
-                del self.pending[key]
+            # An answer may have come meanwhile (the MQTT reader's thread): pop, not del.
+            if deadline <= now and self.pending.pop(key, None) is not None:
                 tenant, entity_id, name = key
                 binding = next((b for b in self.registry.for_entity(tenant, entity_id)
                                 if name in b.commands), None)

@@ -228,7 +228,7 @@ class DeviceRegistry:
             for device, binding in zip(devices, bindings, strict=True):
                 changes.append((binding.device_entity,
                                 _create(self._device_doc(device, binding, now))))
-                changes.append(self._asset_change(binding, now, new_commands=True))
+                changes.append(self._asset_change(binding, now))
             self._apply(tenant, changes)
             new = dict(self.devices)
             new.update({(tenant, d.device_id): d for d in devices})
@@ -251,7 +251,7 @@ class DeviceRegistry:
                 return doc
 
             self._apply(tenant, [(binding.device_entity, change),
-                                 self._asset_change(binding, now, new_commands=True)])
+                                 self._asset_change(binding, now)])
             self.reload()
             return device
 
@@ -278,8 +278,7 @@ class DeviceRegistry:
             body["description"] = {"type": "Property", "value": device.description}
         return expand_entity(body, self.ctx, now)
 
-    def _asset_change(self, binding: Binding, now: str, *, new_commands: bool,
-                      ) -> tuple[str, Any]:
+    def _asset_change(self, binding: Binding, now: str) -> tuple[str, Any]:
         try:
             body = static_attributes(binding)
         except MeasureError as exc:
@@ -299,7 +298,7 @@ class DeviceRegistry:
             doc, _ = merge.append(old, statics, now, overwrite=True)
             # Command attributes already there keep their last command and status.
             missing = {iri: inst for iri, inst in fresh.items() if iri not in doc}
-            if missing and new_commands:
+            if missing:
                 doc, _ = merge.append(doc, missing, now, overwrite=False)
             if type_iri not in doc["type"]:
                 doc["type"] = [*doc["type"], type_iri]

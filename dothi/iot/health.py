@@ -132,8 +132,10 @@ class DeviceHealth:
             if previous is None or previous < last_iso:
                 body["dateLastValueReported"] = {
                     "type": "Property", "value": {"@type": "DateTime", "@value": last_iso}}
-            body["messageRate"] = {"type": "Property", "value": _rate(
-                old.get(iri["messageRate"]), count, old.get("createdAt"), now)}
+            rate = _rate(old.get(iri["messageRate"]), old.get(iri["dateLastValueReported"]),
+                         count, now)
+            if rate is not None:
+                body["messageRate"] = {"type": "Property", "value": rate}
             if _value(old.get(iri["deviceState"])) != "online":
                 body["deviceState"] = {"type": "Property", "value": "online"}
             if isinstance(battery, int | float) and not isinstance(battery, bool):
@@ -214,10 +216,15 @@ def _last_report(doc: dict, iri: dict[str, str]) -> str:
     return _datetime_value(doc.get(iri["dateLastValueReported"])) or str(doc["createdAt"])
 
 
-def _rate(instances: list[dict] | None, count: int, created: Any, now: str) -> float:
-    """Messages per minute since the rate was last written (by any process), smoothed
-    with the previous value so one late flush does not make it jump."""
-    since = instances[0].get("modifiedAt") if instances else created
+def _rate(instances: list[dict] | None, reported: list[dict] | None, count: int,
+          now: str) -> float | None:
+    """Messages per minute since the last health write of this device (by any process),
+    smoothed with the previous value so one late flush does not make it jump; None at
+    the first write, which has no interval to count over (a device's first message
+    came some time after its provisioning, which says nothing about its rate)."""
+    since = (instances or reported or [{}])[0].get("modifiedAt")
+    if since is None:
+        return None
     try:
         elapsed = (datetime.fromisoformat(now.replace("Z", "+00:00"))
                    - datetime.fromisoformat(str(since).replace("Z", "+00:00"))).total_seconds()

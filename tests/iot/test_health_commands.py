@@ -33,6 +33,11 @@ def test_health_online_then_silent_then_online(client: TestClient) -> None:
         device = entity(client, DEVICE_ID, options="keyValues")
         assert device["deviceState"] == "online"
         assert device["batteryLevel"] == 0.8
+        # A rate needs an interval: the first write has none, the next one counts since.
+        r = client.post("/iot/d", params={"k": "dn-lights", "i": "lamp-1"}, content="l|0.6")
+        assert r.status_code == 200
+        health.flush(everything=True)
+        device = entity(client, DEVICE_ID, options="keyValues")
         assert device["messageRate"] > 0
         reported = device["dateLastValueReported"]
         assert reported["@type"] == "DateTime" and reported["@value"].endswith("Z")
@@ -82,3 +87,13 @@ def test_command_without_mqtt_is_an_error_not_a_silence(client: TestClient) -> N
     client.patch(f"{ENTITIES}/{LAMP}/attrs/dim", json={"type": "Property", "value": 0.5})
     until(lambda: entity(client)["dim_status"]["value"] == "ERROR")
     assert "DOTHI_IOT_MQTT_URL" in entity(client)["dim_info"]["value"]
+
+
+def test_message_rate_is_per_minute_over_the_interval_and_smoothed() -> None:
+    from dothi.iot.health import _rate
+
+    t0 = [{"modifiedAt": "2026-11-25T10:00:00Z"}]
+    assert _rate(None, None, 3, "2026-11-25T10:01:00Z") is None  # no interval yet
+    assert _rate(None, t0, 10, "2026-11-25T10:01:00Z") == 10.0  # 10 in one minute
+    previous = [{"value": 10.0, "modifiedAt": "2026-11-25T10:01:00Z"}]
+    assert _rate(previous, t0, 10, "2026-11-25T10:01:30Z") == 15.0  # (10 + 20) / 2

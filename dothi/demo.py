@@ -480,8 +480,8 @@ def _to_metres(lon: float, lat: float, lat0: float) -> tuple[float, float]:
     return (lon * _M_PER_DEG_LON_EQ * math.cos(math.radians(lat0)), lat * _M_PER_DEG_LAT)
 
 
-def _along(line: Sequence[Coord], fractions: Sequence[float],
-           offsets_m: Sequence[float]) -> list[Coord]:
+def along(line: Sequence[Coord], fractions: Sequence[float],
+          offsets_m: Sequence[float]) -> list[Coord]:
     """Points at given fractions of a polyline's length, shifted sideways by offsets_m metres.
 
     Street lights stand on the kerbs, not on the centre line, so each point is pushed
@@ -575,7 +575,7 @@ def _streetlights(rng: random.Random, now: datetime) -> list[Entity]:
         fractions = [(k + 0.5 + rng.uniform(-0.15, 0.15)) / n for k in range(n)]
         # Alternate kerbs so both sides of the carriageway are lit, roughly 12 m from centre.
         offsets = [(12.0 if k % 2 == 0 else -12.0) + rng.uniform(-2.0, 2.0) for k in range(n)]
-        for k, (lon, lat) in enumerate(_along(line, fractions, offsets), start=1):
+        for k, (lon, lat) in enumerate(along(line, fractions, offsets), start=1):
             roll = rng.random()
             if roll < 0.05:
                 status, power = "defectiveLamp", "off"
@@ -701,7 +701,7 @@ def _traffic(rng: random.Random, now: datetime) -> list[Entity]:
             length = sum(math.dist(_to_metres(*line[j], lat0), _to_metres(*line[j + 1], lat0))
                          for j in range(len(line) - 1))
             half = 80.0 / length
-            pts = _along(line, [frac - half, frac, frac + half], [0.0, 0.0, 0.0])
+            pts = along(line, [frac - half, frac, frac + half], [0.0, 0.0, 0.0])
             lane = 1 + k % 2
             occupancy = round(rng.uniform(0.12, 0.72), 2)
             speed = round(max(6.0, free_speed * (1.05 - occupancy) * rng.uniform(0.8, 1.1)), 1)

@@ -10,7 +10,7 @@ import math
 import random
 from collections.abc import Sequence
 
-from dothi.demo import point_in_ring
+from dothi.demo import along, point_in_ring
 
 Coord = tuple[float, float]  # (lon, lat), GeoJSON order
 Ring = Sequence[Coord]
@@ -43,21 +43,7 @@ def line_length_m(line: Sequence[Coord]) -> float:
 def point_along(line: Sequence[Coord], fraction: float, side_m: float = 0.0) -> Coord:
     """The point at ``fraction`` of a polyline's length, pushed ``side_m`` metres to the left
     of the direction of travel (negative: right), as street furniture stands on the kerb."""
-    lengths = [distance_m(line[k], line[k + 1]) for k in range(len(line) - 1)]
-    target = min(max(fraction, 0.0), 1.0) * sum(lengths)
-    k = 0
-    while k < len(lengths) - 1 and target > lengths[k]:
-        target -= lengths[k]
-        k += 1
-    t = target / lengths[k] if lengths[k] else 0.0
-    (x0, y0), (x1, y1) = line[k], line[k + 1]
-    base = (x0 + t * (x1 - x0), y0 + t * (y1 - y0))
-    if not side_m or not lengths[k]:
-        return base
-    east = (x1 - x0) * metres_per_degree_lon(y0)
-    north = (y1 - y0) * M_PER_DEG_LAT
-    norm = math.hypot(east, north)
-    return offset(base, -side_m * north / norm, side_m * east / norm)
+    return along(line, [fraction], [side_m])[0]
 
 
 def in_ring(point: Coord, ring: Ring) -> bool:

@@ -22,6 +22,7 @@ from dothi.api import (
     contexts,
     csources,
     entities,
+    incidents,
     iot,
     meta,
     subscriptions,
@@ -31,6 +32,7 @@ from dothi.api import (
 from dothi.broker.broker import Broker
 from dothi.broker.notifier import Notifier, NotifierSettings
 from dothi.errors import NGSI_ERRORS, DothiError, PartialSuccess
+from dothi.ioc.service import IocService
 from dothi.iot.service import IotService
 from dothi.ngsild.context import ContextCache
 from dothi.settings import Settings
@@ -90,10 +92,13 @@ def create_app(settings: Settings | None = None, broker: Broker | None = None, *
         await notifier.start()
         app.state.iot = IotService(app.state.broker, settings, app.state.broker.broker_id)
         app.state.iot.start()
+        app.state.ioc = IocService(app.state.broker, settings)
+        app.state.ioc.start()
         if serving:
             _tune_gc()
         yield
         await asyncio.to_thread(app.state.iot.stop)
+        await asyncio.to_thread(app.state.ioc.stop)
         try:
             # A stopping server never hangs on its notifier: what it still held is taken
             # over by another process when its lease runs out.
@@ -141,7 +146,7 @@ def create_app(settings: Settings | None = None, broker: Broker | None = None, *
                                 f"{request.method} {request.url.path}: {exc.detail}")
 
     for module in (entities, batch, subscriptions, csources, temporal, types, contexts, iot,
-                   meta):
+                   incidents, meta):
         app.include_router(module.router)
     _offline_docs(app)
     return app

@@ -60,3 +60,7 @@ class Settings(BaseSettings):
     iot_command_timeout: float = 60.0
     iot_queue: int = 50_000
     iot_batch: int = 2_000
+    # Operations centre (dothi.ioc): the incident workflow file (statuses, moves, agencies,
+    # service levels; default: the one shipped) and seconds between escalation checks.
+    ioc_workflow: Path | None = None
+    ioc_escalation_interval: float = 30.0

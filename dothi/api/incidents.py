@@ -1,0 +1,143 @@
+"""The incident workflow over HTTP (``/ioc``): open, list, read, move, comment, attach.
+Incidents are NGSI-LD entities too (type ``Incident``): the NGSI-LD API reads them, the
+temporal API gives their history and subscriptions watch them; these endpoints are the
+only way to change their workflow, so no move skips a step."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+from starlette.concurrency import run_in_threadpool
+
+from dothi.api.http import broker, int_param, json_response, tenant
+from dothi.errors import BadRequestData, InvalidRequest, ResourceNotFound
+from dothi.ioc.incidents import IncidentDesk
+from dothi.ngsild.render import RenderOptions, render_entity
+
+router = APIRouter(prefix="/ioc", tags=["Operations centre"])
+KEY_VALUES = RenderOptions(fmt="keyValues")
+
+
+def _desk(request: Request) -> IncidentDesk:
+    return request.app.state.ioc.desk  # type: ignore[no-any-return]
+
+
+async def _body(request: Request) -> dict[str, Any]:
+    try:
+        body = orjson.loads(await request.body())
+    except orjson.JSONDecodeError as exc:
+        raise InvalidRequest(f"The body is not valid JSON: {exc}") from None
+    if not isinstance(body, dict):
+        raise BadRequestData("The body must be a JSON object")
+    return body
+
+
+def _known(body: dict[str, Any], allowed: set[str], texts: set[str]) -> None:
+    """Only the ``allowed`` members, and those of ``texts`` strings when given."""
+    unknown = set(body) - allowed
+    if unknown:
+        raise BadRequestData(f"Unknown members {sorted(unknown)}; allowed: {sorted(allowed)}")
+    for name in texts:
+        if name in body and not isinstance(body[name], str):
+            raise BadRequestData(f"{name} must be a string")
+
+
+@router.get("/workflow", summary="Statuses, moves, agencies, severities and categories")
+async def workflow(request: Request) -> Response:
+    flow = _desk(request).flow
+    return json_response({"statuses": flow.statuses, "moves": flow.moves,
+                          "open": sorted(flow.open), "agencies": flow.agencies,
+                          "severities": flow.severities, "categories": flow.categories})
+
+
+@router.post("/incidents", summary="Open an incident (or count one more occurrence)")
+async def open_incident(request: Request) -> Response:
+    body = await _body(request)
+    texts = {"title", "category", "severity", "description", "subCategory", "ward", "by",
+             "dedupKey"}
+    _known(body, texts | {"location", "related"}, texts)
+    related = body.get("related")
+    if related is not None and (not isinstance(related, list)
+                                or not all(isinstance(r, str) for r in related)):
+        raise BadRequestData("related is a list of entity ids")
+    eid, created = await run_in_threadpool(
+        _desk(request).open, tenant(request), title=body.get("title"),
+        category=body.get("category"), severity=body.get("severity"),
+        description=body.get("description"), sub_category=body.get("subCategory"),
+        location=body.get("location"), ward=body.get("ward"), by=body.get("by"),
+        related=related, dedup_key=body.get("dedupKey"))
+    return json_response({"id": eid, "created": created}, status=201 if created else 200,
+                         headers={"Location": f"/ioc/incidents/{eid}"})
+
+
+@router.get("/incidents", summary="Incidents, newest first, by status, category, ...")
+async def list_incidents(request: Request) -> Response:
+    desk = _desk(request)
+    flow = desk.flow
+    params = request.query_params
+    terms = []
+    for name, vocabulary, attr in (("status", flow.statuses, "status"),
+                                   ("category", flow.categories, "category"),
+                                   ("severity", flow.severities, "severity"),
+                                   ("agency", flow.agencies, "assignedAgency")):
+        wanted = [v for v in (params.get(name) or "").split(",") if v]
+        for value in wanted:
+            if value not in vocabulary:
+                raise BadRequestData(f"{name} {value!r} is not one of {sorted(vocabulary)}")
+        if wanted:
+            terms.append("(" + "|".join(f'{attr}=="{v}"' for v in wanted) + ")")
+    if params.get("ward"):
+        ward = params["ward"].replace("\\", "\\\\").replace('"', '\\"')
+        terms.append(f'ward=="{ward}"')
+    limit = int_param(params.get("limit"), "limit", 100)
+    if not 1 <= limit <= 1000:
+        raise BadRequestData("limit must be 1..1000")
+    docs = await run_in_threadpool(desk.incidents, tenant(request),
+                                   ";".join(terms) or "status")
+    docs.sort(key=lambda d: str(desk.value(d, "dateIssued")), reverse=True)
+    ctx = broker(request).resolver.core
+    return json_response([render_entity(d, ctx, KEY_VALUES) for d in docs[:limit]],
+                         headers={"NGSILD-Results-Count": str(len(docs))})
+
+
+@router.get("/incidents/{eid}", summary="One incident")
+async def get_incident(request: Request, eid: str) -> Response:
+    b = broker(request)
+    doc = await run_in_threadpool(b.store.get, tenant(request), eid)
+    if doc is None or b.resolver.core.expand("Incident") not in doc.get("type", ()):
+        raise ResourceNotFound(f"No incident {eid}")
+    return json_response(render_entity(doc, b.resolver.core, KEY_VALUES))
+
+
+@router.post("/incidents/{eid}/status", summary="Move an incident in its workflow")
+async def move(request: Request, eid: str) -> Response:
+    body = await _body(request)
+    _known(body, {"status", "by", "agency", "note"}, {"status", "by", "agency", "note"})
+    if "status" not in body:
+        raise BadRequestData("status is required")
+    left = await run_in_threadpool(_desk(request).move, tenant(request), eid,
+                                   body["status"], by=body.get("by"),
+                                   agency=body.get("agency"), note=body.get("note"))
+    return json_response({"id": eid, "from": left, "status": body["status"]})
+
+
+@router.post("/incidents/{eid}/comments", status_code=201, summary="Comment on an incident")
+async def comment(request: Request, eid: str) -> Response:
+    body = await _body(request)
+    _known(body, {"text", "by"}, {"text", "by"})
+    await run_in_threadpool(_desk(request).comment, tenant(request), eid, body.get("text"),
+                            by=body.get("by"))
+    return Response(status_code=201)
+
+
+@router.post("/incidents/{eid}/attachments", status_code=201,
+             summary="Attach a document or photo (by URL) to an incident")
+async def attach(request: Request, eid: str) -> Response:
+    body = await _body(request)
+    _known(body, {"url", "title", "by"}, {"url", "title", "by"})
+    await run_in_threadpool(_desk(request).attach, tenant(request), eid, body.get("url"),
+                            title=body.get("title"), by=body.get("by"))
+    return Response(status_code=201)

@@ -1,4 +1,5 @@
-"""The incident workflow over HTTP (``/ioc``): open, list, read, move, comment, attach.
+"""The operations centre over HTTP (``/ioc``): incidents (open, list, read, move, comment,
+attach) and the rules that open them.
 Incidents are NGSI-LD entities too (type ``Incident``): the NGSI-LD API reads them, the
 temporal API gives their history and subscriptions watch them; these endpoints are the
 only way to change their workflow, so no move skips a step."""
@@ -141,3 +142,21 @@ async def attach(request: Request, eid: str) -> Response:
     await run_in_threadpool(_desk(request).attach, tenant(request), eid, body.get("url"),
                             title=body.get("title"), by=body.get("by"))
     return Response(status_code=201)
+
+
+@router.get("/rules", summary="The rules: shipped packs and those added here")
+async def list_rules(request: Request) -> Response:
+    engine = request.app.state.ioc.engine
+    return json_response([{**rule.source, "pack": rule.pack} for rule in engine.rules()])
+
+
+@router.post("/rules", status_code=201, summary="Add (or replace) a rule")
+async def add_rule(request: Request) -> Response:
+    rule = await run_in_threadpool(request.app.state.ioc.engine.add, await _body(request))
+    return json_response({"id": rule.id}, status=201)
+
+
+@router.delete("/rules/{rule_id}", status_code=204, summary="Remove a rule added here")
+async def remove_rule(request: Request, rule_id: str) -> Response:
+    await run_in_threadpool(request.app.state.ioc.engine.remove, rule_id)
+    return Response(status_code=204)

@@ -1,0 +1,231 @@
+"""Rules evaluated on every change: the engine is told of every committed write (a broker
+write listener, the same feed subscriptions are built on; each change reaches the process
+that wrote it, so every change is judged once whichever worker took it), keeps those of
+entity types some rule watches, and judges them on its own thread, off the write path.
+
+A rule that fires opens an incident (``IncidentDesk.open``) keyed ``rule:{rule}:{entity}``:
+while that incident is open, firing again counts an occurrence. Durations and hysteresis
+are read from the attribute's history, not from memory, so they hold across restarts and
+processes.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from datetime import datetime
+from typing import Any
+
+from dothi.broker.broker import Broker
+from dothi.errors import BadRequestData, DothiError, ResourceNotFound
+from dothi.ioc.incidents import IncidentDesk
+from dothi.ioc.rules import Rule, load_packs, parse_rule
+from dothi.ngsild.entity import expand_entity
+from dothi.ngsild.temporal import TimeQuery
+from dothi.ngsild.timeutil import now_iso
+from dothi.ngsild.typeexpr import parse_type_expr
+from dothi.store.base import DEFAULT_TENANT, EntityQuery, Outcome, Selector
+
+log = logging.getLogger(__name__)
+RULE_TYPE = "IocRule"
+HISTORY_CAP = 10_000
+
+
+class RuleEngine:
+    def __init__(self, broker: Broker, desk: IncidentDesk,
+                 packs: list[Rule] | None = None) -> None:
+        self.broker = broker
+        self.desk = desk
+        self.ctx = broker.resolver.core
+        self.vocab: dict[str, Any] = {"categories": desk.flow.categories,
+                                      "severities": desk.flow.severities}
+        vocab = self.vocab
+        self.packs = packs if packs is not None else load_packs(**vocab)
+        self.custom: dict[str, Rule] = {}  # the API's, by id
+        self.by_type: dict[str, list[Rule]] = {}
+        self._index()
+        self.queue: queue.Queue[tuple[str, list[Outcome]] | None] = queue.Queue()
+        self.fired = 0
+        self._thread: threading.Thread | None = None
+
+    def rules(self) -> list[Rule]:
+        return [*self.packs, *self.custom.values()]
+
+    def _index(self) -> None:
+        by_type: dict[str, list[Rule]] = {}
+        for rule in self.rules():
+            by_type.setdefault(self.ctx.expand(rule.entity_type), []).append(rule)
+        self.by_type = by_type
+
+    # -- rules through the API, kept as IocRule entities ---------------------------------
+
+    def add(self, data: Any) -> Rule:
+        rule = parse_rule(data, **self.vocab)
+        if any(r.id == rule.id for r in self.packs):
+            raise BadRequestData(f"{rule.id} is a shipped rule's id")
+        doc = expand_entity({"id": _rule_entity(rule.id), "type": RULE_TYPE,
+                             "rule": {"type": "Property", "value": rule.source}},
+                            self.ctx, now_iso())
+
+        def put(old: dict | None) -> dict:
+            if old is not None:
+                doc["createdAt"] = old["createdAt"]
+            return doc
+
+        self._write(_rule_entity(rule.id), put)
+        self.custom[rule.id] = rule
+        self._index()
+        return rule
+
+    def remove(self, rule_id: str) -> None:
+        def delete(old: dict | None) -> None:
+            if old is None:
+                raise ResourceNotFound(f"No rule {rule_id} (shipped rules are changed in "
+                                       "their pack files)")
+
+        self._write(_rule_entity(rule_id), delete)
+        self.custom.pop(rule_id, None)
+        self._index()
+
+    def reload(self) -> None:
+        """The API's rules as stored (another process may have changed them)."""
+        iri = self.ctx.expand("rule")
+        query = EntityQuery(selectors=[Selector(types=parse_type_expr(
+            RULE_TYPE, self.ctx.expand))], limit=10_000)
+        docs, _ = self.broker.store.query(DEFAULT_TENANT, query)
+        custom = {}
+        for doc in docs:
+            try:
+                rule = parse_rule(doc[iri][0]["value"], **self.vocab)
+            except (BadRequestData, KeyError) as exc:
+                log.error("stored rule %s cannot be used: %s", doc["id"], exc)
+                continue
+            custom[rule.id] = rule
+        self.custom = custom
+        self._index()
+
+    def _write(self, eid: str, change: Any) -> None:
+        outcome = self.broker.apply(DEFAULT_TENANT, [(eid, change)])[0]
+        if outcome.error is not None:
+            raise outcome.error
+
+    # -- judging changes ---------------------------------------------------------------
+
+    def on_write(self, tenant: str, outcomes: list[Outcome]) -> None:
+        """A broker write listener: only what some rule watches goes to the queue."""
+        watched = [o for o in outcomes if o.after is not None
+                   and o.status in ("created", "updated")
+                   and any(t in self.by_type for t in o.after.get("type", ()))]
+        if watched:
+            self.queue.put((tenant, watched))
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="dothi-ioc-rules", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        if self._thread is not None:
+            self.queue.put(None)
+            self._thread.join(10)
+            self._thread = None
+
+    def _run(self) -> None:
+        while (item := self.queue.get()) is not None:
+            tenant, outcomes = item
+            for outcome in outcomes:
+                try:
+                    self.judge(tenant, outcome)
+                except DothiError as exc:
+                    log.warning("rules not applied to %s: %s", outcome.id, exc.detail)
+                except Exception:  # noqa: BLE001 - the rules thread must survive
+                    log.exception("rules not applied to %s", outcome.id)
+            self.queue.task_done()  # queue.join() waits until every change was judged
+
+    def judge(self, tenant: str, outcome: Outcome) -> list[str]:
+        """The incidents this change opened or counted again."""
+        doc = outcome.after
+        assert doc is not None
+        touched: list[str] = []
+        for etype in doc.get("type", ()):
+            for rule in self.by_type.get(etype, ()):
+                iri = self.ctx.expand(rule.attribute)
+                instances = doc.get(iri)
+                # Only a change of the watched attribute is news for the rule.
+                if not instances or instances[0].get("modifiedAt") != doc.get("modifiedAt"):
+                    continue
+                value = instances[0].get("value")
+                read = self._reader(doc)
+                if not rule.fires(value, read):
+                    continue
+                if rule.for_seconds and not self._held(tenant, doc, rule, instances[0], read):
+                    continue
+                key = f"rule:{rule.id}:{doc['id']}"
+                if not self._rearmed(tenant, key, rule, doc, read):
+                    continue
+                touched.append(self._open(tenant, rule, doc, value, key))
+        return touched
+
+    def _reader(self, doc: dict) -> Any:
+        def read(name: str) -> Any:
+            instances = doc.get(self.ctx.expand(name))
+            return instances[0].get("value") if instances else None
+        return read
+
+    def _held(self, tenant: str, doc: dict, rule: Rule, latest: dict, read: Any) -> bool:
+        """Whether the condition held for the whole of ``rule.for_seconds`` up to this
+        instance: the instance in force when that period began, and every one since."""
+        end = _ms(latest.get("observedAt") or doc["modifiedAt"])
+        start = end - rule.for_seconds * 1000
+        attrs = frozenset({self.ctx.expand(rule.attribute)})
+        before = self.broker.store.temporal_get(
+            tenant, doc["id"], TimeQuery(end=start + 1, last_n=1, attrs=attrs), 1)
+        during = self.broker.store.temporal_get(
+            tenant, doc["id"], TimeQuery(start=start, end=end + 1, attrs=attrs), HISTORY_CAP)
+        first = next(iter(before.attrs.values()), []) if before else []
+        rest = next(iter(during.attrs.values()), []) if during else []
+        return bool(first) and all(rule.fires(i.get("value"), read) for i in [*first, *rest])
+
+    def _rearmed(self, tenant: str, key: str, rule: Rule, doc: dict, read: Any) -> bool:
+        """No incident yet, or one still open (it counts this firing), or one that ended
+        after which the value went back past ``clear`` (hysteresis)."""
+        quoted = key.replace("\\", "\\\\").replace('"', '\\"')
+        found = self.desk.incidents(tenant, f'dedupKey=="{quoted}"')
+        if not found:
+            return True
+        last = max(found, key=lambda d: str(self.desk.value(d, "dateIssued")))
+        if self.desk.value(last, "status") in self.desk.flow.open:
+            return True
+        ended = self.desk.value(last, "dateResolved") or self.desk.value(last, "dateClosed")
+        if ended is None:
+            return True
+        since = self.broker.store.temporal_get(tenant, doc["id"], TimeQuery(
+            start=_ms(ended), attrs=frozenset({self.ctx.expand(rule.attribute)})),
+            HISTORY_CAP)
+        values = next(iter(since.attrs.values()), []) if since else []
+        return any(rule.cleared(i.get("value"), read) for i in values)
+
+    def _open(self, tenant: str, rule: Rule, doc: dict, value: Any, key: str) -> str:
+        read = self._reader(doc)
+        name = read("name")
+        if isinstance(name, dict):  # a LanguageProperty's map is under languageMap
+            name = None
+        label = name or doc["id"].rsplit(":", 1)[-1]
+        shown = round(value, 2) if isinstance(value, float) else value
+        location = read("location")
+        eid, _ = self.desk.open(
+            tenant, title=rule.text("vi", name=label, value=shown),
+            description=rule.text("en", name=label, value=shown),
+            category=rule.category, severity=rule.severity, sub_category=rule.sub_category,
+            location=location if isinstance(location, dict) else None,
+            source=f"rule:{rule.id}", related=[doc["id"]], dedup_key=key)
+        self.fired += 1
+        return eid
+
+
+def _rule_entity(rule_id: str) -> str:
+    return f"urn:ngsi-ld:IocRule:{rule_id}"
+
+
+def _ms(text: Any) -> int:
+    return int(datetime.fromisoformat(str(text).replace("Z", "+00:00")).timestamp() * 1000)

@@ -1,0 +1,180 @@
+"""Rules that turn data into incidents, kept as data: YAML rule packs shipped per domain
+(``dothi/ioc/packs``) and rules added through ``/ioc/rules``. A rule watches one
+attribute of one entity type:
+
+    id: flood-station-alert
+    entityType: FloodMonitoring
+    attribute: currentLevel
+    above: {attribute: alertLevel}   # or a number; or below: ...; or equals: ...
+    clear: {attribute: alertLevel, offset: -0.2}   # hysteresis: back to normal only here
+    for: PT10M                       # the condition must have held this long
+    category: flooding
+    severity: high
+    title: {vi: "...{name}...", en: "...{value}..."}
+
+``above``/``below`` compare numbers and ``equals`` any value; a threshold may be another
+attribute of the same entity (plus an ``offset``), as flood stations carry their own alert
+and danger levels. ``for`` is an ISO 8601 duration read from the attribute's history, so
+any server process can judge it. ``clear`` is where the condition ends: after an incident
+is resolved, the rule opens a new one only once the value has been back past ``clear``.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from dothi.errors import BadRequestData
+
+PACKS = Path(__file__).with_name("packs")
+_DURATION = re.compile(r"^P(?:(\d+)D)?(?:T(?:(\d+)H)?(?:(\d+)M)?(?:(\d+)S)?)?$")
+_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$")
+
+
+@dataclass(frozen=True)
+class Threshold:
+    value: float | None = None
+    attribute: str | None = None
+    offset: float = 0.0
+
+    def resolve(self, read: Any) -> float | None:
+        """The threshold for one entity; ``read(name)`` gives one of its values."""
+        if self.attribute is None:
+            return self.value
+        base = read(self.attribute)
+        if not isinstance(base, int | float) or isinstance(base, bool):
+            return None
+        return float(base) + self.offset
+
+
+@dataclass(frozen=True)
+class Rule:
+    id: str
+    entity_type: str
+    attribute: str
+    category: str
+    severity: str
+    title: dict[str, str]
+    above: Threshold | None = None
+    below: Threshold | None = None
+    equals: Any = None
+    clear: Threshold | None = None
+    for_seconds: int = 0
+    sub_category: str | None = None
+    agency: str | None = None
+    pack: str | None = None  # the shipped pack it came from, None for the API's
+    source: dict[str, Any] = field(default_factory=dict, compare=False)
+
+    def fires(self, value: Any, read: Any) -> bool:
+        """Whether ``value`` meets the condition (``read`` gives the entity's others)."""
+        if self.equals is not None:
+            return bool(value == self.equals)
+        if not isinstance(value, int | float) or isinstance(value, bool):
+            return False
+        if self.above is not None:
+            limit = self.above.resolve(read)
+            return limit is not None and value > limit
+        assert self.below is not None
+        limit = self.below.resolve(read)
+        return limit is not None and value < limit
+
+    def cleared(self, value: Any, read: Any) -> bool:
+        """Whether ``value`` is back to normal: past ``clear`` if given, else simply not
+        meeting the condition."""
+        if self.clear is None or self.equals is not None:
+            return not self.fires(value, read)
+        if not isinstance(value, int | float) or isinstance(value, bool):
+            return False
+        limit = self.clear.resolve(read)
+        if limit is None:
+            return False
+        return value <= limit if self.above is not None else value >= limit
+
+    def text(self, lang: str, **values: Any) -> str:
+        template = self.title.get(lang) or next(iter(self.title.values()))
+        try:
+            return template.format(**values)
+        except (KeyError, IndexError, ValueError):
+            return template
+
+
+def parse_rule(data: Any, *, pack: str | None = None, categories: Any = (),
+               severities: Any = ()) -> Rule:
+    """A rule from its YAML/JSON form; BadRequestData naming what is wrong."""
+    if not isinstance(data, dict):
+        raise BadRequestData("A rule is an object")
+    known = {"id", "entityType", "attribute", "above", "below", "equals", "clear", "for",
+             "category", "severity", "subCategory", "title", "agency", "description"}
+    unknown = set(data) - known
+    if unknown:
+        raise BadRequestData(f"Unknown rule members {sorted(unknown)}")
+    rid = data.get("id")
+    if not isinstance(rid, str) or not _ID.match(rid):
+        raise BadRequestData("A rule needs an id (letters, digits, _ . : -)")
+    where = f"rule {rid}"
+    for name in ("entityType", "attribute", "category", "severity"):
+        if not isinstance(data.get(name), str) or not data[name]:
+            raise BadRequestData(f"{where}: {name} is required")
+    if categories and data["category"] not in categories:
+        raise BadRequestData(f"{where}: category must be one of {sorted(categories)}")
+    if severities and data["severity"] not in severities:
+        raise BadRequestData(f"{where}: severity must be one of {sorted(severities)}")
+    conditions = [k for k in ("above", "below", "equals") if k in data]
+    if len(conditions) != 1:
+        raise BadRequestData(f"{where}: exactly one of above, below, equals")
+    title = data.get("title")
+    if isinstance(title, str):
+        title = {"en": title}
+    if not isinstance(title, dict) or not title or not all(
+            isinstance(v, str) for v in title.values()):
+        raise BadRequestData(f"{where}: title is a text or {{vi: ..., en: ...}}")
+    return Rule(
+        id=rid, entity_type=data["entityType"], attribute=data["attribute"],
+        category=data["category"], severity=data["severity"], title=dict(title),
+        above=_threshold(data.get("above"), where, "above"),
+        below=_threshold(data.get("below"), where, "below"),
+        equals=data.get("equals"), clear=_threshold(data.get("clear"), where, "clear"),
+        for_seconds=_seconds(data.get("for"), where), sub_category=data.get("subCategory"),
+        agency=data.get("agency"), pack=pack, source=dict(data))
+
+
+def load_packs(folder: Path = PACKS, **vocab: Any) -> list[Rule]:
+    rules: list[Rule] = []
+    for path in sorted(folder.glob("*.yaml")):
+        items = yaml.safe_load(path.read_text(encoding="utf-8")) or []
+        for item in items:
+            try:
+                rules.append(parse_rule(item, pack=path.stem, **vocab))
+            except BadRequestData as exc:
+                raise ValueError(f"{path}: {exc.detail}") from None
+    ids = [r.id for r in rules]
+    twice = {i for i in ids if ids.count(i) > 1}
+    if twice:
+        raise ValueError(f"{folder}: rule ids used twice: {sorted(twice)}")
+    return rules
+
+
+def _threshold(value: Any, where: str, name: str) -> Threshold | None:
+    if value is None:
+        return None
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return Threshold(value=float(value))
+    if isinstance(value, dict) and isinstance(value.get("attribute"), str) and \
+            set(value) <= {"attribute", "offset"} and \
+            isinstance(value.get("offset", 0), int | float):
+        return Threshold(attribute=value["attribute"], offset=float(value.get("offset", 0)))
+    raise BadRequestData(f"{where}: {name} is a number or {{attribute: name, offset: n}}")
+
+
+def _seconds(value: Any, where: str) -> int:
+    if value is None:
+        return 0
+    match = _DURATION.match(value) if isinstance(value, str) else None
+    if not match or value in ("P", "PT"):
+        raise BadRequestData(f"{where}: for is an ISO 8601 duration such as PT10M")
+    days, hours, minutes, seconds = (int(g or 0) for g in match.groups())
+    return ((days * 24 + hours) * 60 + minutes) * 60 + seconds

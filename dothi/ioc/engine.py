@@ -44,6 +44,7 @@ class RuleEngine:
         self.packs = packs if packs is not None else load_packs(**vocab)
         self.custom: dict[str, Rule] = {}  # the API's, by id
         self.by_type: dict[str, list[Rule]] = {}
+        self.watched: dict[str, frozenset[str]] = {}  # type IRI -> attribute IRIs
         self._index()
         self.queue: queue.Queue[tuple[str, list[Outcome]] | None] = queue.Queue()
         self.fired = 0
@@ -56,6 +57,8 @@ class RuleEngine:
         by_type: dict[str, list[Rule]] = {}
         for rule in self.rules():
             by_type.setdefault(self.ctx.expand(rule.entity_type), []).append(rule)
+        self.watched = {t: frozenset(self.ctx.expand(r.attribute) for r in rules)
+                        for t, rules in by_type.items()}
         self.by_type = by_type
 
     # -- rules through the API, kept as IocRule entities ---------------------------------
@@ -113,12 +116,23 @@ class RuleEngine:
     # -- judging changes ---------------------------------------------------------------
 
     def on_write(self, tenant: str, outcomes: list[Outcome]) -> None:
-        """A broker write listener: only what some rule watches goes to the queue."""
-        watched = [o for o in outcomes if o.after is not None
-                   and o.status in ("created", "updated")
-                   and any(t in self.by_type for t in o.after.get("type", ()))]
+        """A broker write listener: only changes of an attribute some rule watches go to
+        the queue (most device messages change others: queueing every street light's
+        update took the p50 from arrival to commit at 7,500 messages/s from 3 to 24 ms,
+        bench/iot.py over 30 s)."""
+        watched = [o for o in outcomes if o.status in ("created", "updated")
+                   and o.after is not None and self._news(o.after)]
         if watched:
             self.queue.put((tenant, watched))
+
+    def _news(self, doc: dict) -> bool:
+        stamp = doc.get("modifiedAt")
+        for etype in doc.get("type", ()):
+            for iri in self.watched.get(etype, ()):
+                instances = doc.get(iri)
+                if instances and instances[0].get("modifiedAt") == stamp:
+                    return True
+        return False
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="dothi-ioc-rules", daemon=True)

@@ -64,3 +64,6 @@ class Settings(BaseSettings):
     # service levels; default: the one shipped) and seconds between escalation checks.
     ioc_workflow: Path | None = None
     ioc_escalation_interval: float = 30.0
+    # Who the IOC's CAP warnings say they come from (CAP's sender: unique to the sender,
+    # an e-mail address or a domain name).
+    ioc_cap_sender: str = "ioc@dothi.local"

@@ -6,6 +6,7 @@ only way to change their workflow, so no move skips a step."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -15,6 +16,7 @@ from starlette.concurrency import run_in_threadpool
 
 from dothi.api.http import broker, int_param, json_response, tenant
 from dothi.errors import BadRequestData, InvalidRequest, ResourceNotFound
+from dothi.ioc.cap import atom_feed, to_xml
 from dothi.ioc.incidents import IncidentDesk
 from dothi.ngsild.render import RenderOptions, render_entity
 
@@ -160,3 +162,82 @@ async def add_rule(request: Request) -> Response:
 async def remove_rule(request: Request, rule_id: str) -> Response:
     await run_in_threadpool(request.app.state.ioc.engine.remove, rule_id)
     return Response(status_code=204)
+
+
+# -- public warnings (CAP 1.2) --------------------------------------------------------------
+
+CAP_XML = "application/cap+xml"
+
+
+def _incident_for_warning(request: Request, eid: Any) -> dict[str, Any]:
+    """The parts of an incident a warning takes by default."""
+    b = broker(request)
+    doc = b.store.get(tenant(request), eid) if isinstance(eid, str) else None
+    desk = _desk(request)
+    if doc is None or b.resolver.core.expand("Incident") not in doc.get("type", ()):
+        raise BadRequestData(f"incident {eid!r} is not an incident")
+    title = desk.value(doc, "name")
+    return {"id": eid, "category": desk.value(doc, "category"),
+            "severity": desk.value(doc, "severity"),
+            "event": {"vi": title, "en": desk.value(doc, "description") or title},
+            "areaDesc": desk.value(doc, "ward") or title,
+            "location": desk.value(doc, "location")}
+
+
+@router.post("/warnings", status_code=201, summary="Issue a public warning (CAP 1.2)")
+async def issue_warning(request: Request) -> Response:
+    body = await _body(request)
+    warnings = request.app.state.ioc.warnings
+
+    def issue() -> str:
+        incident = None
+        if "incident" in body:
+            incident = _incident_for_warning(request, body["incident"])
+        return str(warnings.issue(tenant(request), body, incident=incident))
+
+    identifier = await run_in_threadpool(issue)
+    return json_response({"identifier": identifier}, status=201,
+                         headers={"Location": f"/ioc/warnings/{identifier}.xml"})
+
+
+@router.post("/warnings/{identifier}/update", status_code=201,
+             summary="Update a warning (a new message that references it)")
+async def update_warning(request: Request, identifier: str) -> Response:
+    body = await _body(request)
+    new = await run_in_threadpool(request.app.state.ioc.warnings.update, tenant(request),
+                                  identifier, body)
+    return json_response({"identifier": new}, status=201,
+                         headers={"Location": f"/ioc/warnings/{new}.xml"})
+
+
+@router.post("/warnings/{identifier}/cancel", status_code=201, summary="Cancel a warning")
+async def cancel_warning(request: Request, identifier: str) -> Response:
+    body = await _body(request)
+    _known(body, {"note"}, {"note"})
+    new = await run_in_threadpool(request.app.state.ioc.warnings.cancel, tenant(request),
+                                  identifier, body.get("note"))
+    return json_response({"identifier": new}, status=201,
+                         headers={"Location": f"/ioc/warnings/{new}.xml"})
+
+
+@router.get("/warnings", summary="The warnings in force")
+async def current_warnings(request: Request) -> Response:
+    messages = await run_in_threadpool(request.app.state.ioc.warnings.current,
+                                       tenant(request))
+    return json_response([{k: v for k, v in m.items() if k != "input"} for m in messages])
+
+
+@router.get("/warnings/feed.atom", summary="The warnings in force, as an Atom feed")
+async def warnings_feed(request: Request) -> Response:
+    messages = await run_in_threadpool(request.app.state.ioc.warnings.current,
+                                       tenant(request))
+    base = str(request.base_url).rstrip("/")
+    return Response(atom_feed(messages, base, datetime.now(UTC)),
+                    media_type="application/atom+xml")
+
+
+@router.get("/warnings/{identifier}.xml", summary="One warning as CAP 1.2 XML")
+async def warning_xml(request: Request, identifier: str) -> Response:
+    message = await run_in_threadpool(request.app.state.ioc.warnings.get, tenant(request),
+                                      identifier)
+    return Response(to_xml(message), media_type=CAP_XML)

@@ -10,6 +10,7 @@ import threading
 
 from dothi.broker.broker import Broker
 from dothi.errors import DothiError
+from dothi.ioc.cap import WarningDesk
 from dothi.ioc.engine import RuleEngine
 from dothi.ioc.incidents import IncidentDesk, Workflow
 from dothi.settings import Settings
@@ -23,6 +24,7 @@ class IocService:
         self.broker = broker
         self.desk = IncidentDesk(broker, workflow)
         self.engine = RuleEngine(broker, self.desk)
+        self.warnings = WarningDesk(broker, settings.ioc_cap_sender)
         self.interval = settings.ioc_escalation_interval
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None

@@ -170,7 +170,10 @@ class RuleEngine:
                     continue
                 value = instances[0].get("value")
                 read = self._reader(doc)
-                if not rule.fires(value, read):
+                earlier = None
+                if rule.rate is not None:
+                    earlier = self._earlier(tenant, doc, rule, instances[0])
+                if not rule.fires(value, read, earlier):
                     continue
                 if rule.for_seconds and not self._held(tenant, doc, rule, instances[0], read):
                     continue
@@ -199,6 +202,15 @@ class RuleEngine:
         first = next(iter(before.attrs.values()), []) if before else []
         rest = next(iter(during.attrs.values()), []) if during else []
         return bool(first) and all(rule.fires(i.get("value"), read) for i in [*first, *rest])
+
+    def _earlier(self, tenant: str, doc: dict, rule: Rule, latest: dict) -> Any:
+        """For a rate rule: the value in force ``within`` before this instance."""
+        assert rule.rate is not None
+        at = _ms(latest.get("observedAt") or doc["modifiedAt"]) - rule.rate.within_seconds * 1000
+        found = self.broker.store.temporal_get(tenant, doc["id"], TimeQuery(
+            end=at + 1, last_n=1, attrs=frozenset({self.ctx.expand(rule.attribute)})), 1)
+        instances = next(iter(found.attrs.values()), []) if found else []
+        return instances[-1].get("value") if instances else None
 
     def _rearmed(self, tenant: str, key: str, rule: Rule, doc: dict, read: Any) -> bool:
         """No incident yet, or one still open (it counts this firing), or one that ended

@@ -14,9 +14,11 @@ attribute of one entity type:
 
 ``above``/``below`` compare numbers and ``equals`` any value; a threshold may be another
 attribute of the same entity (plus an ``offset``), as flood stations carry their own alert
-and danger levels. ``for`` is an ISO 8601 duration read from the attribute's history, so
-any server process can judge it. ``clear`` is where the condition ends: after an incident
-is resolved, the rule opens a new one only once the value has been back past ``clear``.
+and danger levels. ``rises``/``falls`` (``{by: 0.3, within: PT30M}``) compare the value
+with the one in force that long before it, read from history. ``for`` is an ISO 8601
+duration read from the attribute's history, so any server process can judge it. ``clear``
+is where the condition ends: after an incident is resolved, the rule opens a new one only
+once the value has been back past ``clear``.
 """
 
 from __future__ import annotations
@@ -52,6 +54,12 @@ class Threshold:
 
 
 @dataclass(frozen=True)
+class Rate:
+    by: float  # at least this much change (positive: rises; negative: falls)
+    within_seconds: int
+
+
+@dataclass(frozen=True)
 class Rule:
     id: str
     entity_type: str
@@ -64,13 +72,21 @@ class Rule:
     equals: Any = None
     clear: Threshold | None = None
     for_seconds: int = 0
+    rate: Rate | None = None
     sub_category: str | None = None
     agency: str | None = None
     pack: str | None = None  # the shipped pack it came from, None for the API's
     source: dict[str, Any] = field(default_factory=dict, compare=False)
 
-    def fires(self, value: Any, read: Any) -> bool:
-        """Whether ``value`` meets the condition (``read`` gives the entity's others)."""
+    def fires(self, value: Any, read: Any, earlier: Any = None) -> bool:
+        """Whether ``value`` meets the condition (``read`` gives the entity's others;
+        ``earlier`` is, for a rate rule, the value in force ``within`` before)."""
+        if self.rate is not None:
+            if not all(isinstance(v, int | float) and not isinstance(v, bool)
+                       for v in (value, earlier)):
+                return False
+            change = value - earlier
+            return change >= self.rate.by if self.rate.by > 0 else change <= self.rate.by
         if self.equals is not None:
             return bool(value == self.equals)
         if not isinstance(value, int | float) or isinstance(value, bool):
@@ -84,7 +100,9 @@ class Rule:
 
     def cleared(self, value: Any, read: Any) -> bool:
         """Whether ``value`` is back to normal: past ``clear`` if given, else simply not
-        meeting the condition."""
+        meeting the condition (a rate rule is back to normal once its incident ends)."""
+        if self.rate is not None:
+            return True
         if self.clear is None or self.equals is not None:
             return not self.fires(value, read)
         if not isinstance(value, int | float) or isinstance(value, bool):
@@ -108,7 +126,8 @@ def parse_rule(data: Any, *, pack: str | None = None, categories: Any = (),
     if not isinstance(data, dict):
         raise BadRequestData("A rule is an object")
     known = {"id", "entityType", "attribute", "above", "below", "equals", "clear", "for",
-             "category", "severity", "subCategory", "title", "agency", "description"}
+             "category", "severity", "subCategory", "title", "agency", "description",
+             "rises", "falls"}
     unknown = set(data) - known
     if unknown:
         raise BadRequestData(f"Unknown rule members {sorted(unknown)}")
@@ -123,9 +142,20 @@ def parse_rule(data: Any, *, pack: str | None = None, categories: Any = (),
         raise BadRequestData(f"{where}: category must be one of {sorted(categories)}")
     if severities and data["severity"] not in severities:
         raise BadRequestData(f"{where}: severity must be one of {sorted(severities)}")
-    conditions = [k for k in ("above", "below", "equals") if k in data]
+    conditions = [k for k in ("above", "below", "equals", "rises", "falls") if k in data]
     if len(conditions) != 1:
-        raise BadRequestData(f"{where}: exactly one of above, below, equals")
+        raise BadRequestData(f"{where}: exactly one of above, below, equals, rises, falls")
+    rate = None
+    if conditions[0] in ("rises", "falls"):
+        spec = data[conditions[0]]
+        if not isinstance(spec, dict) or set(spec) != {"by", "within"} or not isinstance(
+                spec["by"], int | float) or isinstance(spec["by"], bool) or spec["by"] <= 0:
+            raise BadRequestData(f"{where}: {conditions[0]} is {{by: n > 0, within: PT30M}}")
+        within = _seconds(spec["within"], where)
+        if within <= 0 or "for" in data or "clear" in data:
+            raise BadRequestData(f"{where}: {conditions[0]} needs a within, and takes no "
+                                 "for or clear")
+        rate = Rate(float(spec["by"]) * (1 if conditions[0] == "rises" else -1), within)
     title = data.get("title")
     if isinstance(title, str):
         title = {"en": title}
@@ -138,7 +168,8 @@ def parse_rule(data: Any, *, pack: str | None = None, categories: Any = (),
         above=_threshold(data.get("above"), where, "above"),
         below=_threshold(data.get("below"), where, "below"),
         equals=data.get("equals"), clear=_threshold(data.get("clear"), where, "clear"),
-        for_seconds=_seconds(data.get("for"), where), sub_category=data.get("subCategory"),
+        for_seconds=_seconds(data.get("for"), where), rate=rate,
+        sub_category=data.get("subCategory"),
         agency=data.get("agency"), pack=pack, source=dict(data))
 
 

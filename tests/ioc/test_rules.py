@@ -105,18 +105,41 @@ def test_a_duration_is_read_from_history(client: TestClient) -> None:
                                               "observedAt": at(60)}})
     assert r.status_code == 201
     # The alert rule wants the level above 1.0 for ten minutes (PT10M) of observations.
+    def alerts() -> list[dict[str, Any]]:
+        return [i for i in incidents(client) if i["alertSource"] == "rule:flood-station-alert"]
+
     flood(client, 1.3, 50)
     flood(client, 0.9, 32)
     flood(client, 1.4, 29)
     flood(client, 1.5, 23)  # ten minutes back: 0.9 at -32 min is inside them
-    assert incidents(client) == []
+    assert alerts() == []
     flood(client, 1.45, 20)  # ten minutes back, 0.9 was still the level in force
-    assert incidents(client) == []
+    assert alerts() == []
     flood(client, 1.5, 15)  # since 1.4 at -29 min, above 1.0 all along
-    [opened] = incidents(client)
-    assert opened["alertSource"] == "rule:flood-station-alert"
+    [opened] = alerts()
     assert opened["severity"] == "high"
     assert opened["name"] == "Mực nước vượt báo động tại Sông Hàn: 1.5 m"
+
+
+def test_a_rate_of_change_is_read_from_history(client: TestClient) -> None:
+    r = client.post(E, json={"id": "urn:ngsi-ld:FloodMonitoring:f1", "type": "FloodMonitoring",
+                             "name": {"type": "Property", "value": "Cầu Rồng"},
+                             "alertLevel": {"type": "Property", "value": 5.0},
+                             "dangerLevel": {"type": "Property", "value": 6.0},
+                             "currentLevel": {"type": "Property", "value": 1.0,
+                                              "observedAt": at(90)}})
+    assert r.status_code == 201
+
+    def rising() -> list[dict[str, Any]]:
+        return [i for i in incidents(client)
+                if i["alertSource"] == "rule:flood-station-rising"]
+
+    flood(client, 1.2, 50)  # +0.2 on what was in force 30 min earlier (1.0, at -90 min)
+    flood(client, 1.25, 25)  # +0.25 on 1.0: at -55 min, 1.2 had not come yet
+    assert rising() == []
+    flood(client, 1.6, 10)  # +0.4 on 1.2, in force 30 min earlier (at -40 min)
+    [opened] = rising()
+    assert opened["name"] == "Nước lên nhanh tại Cầu Rồng: 1.6 m"
 
 
 def test_devices_gone_silent_and_rules_added_through_the_api(client: TestClient) -> None:
@@ -177,3 +200,16 @@ def test_parse_rule_reads_relative_thresholds() -> None:
     assert rule.cleared(2.0, levels) and not rule.cleared(2.3, levels)
     with pytest.raises(BadRequestData):
         parse_rule({"id": "x"})
+
+
+def test_rate_rules_are_checked() -> None:
+    base = {"id": "r", "entityType": "T", "attribute": "a", "category": "other",
+            "severity": "low", "title": "t"}
+    rule = parse_rule({**base, "falls": {"by": 2, "within": "PT1H"}})
+    assert rule.rate is not None and rule.rate.by == -2 and rule.rate.within_seconds == 3600
+    assert rule.fires(5, {}.get, 7.5) and not rule.fires(6, {}.get, 7.5)
+    assert not rule.fires(5, {}.get, None)  # nothing in force back then
+    for bad in ({"rises": {"by": 0, "within": "PT1H"}}, {"rises": {"by": 1}},
+                {"rises": {"by": 1, "within": "PT1H"}, "for": "PT5M"}):
+        with pytest.raises(BadRequestData):
+            parse_rule({**base, **bad})

@@ -22,6 +22,7 @@ from dothi.errors import BadRequestData, DothiError, ResourceNotFound
 from dothi.ioc.incidents import IncidentDesk
 from dothi.ioc.rules import Rule, load_packs, parse_rule
 from dothi.ngsild.entity import expand_entity
+from dothi.ngsild.geo import parse_geoquery
 from dothi.ngsild.temporal import TimeQuery
 from dothi.ngsild.timeutil import now_iso
 from dothi.ngsild.typeexpr import parse_type_expr
@@ -177,11 +178,61 @@ class RuleEngine:
                     continue
                 if rule.for_seconds and not self._held(tenant, doc, rule, instances[0], read):
                     continue
+                if rule.together is not None:
+                    touched.extend(self._together(tenant, rule, doc))
+                    continue
                 key = f"rule:{rule.id}:{doc['id']}"
                 if not self._rearmed(tenant, key, rule, doc, read):
                     continue
                 touched.append(self._open(tenant, rule, doc, value, key))
         return touched
+
+    def _together(self, tenant: str, rule: Rule, doc: dict) -> list[str]:
+        """An area rule: the areas holding this entity, and in each, whether enough of
+        the rule's entities meet the condition now (each by its current value)."""
+        assert rule.together is not None
+        where = self._reader(doc)("location")
+        if not isinstance(where, dict):
+            return []
+        touched = []
+        areas = self._query(tenant, rule.together.area_type, "intersects", where)
+        for area in areas:
+            shape = self._reader(area)("location")
+            if not isinstance(shape, dict) or shape.get("type") not in ("Polygon",
+                                                                       "MultiPolygon"):
+                continue
+            members = self._query(tenant, rule.entity_type, "within", shape)
+            firing = [m for m in members if self._meets(rule, m)]
+            if len(firing) < rule.together.at_least:
+                continue
+            key = f"rule:{rule.id}:area:{area['id']}"
+            read = self._reader(area)
+            if not self._rearmed(tenant, key, rule, area, read):
+                continue
+            name = read("name")
+            if isinstance(name, dict) or not name:
+                name = _language_name(area) or area["id"].rsplit(":", 1)[-1]
+            eid, _ = self.desk.open(
+                tenant, title=rule.text("vi", name=name, value=len(firing)),
+                description=rule.text("en", name=name, value=len(firing)),
+                category=rule.category, severity=rule.severity,
+                sub_category=rule.sub_category, location=shape, ward=str(name),
+                source=f"rule:{rule.id}", related=sorted(m["id"] for m in firing),
+                dedup_key=key)
+            self.fired += 1
+            touched.append(eid)
+        return touched
+
+    def _meets(self, rule: Rule, doc: dict) -> bool:
+        read = self._reader(doc)
+        return rule.fires(read(rule.attribute), read)
+
+    def _query(self, tenant: str, etype: str, georel: str, geometry: dict) -> list[dict]:
+        geo = parse_geoquery(georel, geometry["type"], geometry["coordinates"], None)
+        query = EntityQuery(selectors=[Selector(types=parse_type_expr(etype, self.ctx.expand))],
+                            geo=geo, limit=10_000)
+        docs, _ = self.broker.store.query(tenant, query)
+        return docs
 
     def _reader(self, doc: dict) -> Any:
         def read(name: str) -> Any:
@@ -247,6 +298,15 @@ class RuleEngine:
             source=f"rule:{rule.id}", related=[doc["id"]], dedup_key=key)
         self.fired += 1
         return eid
+
+
+def _language_name(doc: dict) -> str | None:
+    """The Vietnamese (else any) name of an area whose ``name`` is a LanguageProperty."""
+    for key, instances in doc.items():
+        if key.endswith("/name") and instances and "languageMap" in instances[0]:
+            names = instances[0]["languageMap"]
+            return str(names.get("vi") or next(iter(names.values()), "")) or None
+    return None
 
 
 def _rule_entity(rule_id: str) -> str:

@@ -18,7 +18,10 @@ and danger levels. ``rises``/``falls`` (``{by: 0.3, within: PT30M}``) compare th
 with the one in force that long before it, read from history. ``for`` is an ISO 8601
 duration read from the attribute's history, so any server process can judge it. ``clear``
 is where the condition ends: after an incident is resolved, the rule opens a new one only
-once the value has been back past ``clear``.
+once the value has been back past ``clear``. ``together: {atLeast: 3, in: AdministrativeArea}``
+turns the rule into an area rule: it fires when at least that many entities inside one area
+(an entity of that type whose polygon holds them) meet the condition at once, and opens one
+incident for the area, not one per entity.
 """
 
 from __future__ import annotations
@@ -60,6 +63,12 @@ class Rate:
 
 
 @dataclass(frozen=True)
+class Together:
+    at_least: int
+    area_type: str
+
+
+@dataclass(frozen=True)
 class Rule:
     id: str
     entity_type: str
@@ -73,6 +82,7 @@ class Rule:
     clear: Threshold | None = None
     for_seconds: int = 0
     rate: Rate | None = None
+    together: Together | None = None
     sub_category: str | None = None
     agency: str | None = None
     pack: str | None = None  # the shipped pack it came from, None for the API's
@@ -127,7 +137,7 @@ def parse_rule(data: Any, *, pack: str | None = None, categories: Any = (),
         raise BadRequestData("A rule is an object")
     known = {"id", "entityType", "attribute", "above", "below", "equals", "clear", "for",
              "category", "severity", "subCategory", "title", "agency", "description",
-             "rises", "falls"}
+             "rises", "falls", "together"}
     unknown = set(data) - known
     if unknown:
         raise BadRequestData(f"Unknown rule members {sorted(unknown)}")
@@ -169,6 +179,7 @@ def parse_rule(data: Any, *, pack: str | None = None, categories: Any = (),
         below=_threshold(data.get("below"), where, "below"),
         equals=data.get("equals"), clear=_threshold(data.get("clear"), where, "clear"),
         for_seconds=_seconds(data.get("for"), where), rate=rate,
+        together=_together(data.get("together"), where, rate),
         sub_category=data.get("subCategory"),
         agency=data.get("agency"), pack=pack, source=dict(data))
 
@@ -209,3 +220,15 @@ def _seconds(value: Any, where: str) -> int:
         raise BadRequestData(f"{where}: for is an ISO 8601 duration such as PT10M")
     days, hours, minutes, seconds = (int(g or 0) for g in match.groups())
     return ((days * 24 + hours) * 60 + minutes) * 60 + seconds
+
+
+def _together(value: Any, where: str, rate: Rate | None) -> Together | None:
+    if value is None:
+        return None
+    if not isinstance(value, dict) or set(value) != {"atLeast", "in"} or not isinstance(
+            value["atLeast"], int) or isinstance(value["atLeast"], bool) or \
+            value["atLeast"] < 2 or not isinstance(value["in"], str) or not value["in"]:
+        raise BadRequestData(f"{where}: together is {{atLeast: n >= 2, in: AreaType}}")
+    if rate is not None:
+        raise BadRequestData(f"{where}: together takes a threshold, not a rate")
+    return Together(value["atLeast"], value["in"])

@@ -213,3 +213,47 @@ def test_rate_rules_are_checked() -> None:
                 {"rises": {"by": 1, "within": "PT1H"}, "for": "PT5M"}):
         with pytest.raises(BadRequestData):
             parse_rule({**base, **bad})
+
+
+def test_an_area_rule_opens_one_incident_for_the_ward(client: TestClient) -> None:
+    ring = [[108.20, 16.05], [108.23, 16.05], [108.23, 16.08], [108.20, 16.08],
+            [108.20, 16.05]]
+    r = client.post(E, json={"id": "urn:ngsi-ld:AdministrativeArea:hai-chau",
+                             "type": "AdministrativeArea",
+                             "name": {"type": "LanguageProperty",
+                                      "languageMap": {"vi": "Hải Châu", "en": "Hai Chau"}},
+                             "location": {"type": "GeoProperty", "value": {
+                                 "type": "Polygon", "coordinates": [ring]}}})
+    assert r.status_code == 201, r.text
+    stations = [(108.21, 16.06), (108.22, 16.07), (108.215, 16.075), (108.30, 16.10)]
+    for n, (lon, lat) in enumerate(stations):
+        r = client.post(E, json={
+            "id": f"urn:ngsi-ld:FloodMonitoring:s{n}", "type": "FloodMonitoring",
+            "alertLevel": {"type": "Property", "value": 1.0},
+            "currentLevel": {"type": "Property", "value": 0.95},
+            "location": {"type": "GeoProperty", "value": {
+                "type": "Point", "coordinates": [lon, lat]}}})
+        assert r.status_code == 201, r.text
+
+    def widespread() -> list[dict[str, Any]]:
+        return [i for i in incidents(client)
+                if i["alertSource"] == "rule:flood-ward-widespread"]
+
+    def level(n: int, value: float) -> None:
+        r = client.patch(f"{E}/urn:ngsi-ld:FloodMonitoring:s{n}/attrs", json={
+            "currentLevel": {"type": "Property", "value": value}})
+        assert r.status_code == 204
+
+    level(3, 1.4)  # outside the ward
+    level(0, 1.2)
+    level(1, 1.1)
+    assert widespread() == []  # two in the ward
+    level(2, 1.3)
+    [opened] = widespread()
+    assert opened["ward"] == "Hải Châu"
+    assert opened["name"] == "Ngập diện rộng tại Hải Châu: 3 trạm vượt mức báo động"
+    assert opened["relatedEntities"] == [f"urn:ngsi-ld:FloodMonitoring:s{n}" for n in range(3)]
+    assert opened["location"]["type"] == "Polygon"
+    level(0, 1.25)  # still three: the same incident counts again
+    [same] = widespread()
+    assert same["id"] == opened["id"] and same["occurrences"] == 2

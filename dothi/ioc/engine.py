@@ -171,6 +171,9 @@ class RuleEngine:
                     continue
                 value = instances[0].get("value")
                 read = self._reader(doc)
+                if rule.geofence is not None:
+                    touched.extend(self._geofence(tenant, rule, outcome, iri))
+                    continue
                 earlier = None
                 if rule.rate is not None:
                     earlier = self._earlier(tenant, doc, rule, instances[0])
@@ -219,6 +222,44 @@ class RuleEngine:
                 sub_category=rule.sub_category, location=shape, ward=str(name),
                 source=f"rule:{rule.id}", related=sorted(m["id"] for m in firing),
                 dedup_key=key)
+            self.fired += 1
+            touched.append(eid)
+        return touched
+
+    def _geofence(self, tenant: str, rule: Rule, outcome: Outcome, iri: str) -> list[str]:
+        """The areas the entity entered (or left) with this change: those holding where
+        it is now and not where it was before (or the other way round)."""
+        assert rule.geofence is not None and outcome.after is not None
+        now = outcome.after[iri][0].get("value")
+        was = ((outcome.before or {}).get(iri) or [{}])[0].get("value")
+        area_type = rule.geofence.area_type
+
+        def areas(where: Any) -> dict[str, dict]:
+            if not isinstance(where, dict) or "coordinates" not in where:
+                return {}
+            found = self._query(tenant, area_type, "intersects", where)
+            return {a["id"]: a for a in found}
+
+        inside, before = areas(now), areas(was)
+        crossed = ({k: v for k, v in inside.items() if k not in before}
+                   if rule.geofence.enters else
+                   {k: v for k, v in before.items() if k not in inside})
+        doc = outcome.after
+        name = self._reader(doc)("name")
+        label = name if isinstance(name, str) else doc["id"].rsplit(":", 1)[-1]
+        touched = []
+        for area_id, area in sorted(crossed.items()):
+            key = f"rule:{rule.id}:{doc['id']}:{area_id}"
+            area_name = self._reader(area)("name")
+            if not isinstance(area_name, str):
+                area_name = _language_name(area) or area_id.rsplit(":", 1)[-1]
+            eid, _ = self.desk.open(
+                tenant, title=rule.text("vi", name=label, value=area_name),
+                description=rule.text("en", name=label, value=area_name),
+                category=rule.category, severity=rule.severity,
+                sub_category=rule.sub_category,
+                location=now if isinstance(now, dict) else None, ward=area_name,
+                source=f"rule:{rule.id}", related=[doc["id"], area_id], dedup_key=key)
             self.fired += 1
             touched.append(eid)
         return touched

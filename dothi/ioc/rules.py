@@ -21,7 +21,9 @@ is where the condition ends: after an incident is resolved, the rule opens a new
 once the value has been back past ``clear``. ``together: {atLeast: 3, in: AdministrativeArea}``
 turns the rule into an area rule: it fires when at least that many entities inside one area
 (an entity of that type whose polygon holds them) meet the condition at once, and opens one
-incident for the area, not one per entity.
+incident for the area, not one per entity. ``enters: AreaType`` or ``leaves: AreaType`` is a
+geofence on a GeoProperty attribute: it fires when the entity moves into (or out of) an
+area of that type.
 """
 
 from __future__ import annotations
@@ -69,6 +71,12 @@ class Together:
 
 
 @dataclass(frozen=True)
+class Geofence:
+    enters: bool  # False: leaves
+    area_type: str
+
+
+@dataclass(frozen=True)
 class Rule:
     id: str
     entity_type: str
@@ -83,12 +91,18 @@ class Rule:
     for_seconds: int = 0
     rate: Rate | None = None
     together: Together | None = None
+    geofence: Geofence | None = None
     sub_category: str | None = None
     agency: str | None = None
     pack: str | None = None  # the shipped pack it came from, None for the API's
     source: dict[str, Any] = field(default_factory=dict, compare=False)
 
     def fires(self, value: Any, read: Any, earlier: Any = None) -> bool:
+        if self.geofence is not None:
+            return False  # judged by where the entity was and is (RuleEngine)
+        return self._meets(value, read, earlier)
+
+    def _meets(self, value: Any, read: Any, earlier: Any) -> bool:
         """Whether ``value`` meets the condition (``read`` gives the entity's others;
         ``earlier`` is, for a rate rule, the value in force ``within`` before)."""
         if self.rate is not None:
@@ -110,8 +124,9 @@ class Rule:
 
     def cleared(self, value: Any, read: Any) -> bool:
         """Whether ``value`` is back to normal: past ``clear`` if given, else simply not
-        meeting the condition (a rate rule is back to normal once its incident ends)."""
-        if self.rate is not None:
+        meeting the condition (a rate rule or a geofence is back to normal once its
+        incident ends)."""
+        if self.rate is not None or self.geofence is not None:
             return True
         if self.clear is None or self.equals is not None:
             return not self.fires(value, read)
@@ -137,7 +152,7 @@ def parse_rule(data: Any, *, pack: str | None = None, categories: Any = (),
         raise BadRequestData("A rule is an object")
     known = {"id", "entityType", "attribute", "above", "below", "equals", "clear", "for",
              "category", "severity", "subCategory", "title", "agency", "description",
-             "rises", "falls", "together"}
+             "rises", "falls", "together", "enters", "leaves"}
     unknown = set(data) - known
     if unknown:
         raise BadRequestData(f"Unknown rule members {sorted(unknown)}")
@@ -152,9 +167,17 @@ def parse_rule(data: Any, *, pack: str | None = None, categories: Any = (),
         raise BadRequestData(f"{where}: category must be one of {sorted(categories)}")
     if severities and data["severity"] not in severities:
         raise BadRequestData(f"{where}: severity must be one of {sorted(severities)}")
-    conditions = [k for k in ("above", "below", "equals", "rises", "falls") if k in data]
+    kinds = ("above", "below", "equals", "rises", "falls", "enters", "leaves")
+    conditions = [k for k in kinds if k in data]
     if len(conditions) != 1:
-        raise BadRequestData(f"{where}: exactly one of above, below, equals, rises, falls")
+        raise BadRequestData(f"{where}: exactly one of {', '.join(kinds)}")
+    geofence = None
+    if conditions[0] in ("enters", "leaves"):
+        if not isinstance(data[conditions[0]], str) or not data[conditions[0]]:
+            raise BadRequestData(f"{where}: {conditions[0]} names an area type")
+        if any(k in data for k in ("for", "clear", "together")):
+            raise BadRequestData(f"{where}: a geofence takes no for, clear or together")
+        geofence = Geofence(conditions[0] == "enters", data[conditions[0]])
     rate = None
     if conditions[0] in ("rises", "falls"):
         spec = data[conditions[0]]
@@ -179,7 +202,7 @@ def parse_rule(data: Any, *, pack: str | None = None, categories: Any = (),
         below=_threshold(data.get("below"), where, "below"),
         equals=data.get("equals"), clear=_threshold(data.get("clear"), where, "clear"),
         for_seconds=_seconds(data.get("for"), where), rate=rate,
-        together=_together(data.get("together"), where, rate),
+        together=_together(data.get("together"), where, rate), geofence=geofence,
         sub_category=data.get("subCategory"),
         agency=data.get("agency"), pack=pack, source=dict(data))
 

@@ -257,3 +257,43 @@ def test_an_area_rule_opens_one_incident_for_the_ward(client: TestClient) -> Non
     level(0, 1.25)  # still three: the same incident counts again
     [same] = widespread()
     assert same["id"] == opened["id"] and same["occurrences"] == 2
+
+
+def test_a_geofence_fires_on_entering_and_leaving(client: TestClient) -> None:
+    square = [[108.20, 16.05], [108.21, 16.05], [108.21, 16.06], [108.20, 16.06],
+              [108.20, 16.05]]
+    r = client.post(E, json={"id": "urn:ngsi-ld:RestrictedTrafficArea:old-quarter",
+                             "type": "RestrictedTrafficArea",
+                             "name": {"type": "Property", "value": "Phố cổ"},
+                             "location": {"type": "GeoProperty", "value": {
+                                 "type": "Polygon", "coordinates": [square]}}})
+    assert r.status_code == 201
+    for kind in ("enters", "leaves"):
+        r = client.post("/ioc/rules", json={
+            "id": f"truck-{kind}", "entityType": "Vehicle", "attribute": "location",
+            kind: "RestrictedTrafficArea", "category": "traffic", "severity": "low",
+            "title": {"vi": f"{{name}} {kind} {{value}}", "en": f"{{name}} {kind} {{value}}"}})
+        assert r.status_code == 201, r.text
+
+    def move(lon: float, lat: float) -> None:
+        r = client.patch(f"{E}/urn:ngsi-ld:Vehicle:truck-7/attrs", json={
+            "location": {"type": "GeoProperty", "value": {
+                "type": "Point", "coordinates": [lon, lat]}}})
+        assert r.status_code == 204
+
+    client.post(E, json={"id": "urn:ngsi-ld:Vehicle:truck-7", "type": "Vehicle",
+                         "name": {"type": "Property", "value": "43C-123.45"},
+                         "location": {"type": "GeoProperty", "value": {
+                             "type": "Point", "coordinates": [108.25, 16.07]}}})
+    move(108.24, 16.07)  # still outside
+    assert incidents(client) == []
+    move(108.205, 16.055)  # in
+    [entered] = incidents(client)
+    assert entered["name"] == "43C-123.45 enters Phố cổ"
+    assert entered["relatedEntities"] == ["urn:ngsi-ld:Vehicle:truck-7",
+                                          "urn:ngsi-ld:RestrictedTrafficArea:old-quarter"]
+    move(108.206, 16.056)  # moving inside: nothing new
+    assert len(incidents(client)) == 1
+    move(108.30, 16.10)  # out
+    names = sorted(i["name"] for i in incidents(client))
+    assert names == ["43C-123.45 enters Phố cổ", "43C-123.45 leaves Phố cổ"]

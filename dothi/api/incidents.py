@@ -18,6 +18,7 @@ from dothi.api.http import broker, int_param, json_response, tenant
 from dothi.errors import BadRequestData, InvalidRequest, ResourceNotFound
 from dothi.ioc.cap import atom_feed, to_xml
 from dothi.ioc.incidents import IncidentDesk
+from dothi.ioc.summary import summary
 from dothi.ngsild.render import RenderOptions, render_entity
 
 router = APIRouter(prefix="/ioc", tags=["Operations centre"])
@@ -241,3 +242,11 @@ async def warning_xml(request: Request, identifier: str) -> Response:
     message = await run_in_threadpool(request.app.state.ioc.warnings.get, tenant(request),
                                       identifier)
     return Response(to_xml(message), media_type=CAP_XML)
+
+
+@router.get("/summary", summary="The figures of the dashboard's tiles")
+async def ioc_summary(request: Request) -> Response:
+    ioc = request.app.state.ioc
+    figures = await run_in_threadpool(summary, broker(request), ioc.desk, ioc.warnings,
+                                      tenant(request))
+    return json_response(figures)

@@ -186,3 +186,35 @@ def test_overdue_incidents_escalate_once_per_period(client: TestClient) -> None:
     got = incident(client, eid)
     assert got["escalationLevel"] == 2
     assert "dateEscalated" in got
+
+
+def test_the_summary_counts_what_an_operator_watches(client: TestClient) -> None:
+    flood = open_incident(client)
+    open_incident(client, category="airQuality", title="PM2.5")
+    closed = open_incident(client, category="waste", title="Bin")
+    move(client, closed, "closed", note="duplicate")
+    client.app.state.ioc.desk.escalate(  # type: ignore[attr-defined]
+        datetime.now(UTC) + timedelta(hours=1))
+    for n, (level, alert) in enumerate([(1.2, 1.0), (0.5, 1.0)]):
+        client.post("/ngsi-ld/v1/entities", json={
+            "id": f"urn:ngsi-ld:FloodMonitoring:s{n}", "type": "FloodMonitoring",
+            "currentLevel": {"type": "Property", "value": level},
+            "alertLevel": {"type": "Property", "value": alert}})
+    client.post("/ngsi-ld/v1/entities", json={
+        "id": "urn:ngsi-ld:AirQualityObserved:a1", "type": "AirQualityObserved",
+        "pm25": {"type": "Property", "value": 38.5}})
+    for n, state in enumerate(["online", "online", "silent"]):
+        client.post("/ngsi-ld/v1/entities", json={
+            "id": f"urn:ngsi-ld:Device:d{n}", "type": "Device",
+            "deviceState": {"type": "Property", "value": state}})
+    client.app.state.ioc.engine.queue.join()  # type: ignore[attr-defined]
+    figures = client.get("/ioc/summary").json()
+    # The silent device opened an incident of its own (the devices rule pack).
+    assert figures["openIncidents"] == {"flooding": 1, "airQuality": 1, "device": 1}
+    assert figures["openIncidentsTotal"] == 3
+    assert figures["overdueIncidents"] == 2
+    assert figures["devices"] == {"online": 2, "silent": 1, "unknown": 0}
+    assert figures["floodStationsAboveAlert"] == 1
+    assert figures["pm25Max"] == 38.5
+    assert figures["warningsInForce"] == 0
+    assert incident(client, flood)["escalationLevel"] == 1

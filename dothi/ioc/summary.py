@@ -1,0 +1,55 @@
+"""The figures an operations centre keeps in view (the dashboard's tiles): open incidents
+by domain and how many are overdue, devices online and silent, the worst PM2.5 now, flood
+stations above their alert level, and the warnings in force. Each is a counting query on
+the store, so the figures are right with any number of server processes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from dothi.broker.broker import Broker
+from dothi.ioc.cap import WarningDesk
+from dothi.ioc.incidents import IncidentDesk
+from dothi.ngsild.qlang import parse_q
+from dothi.ngsild.typeexpr import parse_type_expr
+from dothi.store.base import EntityQuery, Selector
+
+
+def summary(broker: Broker, desk: IncidentDesk, warnings: WarningDesk,
+            tenant: str) -> dict[str, Any]:
+    ctx = broker.resolver.core
+
+    def count(etype: str, q: str | None = None) -> int:
+        query = EntityQuery(selectors=[Selector(types=parse_type_expr(etype, ctx.expand))],
+                            q=parse_q(q) if q else None, expand=ctx.expand, limit=1,
+                            count=True, ids_only=True)
+        _, total = broker.store.query(tenant, query)
+        return int(total or 0)
+
+    open_states = "|".join(f'status=="{s}"' for s in sorted(desk.flow.open))
+    by_category = {category: count("Incident", f'category=="{category}";({open_states})')
+                   for category in desk.flow.categories}
+    flooded = 0
+    worst_pm25: float | None = None
+    query = EntityQuery(selectors=[Selector(types=parse_type_expr(
+        "FloodMonitoring", ctx.expand))], limit=10_000)
+    for doc in broker.store.query(tenant, query)[0]:
+        level, alert = desk.value(doc, "currentLevel"), desk.value(doc, "alertLevel")
+        if isinstance(level, int | float) and isinstance(alert, int | float) and level > alert:
+            flooded += 1
+    query = EntityQuery(selectors=[Selector(types=parse_type_expr(
+        "AirQualityObserved", ctx.expand))], limit=10_000)
+    for doc in broker.store.query(tenant, query)[0]:
+        pm25 = desk.value(doc, "pm25")
+        if isinstance(pm25, int | float) and (worst_pm25 is None or pm25 > worst_pm25):
+            worst_pm25 = float(pm25)
+    return {
+        "openIncidents": {k: v for k, v in by_category.items() if v},
+        "openIncidentsTotal": sum(by_category.values()),
+        "overdueIncidents": count("Incident", f"escalationLevel>0;({open_states})"),
+        "devices": {state: count("Device", f'deviceState=="{state}"')
+                    for state in ("online", "silent", "unknown")},
+        "floodStationsAboveAlert": flooded,
+        "pm25Max": worst_pm25,
+        "warningsInForce": len(warnings.current(tenant)),
+    }

@@ -248,5 +248,5 @@ async def warning_xml(request: Request, identifier: str) -> Response:
 async def ioc_summary(request: Request) -> Response:
     ioc = request.app.state.ioc
     figures = await run_in_threadpool(summary, broker(request), ioc.desk, ioc.warnings,
-                                      tenant(request))
+                                      tenant(request), ioc.engine.dropped)
     return json_response(figures)

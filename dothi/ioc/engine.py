@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+import time
 from datetime import datetime
 from typing import Any
 
@@ -30,6 +31,7 @@ from dothi.store.base import DEFAULT_TENANT, EntityQuery, Outcome, Selector
 
 log = logging.getLogger(__name__)
 RULE_TYPE = "IocRule"
+MAX_QUEUE = 10_000  # writes (each a batch of changes) waiting to be judged
 HISTORY_CAP = 10_000
 
 
@@ -47,8 +49,13 @@ class RuleEngine:
         self.by_type: dict[str, list[Rule]] = {}
         self.watched: dict[str, frozenset[str]] = {}  # type IRI -> attribute IRIs
         self._index()
-        self.queue: queue.Queue[tuple[str, list[Outcome]] | None] = queue.Queue()
+        # Bounded: under a storm of firings the writers must not wait on the rules, nor
+        # memory grow without end; what does not fit is counted and logged, not judged.
+        self.queue: queue.Queue[tuple[str, list[Outcome]] | None] = queue.Queue(
+            maxsize=MAX_QUEUE)
         self.fired = 0
+        self.dropped = 0
+        self._warned = 0.0
         self._thread: threading.Thread | None = None
 
     def rules(self) -> list[Rule]:
@@ -124,7 +131,14 @@ class RuleEngine:
         watched = [o for o in outcomes if o.status in ("created", "updated")
                    and o.after is not None and self._news(o.after)]
         if watched:
-            self.queue.put((tenant, watched))
+            try:
+                self.queue.put_nowait((tenant, watched))
+            except queue.Full:
+                self.dropped += len(watched)
+                if time.monotonic() - self._warned > 60:
+                    self._warned = time.monotonic()
+                    log.warning("rule engine behind: %d changes not judged so far",
+                                self.dropped)
 
     def _news(self, doc: dict) -> bool:
         stamp = doc.get("modifiedAt")
@@ -141,7 +155,7 @@ class RuleEngine:
 
     def stop(self) -> None:
         if self._thread is not None:
-            self.queue.put(None)
+            self.queue.put(None)  # waits for room: what is queued is judged first
             self._thread.join(10)
             self._thread = None
 

@@ -16,7 +16,7 @@ from dothi.store.base import EntityQuery, Selector
 
 
 def summary(broker: Broker, desk: IncidentDesk, warnings: WarningDesk,
-            tenant: str) -> dict[str, Any]:
+            tenant: str, rules_behind: int = 0) -> dict[str, Any]:
     ctx = broker.resolver.core
 
     def count(etype: str, q: str | None = None) -> int:
@@ -52,4 +52,6 @@ def summary(broker: Broker, desk: IncidentDesk, warnings: WarningDesk,
         "floodStationsAboveAlert": flooded,
         "pm25Max": worst_pm25,
         "warningsInForce": len(warnings.current(tenant)),
+        # Changes this process's rule engine could not judge (it fell behind a storm).
+        "changesNotJudged": rules_behind,
     }

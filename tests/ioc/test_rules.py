@@ -297,3 +297,22 @@ def test_a_geofence_fires_on_entering_and_leaving(client: TestClient) -> None:
     move(108.30, 16.10)  # out
     names = sorted(i["name"] for i in incidents(client))
     assert names == ["43C-123.45 enters Phố cổ", "43C-123.45 leaves Phố cổ"]
+
+
+def test_a_rule_engine_that_falls_behind_counts_what_it_skips(client: TestClient) -> None:
+    from dothi.ioc.engine import RuleEngine
+
+    ioc = client.app.state.ioc  # type: ignore[attr-defined]
+    stalled = RuleEngine(ioc.broker, ioc.desk)  # not started: nothing drains its queue
+    stalled.queue.maxsize = 1
+    doc = {"id": "urn:ngsi-ld:WasteContainer:x",
+           "type": ["https://uri.etsi.org/ngsi-ld/default-context/WasteContainer"],
+           "modifiedAt": "2026-11-25T00:00:00Z",
+           "https://uri.etsi.org/ngsi-ld/default-context/fillingLevel": [
+               {"type": "Property", "value": 0.95, "modifiedAt": "2026-11-25T00:00:00Z"}]}
+    from dothi.store.base import Outcome
+
+    for _ in range(3):
+        stalled.on_write("t", [Outcome(doc["id"], "updated", None, None, doc)])
+    assert stalled.queue.qsize() == 1 and stalled.dropped == 2
+    assert client.get("/ioc/summary").json()["changesNotJudged"] == 0  # the app's own

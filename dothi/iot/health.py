@@ -12,12 +12,10 @@ that subscriptions and the IOC see like any other.
 
 from __future__ import annotations
 
-import logging
 import threading
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from dothi.errors import DothiError
 from dothi.iot.config import Binding, device_entity_id, device_of
 from dothi.iot.registry import DEVICE_TYPE, DeviceRegistry
 from dothi.ngsild import merge
@@ -25,9 +23,9 @@ from dothi.ngsild.entity import expand_attributes
 from dothi.ngsild.qlang import parse_q
 from dothi.ngsild.timeutil import now_iso
 from dothi.ngsild.typeexpr import parse_type_expr
+from dothi.periodic import Periodic
 from dothi.store.base import UNCHANGED, EntityQuery, Selector
 
-log = logging.getLogger(__name__)
 Key = tuple[str, str]  # (tenant, device id)
 PAGE = 1000
 CHUNK = 200
@@ -40,13 +38,13 @@ class DeviceHealth:
         self.broker = registry.broker
         self.ctx = self.broker.resolver.core
         self.interval = interval
-        self.tick = tick
         self._lock = threading.Lock()
         # (tenant, device id) -> [messages since last write, last seen, battery or None]
         self._pending: dict[Key, list[Any]] = {}
         self._online: set[Key] = set()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._every = Periodic("dothi-iot-health", tick, self._tick,
+                               "device health not written")
+        self._last_full = datetime.now(UTC)
         e = self.ctx.expand
         self.iri = {n: e(n) for n in ("deviceState", "dateLastValueReported", "messageRate",
                                       "batteryLevel")}
@@ -67,31 +65,22 @@ class DeviceHealth:
     # -- the loop ---------------------------------------------------------------------
 
     def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="dothi-iot-health",
-                                        daemon=True)
-        self._thread.start()
+        self._last_full = datetime.now(UTC)
+        self._every.start()
 
     def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(10)
-            self._thread = None
+        self._every.stop()
         self.flush(everything=True)
 
-    def _run(self) -> None:
-        last_full = datetime.now(UTC)
-        while not self._stop.wait(self.tick):
-            try:
-                self.registry.maybe_reload()
-                full = datetime.now(UTC) - last_full >= timedelta(seconds=self.interval)
-                self.flush(everything=full)
-                if full:
-                    last_full = datetime.now(UTC)
-                    self.mark_silent()
-            except DothiError as exc:  # the store is away: try again next time
-                log.warning("device health not written: %s", exc.detail)
-            except Exception:  # noqa: BLE001 - the health thread must survive
-                log.exception("device health not written")
+    def _tick(self) -> None:
+        """Every second: devices not yet known online; every ``interval``: all of them,
+        then the silent ones."""
+        self.registry.maybe_reload()
+        full = datetime.now(UTC) - self._last_full >= timedelta(seconds=self.interval)
+        self.flush(everything=full)
+        if full:
+            self._last_full = datetime.now(UTC)
+            self.mark_silent()
 
     # -- writing ----------------------------------------------------------------------
 

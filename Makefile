@@ -4,16 +4,24 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 PORT ?= 1026
+WEB := dothi/web
 
-.PHONY: demo test install install-test bench lint clean
+.PHONY: demo test install install-test bench lint clean screenshots
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 
-$(VENV)/.installed: $(BIN)/python pyproject.toml
+$(VENV)/.installed: $(BIN)/python pyproject.toml $(WEB)/node_modules/.package-lock.json
 	$(BIN)/pip install --quiet -e .
 	touch $@
+
+# The dashboard's map library (MapLibre GL) comes from npm, pinned by package-lock.json.
+# Without npm the platform still runs; the dashboard then says the map is missing.
+$(WEB)/node_modules/.package-lock.json: $(WEB)/package.json $(WEB)/package-lock.json
+	@if command -v npm >/dev/null; then npm ci --prefix $(WEB) --no-audit --no-fund --silent; \
+	else echo "npm not found: the dashboard will have no map (apt-get install npm)"; \
+	mkdir -p $(WEB)/node_modules; touch $@; fi
 
 $(VENV)/.installed-test: $(VENV)/.installed
 	$(BIN)/pip install --quiet -e '.[test]'
@@ -33,6 +41,9 @@ demo: install
 test: install-test
 	$(BIN)/pytest -q
 
+screenshots: install-test
+	$(BIN)/dothi screenshots --out docs/screenshots
+
 lint: install-test
 	$(BIN)/pip install --quiet mypy
 	$(BIN)/mypy dothi
@@ -41,4 +52,4 @@ bench: install-test
 	$(BIN)/python bench/run.py
 
 clean:
-	rm -rf $(VENV) dothi-demo.db* .pytest_cache
+	rm -rf $(VENV) dothi-demo.db* .pytest_cache $(WEB)/node_modules

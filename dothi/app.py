@@ -21,6 +21,7 @@ from dothi.api import (
     batch,
     contexts,
     csources,
+    dashboard,
     entities,
     incidents,
     iot,
@@ -98,6 +99,7 @@ def create_app(settings: Settings | None = None, broker: Broker | None = None, *
             _tune_gc()
         yield
         await asyncio.to_thread(app.state.iot.stop)
+        await app.state.ioc.live.close()
         await asyncio.to_thread(app.state.ioc.stop)
         try:
             # A stopping server never hangs on its notifier: what it still held is taken
@@ -146,8 +148,9 @@ def create_app(settings: Settings | None = None, broker: Broker | None = None, *
                                 f"{request.method} {request.url.path}: {exc.detail}")
 
     for module in (entities, batch, subscriptions, csources, temporal, types, contexts, iot,
-                   incidents, meta):
+                   incidents, dashboard, meta):
         app.include_router(module.router)
+    dashboard.mount_assets(app)
     _offline_docs(app)
     return app
 

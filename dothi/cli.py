@@ -435,5 +435,28 @@ def simulate(
                       soft_wrap=True)
 
 
+@app.command()
+def screenshots(
+    out: Path = typer.Option(Path("docs/screenshots"), help="Folder for the PNG files"),
+    url: str | None = typer.Option(
+        None, help="Photograph this running dothi as it is (default: stage the demo city "
+        "with a flood in a temporary database)"),
+) -> None:
+    """Screenshots of the operations-centre dashboard, taken in chromium (Debian package
+    chromium; `pip install 'dothi[browser]'` for Playwright)."""
+    try:
+        import playwright  # noqa: F401
+    except ImportError:
+        console.print("Playwright is not installed: pip install 'dothi[browser]'", style="red",
+                      markup=False)
+        raise typer.Exit(2) from None
+    from dothi.web.screenshots import take
+
+    with console.status("Taking screenshots") as status:
+        taken = take(out, url, lambda text: status.update(text))
+    for path in taken:
+        console.print(f"Wrote {path}", markup=False)
+
+
 if __name__ == "__main__":
     app()

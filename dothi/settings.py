@@ -67,3 +67,8 @@ class Settings(BaseSettings):
     # Who the IOC's CAP warnings say they come from (CAP's sender: unique to the sender,
     # an e-mail address or a domain name).
     ioc_cap_sender: str = "ioc@dothi.local"
+    # The dashboard (/ioc/dashboard): its map's sensor layers (default: the shipped
+    # dothi/web/layers.yaml) and the longest wait, in seconds, before an open dashboard
+    # sees a write made by another server process (its own process's writes show at once).
+    ioc_layers: Path | None = None
+    ioc_live_interval: float = 2.0

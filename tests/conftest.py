@@ -30,6 +30,14 @@ def _mosquitto_up() -> bool:
 needs_mosquitto = pytest.mark.skipif(not _mosquitto_up(),
                                      reason=f"no MQTT broker on {MQTT[0]}:{MQTT[1]}")
 
+# The browser tests drive Debian's chromium with Playwright (no browser download). CI
+# installs it and sets DOTHI_TEST_REQUIRE_BROWSER, so there a missing browser fails.
+CHROMIUM = Path("/usr/bin/chromium")
+if os.environ.get("DOTHI_TEST_REQUIRE_BROWSER") and not CHROMIUM.exists():
+    raise RuntimeError(f"DOTHI_TEST_REQUIRE_BROWSER is set but {CHROMIUM} is missing")
+needs_chromium = pytest.mark.skipif(not CHROMIUM.exists(),
+                                    reason=f"no {CHROMIUM} (Debian package chromium)")
+
 CORE = "https://uri.etsi.org/ngsi-ld/v1/ngsi-ld-core-context-v1.9.jsonld"
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 # The server the PostgreSQL half of the suite runs on (CI always has one on loopback).

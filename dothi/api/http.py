@@ -42,7 +42,10 @@ def forward_of(request: Request) -> Forward:
 
 
 def tenant(request: Request) -> str:
-    value = request.headers.get("ngsild-tenant")
+    return tenant_named(request.headers.get("ngsild-tenant"))
+
+
+def tenant_named(value: str | None) -> str:
     if value is None or value == "":
         return DEFAULT_TENANT
     if not re.fullmatch(r"[A-Za-z0-9_:\-.]+", value):

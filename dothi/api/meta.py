@@ -59,6 +59,8 @@ a{{color:#0b63b6}}
 <h1>dothi</h1>
 <p>Nền tảng dữ liệu đô thị dùng chung theo chuẩn NGSI-LD.
 <span class="en">— Urban data platform speaking NGSI-LD (ETSI GS CIM 009 V1.9.1).</span></p>
+<p><a href="/ioc/dashboard"><b>Trung tâm điều hành (IOC)</b></a>
+<span class="en">— Operations centre dashboard</span></p>
 <h2>Loại thực thể <span class="en">/ Entity types</span></h2>
 <table><thead><tr><th>Loại / Type</th><th>Số lượng / Count</th></tr></thead>
 <tbody>{rows}</tbody></table>

@@ -1,5 +1,5 @@
 """The figures an operations centre keeps in view (the dashboard's tiles): open incidents
-by domain and how many are overdue, devices online and silent, the worst PM2.5 now, flood
+by domain and how many are overdue, devices online and silent, the worst PM2.5 and VN_AQI now, flood
 stations above their alert level, and the warnings in force. Each is a counting query on
 the store, so the figures are right with any number of server processes."""
 
@@ -31,6 +31,7 @@ def summary(broker: Broker, desk: IncidentDesk, warnings: WarningDesk,
                    for category in desk.flow.categories}
     flooded = 0
     worst_pm25: float | None = None
+    worst_aqi: float | None = None
     query = EntityQuery(selectors=[Selector(types=parse_type_expr(
         "FloodMonitoring", ctx.expand))], limit=10_000)
     for doc in broker.store.query(tenant, query)[0]:
@@ -40,9 +41,11 @@ def summary(broker: Broker, desk: IncidentDesk, warnings: WarningDesk,
     query = EntityQuery(selectors=[Selector(types=parse_type_expr(
         "AirQualityObserved", ctx.expand))], limit=10_000)
     for doc in broker.store.query(tenant, query)[0]:
-        pm25 = desk.value(doc, "pm25")
+        pm25, aqi = desk.value(doc, "pm25"), desk.value(doc, "airQualityIndex")
         if isinstance(pm25, int | float) and (worst_pm25 is None or pm25 > worst_pm25):
             worst_pm25 = float(pm25)
+        if isinstance(aqi, int | float) and (worst_aqi is None or aqi > worst_aqi):
+            worst_aqi = float(aqi)
     return {
         "openIncidents": {k: v for k, v in by_category.items() if v},
         "openIncidentsTotal": sum(by_category.values()),
@@ -51,6 +54,7 @@ def summary(broker: Broker, desk: IncidentDesk, warnings: WarningDesk,
                     for state in ("online", "silent", "unknown")},
         "floodStationsAboveAlert": flooded,
         "pm25Max": worst_pm25,
+        "aqiMax": worst_aqi,
         "warningsInForce": len(warnings.current(tenant)),
         # Changes this process's rule engine could not judge (it fell behind a storm).
         "changesNotJudged": rules_behind,

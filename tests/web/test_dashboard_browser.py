@@ -1,0 +1,168 @@
+"""The operator's loop in a real browser (Debian chromium driven by Playwright): the demo
+city is on the map; a flood is simulated the way the gauges report it; the drainage rules
+raise an incident that the dashboard shows, on the list and on the map, within seconds and
+without a reload; the operator acknowledges it, assigns it to the drainage company, works
+it and resolves it with the dashboard's buttons, and issues a CAP warning for it."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from dothi.ioc.cap import validate
+from tests.conftest import needs_chromium
+from tests.server import running_server
+
+pytestmark = needs_chromium
+
+# Each wait below is for an event in the page and gives up after this many milliseconds;
+# the rule engine and the live feed take well under a second here.
+WITHIN_MS = 15_000
+
+
+@pytest.fixture(scope="module")
+def city(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    db = tmp_path_factory.mktemp("dashboard") / "city.db"
+    subprocess.run([sys.executable, "-m", "dothi.cli", "demo", "--db", str(db), "--no-serve"],
+                   check=True, capture_output=True)
+    with running_server(db) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    from playwright.sync_api import sync_playwright
+
+    from dothi.web.browser import launch
+
+    with sync_playwright() as playwright:
+        chromium = launch(playwright)
+        yield chromium
+        chromium.close()
+
+
+def flood(url: str) -> None:
+    """Every flood gauge reports water 10 cm above its danger level, as one batch."""
+    with httpx.Client(base_url=url, timeout=10) as http:
+        r = http.get("/ngsi-ld/v1/entities", params={
+            "type": "FloodMonitoring", "limit": 100, "options": "keyValues",
+            "attrs": "dangerLevel"})
+        gauges = r.json()
+        assert len(gauges) >= 3
+        now = datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+        r = http.post("/ngsi-ld/v1/entityOperations/update", json=[
+            {"id": g["id"], "type": "FloodMonitoring",
+             "currentLevel": {"type": "Property", "value": round(g["dangerLevel"] + 0.1, 2),
+                              "unitCode": "MTR", "observedAt": now}} for g in gauges])
+        assert r.status_code == 204, r.text
+
+
+def test_operator_closes_the_loop(city: str, browser: Any) -> None:
+    from dothi.web.browser import open_dashboard
+
+    page, errors = open_dashboard(browser, city)
+    assert page.locator("[data-testid=tile-devices]").is_visible()
+    flooding = page.locator("[data-testid=incident]", has_text="Ngập diện rộng")
+    assert flooding.count() == 0
+
+    flood(city)
+
+    # The incident arrives through the live feed: no reload.
+    flooding.first.wait_for(timeout=WITHIN_MS)
+    eid = flooding.first.get_attribute("data-id")
+    assert flooding.first.get_attribute("data-status") == "detected"
+    page.wait_for_function("id => window.dashboard.drawnIncidents().includes(id)", arg=eid,
+                           timeout=WITHIN_MS)
+    page.wait_for_function(
+        "() => Number(document.querySelector('[data-testid=tile-flood] .figure')"
+        ".textContent) > 0", timeout=WITHIN_MS)
+
+    item = page.locator(f"[data-testid=incident][data-id='{eid}']")
+    item.click()
+    detail = page.locator("[data-testid=detail]")
+    assert "Ngập diện rộng" in detail.locator("[data-testid=detail-title]").inner_text()
+
+    def move(to: str, agency: str | None = None) -> None:
+        if agency:
+            detail.locator("[data-testid=move-agency]").select_option(agency)
+        detail.locator(f"[data-testid=move-{to}]").click()
+        page.wait_for_function(
+            "([id, to]) => window.dashboard.state.incidents.get(id).status === to",
+            arg=[eid, to], timeout=WITHIN_MS)
+
+    move("acknowledged")
+    assert detail.locator("[data-testid=detail-status]").inner_text() == "Đã tiếp nhận"
+    # Assigning needs an agency: the server refuses without one and the page says why.
+    detail.locator("[data-testid=move-assigned]").click()
+    detail.locator("[data-testid=detail-error]").wait_for(timeout=WITHIN_MS)
+    move("assigned", agency="drainage")
+    assert "Thoát nước" in detail.locator("[data-testid=detail-agency]").inner_text()
+
+    detail.locator("[data-testid=issue-warning]").click()
+    detail.locator("[data-testid=warnings] a").first.wait_for(timeout=WITHIN_MS)
+    cap = detail.locator("[data-testid=warnings] a").first.get_attribute("href")
+
+    move("inProgress")
+    move("resolved")
+    assert detail.locator("[data-testid=detail-status]").inner_text() == "Đã xử lý xong"
+    # A resolved incident leaves the open list and the map.
+    item.wait_for(state="detached", timeout=WITHIN_MS)
+    page.wait_for_function("id => !window.dashboard.drawnIncidents().includes(id)", arg=eid,
+                           timeout=WITHIN_MS)
+    assert errors == []
+
+    with httpx.Client(base_url=city, timeout=10) as http:
+        incident = http.get(f"/ioc/incidents/{eid}").json()
+        assert (incident["status"], incident["assignedAgency"]) == ("resolved", "drainage")
+        # The warning is valid CAP 1.2, for the flooded area the incident covers.
+        r = http.get(cap)
+        assert r.status_code == 200 and validate(r.content) == []
+        assert b"<polygon>" in r.content and b"<msgType>Alert</msgType>" in r.content
+
+
+def test_english_and_a_sensor_chart(city: str, browser: Any) -> None:
+    from dothi.web.browser import open_dashboard, open_sensor
+
+    # A gauge with three readings in the last three hours: its chart draws a line.
+    now = datetime.now(UTC).replace(microsecond=0)
+    with httpx.Client(base_url=city, timeout=10) as http:
+        gauge = http.get("/ngsi-ld/v1/entities", params={
+            "type": "FloodMonitoring", "limit": 1}).json()[0]["id"]
+        r = http.post(f"/ngsi-ld/v1/temporal/entities/{gauge}/attrs", json={"currentLevel": [
+            {"type": "Property", "value": 1.0 + k / 10, "observedAt":
+             (now - timedelta(hours=3 - k)).isoformat().replace("+00:00", "Z")}
+            for k in range(3)]})
+        assert r.status_code == 204, r.text
+
+    page, errors = open_dashboard(browser, city, lang="en")
+    assert page.locator("h1").inner_text() == "Smart city operations centre"
+    open_sensor(page, gauge)
+    popup = page.locator("[data-testid=sensor-popup]")
+    assert page.evaluate("window.clickedSensor") == gauge
+    assert "currentLevel" in popup.inner_text() and "Latest values" in popup.inner_text()
+    path = popup.locator("[data-testid=sensor-chart] svg path")
+    assert path.count() == 1 and path.get_attribute("d").count("L") >= 2
+    # Layer toggles: hiding the flooding domain removes its sensors from the map.
+    before = page.evaluate("window.dashboard.drawnSensors()")
+    page.locator("[data-testid=toggle-flooding]").uncheck()
+    page.wait_for_function("n => window.dashboard.drawnSensors() < n", arg=before,
+                           timeout=WITHIN_MS)
+    assert errors == []
+
+
+def test_screenshots_command(tmp_path: Path) -> None:
+    out = tmp_path / "shots"
+    done = subprocess.run([sys.executable, "-m", "dothi.cli", "screenshots", "--out", str(out)],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    shots = sorted(p.name for p in out.glob("*.png"))
+    assert shots == ["dashboard-en.png", "dashboard.png", "incident.png", "sensor.png"]
+    for shot in out.glob("*.png"):
+        assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 20_000

@@ -28,6 +28,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from dothi.ioc.aqi import Index, Method, hourly_index
+
+AQI_METHOD = Method.shipped()
+
 __all__ = [
     "CORE_CONTEXT",
     "DISTRICTS",
@@ -610,20 +614,13 @@ def _streetlights(rng: random.Random, now: datetime) -> list[Entity]:
     return entities
 
 
-# VN_AQI breakpoints for PM2.5 (µg/m³ → index), from the Vietnam Environment Administration's
-# technical guidance on computing the air-quality index, Decision 1459/QĐ-TCMT (2019).
-_VN_AQI_PM25 = [(0, 0), (25, 50), (50, 100), (80, 150), (150, 200), (250, 300), (350, 400),
-                (500, 500)]
-_AQI_LEVEL = [(50, "good"), (100, "moderate"), (150, "unhealthyForSensitiveGroups"),
-              (200, "unhealthy"), (300, "veryUnhealthy"), (10_000, "hazardous")]
-
-
-def vn_aqi_pm25(pm25: float) -> int:
-    """PM2.5 sub-index of VN_AQI by linear interpolation between breakpoints."""
-    for (c_lo, i_lo), (c_hi, i_hi) in zip(_VN_AQI_PM25, _VN_AQI_PM25[1:]):
-        if pm25 <= c_hi:
-            return round(i_lo + (i_hi - i_lo) * (pm25 - c_lo) / (c_hi - c_lo))
-    return 500
+def demo_aqi(pm25: float, pm10: float, no2: float, o3: float, co_mg: float) -> Index:
+    """The VN_AQI of a station whose readings held steady for the last hours (the demo has
+    one reading per station; dothi.ioc.aqi recomputes it from history once sensors report)."""
+    found = hourly_index(AQI_METHOD, {"pm25": [pm25] * 3, "pm10": [pm10] * 3,
+                                      "no2": [no2], "o3": [o3], "co": [co_mg * 1000]})
+    assert found is not None
+    return found
 
 
 def _air_quality(rng: random.Random, now: datetime) -> list[Entity]:
@@ -635,8 +632,7 @@ def _air_quality(rng: random.Random, now: datetime) -> list[Entity]:
         no2 = round(rng.uniform(10, 20) + 35 * traffic * rng.uniform(0.6, 1.2), 1)
         o3 = round(rng.uniform(25, 60) - 10 * traffic, 1)
         co = round(rng.uniform(0.3, 0.6) + 0.9 * traffic * rng.uniform(0.6, 1.2), 2)
-        aqi = vn_aqi_pm25(pm25)
-        level = next(name for bound, name in _AQI_LEVEL if aqi <= bound)
+        aqi = demo_aqi(pm25, pm10, no2, o3, co)
         entities.append(_finish({
             **_base("AirQualityObserved", f"aq-{slug}"),
             "location": _geo(_point(lon, lat)),
@@ -651,8 +647,8 @@ def _air_quality(rng: random.Random, now: datetime) -> list[Entity]:
             # November evening on the central coast: mild and humid.
             "temperature": _prop(round(rng.uniform(22.5, 25.5), 1), "CEL", now),
             "relativeHumidity": _prop(round(rng.uniform(0.78, 0.92), 2), None, now),
-            "airQualityIndex": _prop(aqi, None, now),
-            "airQualityLevel": _prop(level),
+            "airQualityIndex": _prop(aqi.aqi, None, now),
+            "airQualityLevel": _prop(aqi.level.name),
             "typeofLocation": _prop("outdoor"),
             "reliability": _prop(round(rng.uniform(0.85, 0.98), 2)),
         }))

@@ -71,4 +71,6 @@ class Settings(BaseSettings):
     # dothi/web/layers.yaml) and the longest wait, in seconds, before an open dashboard
     # sees a write made by another server process (its own process's writes show at once).
     ioc_layers: Path | None = None
+    # Seconds between recomputations of each air-quality station's hourly VN_AQI (0: never).
+    ioc_aqi_interval: float = 300.0
     ioc_live_interval: float = 2.0

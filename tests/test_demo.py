@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 from shapely.geometry import Point, Polygon, shape
 
-from dothi.demo import CORE_CONTEXT, build_demo_city, vn_aqi_pm25, write_demo_file
+from dothi.demo import CORE_CONTEXT, build_demo_city, demo_aqi, write_demo_file
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -218,7 +218,9 @@ def test_demo_measurements_have_units_and_ranges(city: list[dict[str, Any]]) -> 
             assert "observedAt" in aq[name], (aq["id"], name)
         assert aq["pm25"]["unitCode"] == "GQ" and aq["temperature"]["unitCode"] == "CEL"
         assert 0.0 <= aq["relativeHumidity"]["value"] <= 1.0
-        assert aq["airQualityIndex"]["value"] == vn_aqi_pm25(aq["pm25"]["value"])
+        index = demo_aqi(*(aq[k]["value"] for k in ("pm25", "pm10", "no2", "o3", "co")))
+        assert aq["airQualityIndex"]["value"] == index.aqi
+        assert aq["airQualityLevel"]["value"] == index.level.name
     for bin_ in _by_type(city, "WasteContainer"):
         assert 0.0 <= bin_["fillingLevel"]["value"] <= 1.0
     for flood in _by_type(city, "FloodMonitoring"):
@@ -228,14 +230,6 @@ def test_demo_measurements_have_units_and_ranges(city: list[dict[str, Any]]) -> 
     for flow in _by_type(city, "TrafficFlowObserved"):
         assert 0.0 <= flow["occupancy"]["value"] <= 1.0
         assert flow["location"]["value"]["type"] in {"Point", "LineString"}
-
-
-def test_vn_aqi_breakpoints() -> None:
-    assert vn_aqi_pm25(0) == 0
-    assert vn_aqi_pm25(25) == 50
-    assert vn_aqi_pm25(50) == 100
-    assert vn_aqi_pm25(65) == 125
-    assert vn_aqi_pm25(1000) == 500
 
 
 def test_write_demo_file(tmp_path: Path, city: list[dict[str, Any]]) -> None:

@@ -16,10 +16,14 @@ from starlette.concurrency import run_in_threadpool
 
 from dothi.api.http import broker, int_param, json_response, tenant
 from dothi.errors import BadRequestData, InvalidRequest, ResourceNotFound
+from dothi.ioc.aqi import METHOD, round_index
 from dothi.ioc.cap import atom_feed, to_xml
 from dothi.ioc.incidents import IncidentDesk
 from dothi.ioc.summary import summary
 from dothi.ngsild.render import RenderOptions, render_entity
+from dothi.ngsild.temporal import ms_to_iso
+from dothi.ngsild.typeexpr import parse_type_expr
+from dothi.store.base import EntityQuery, Selector
 
 router = APIRouter(prefix="/ioc", tags=["Operations centre"])
 KEY_VALUES = RenderOptions(fmt="keyValues")
@@ -242,6 +246,36 @@ async def warning_xml(request: Request, identifier: str) -> Response:
     message = await run_in_threadpool(request.app.state.ioc.warnings.get, tenant(request),
                                       identifier)
     return Response(to_xml(message), media_type=CAP_XML)
+
+
+@router.get("/aqi", summary="Each air-quality station's hourly VN_AQI now")
+async def air_quality(request: Request) -> Response:
+    """Computed from each station's history now (the same calculation that writes
+    ``airQualityIndex`` every ``DOTHI_IOC_AQI_INTERVAL``): the index, its band, the
+    dominant parameter and every parameter's sub-index."""
+    keeper = request.app.state.ioc.aqi
+    b = broker(request)
+    ctx = b.resolver.core
+
+    def compute() -> list[dict[str, Any]]:
+        query = EntityQuery(selectors=[Selector(types=parse_type_expr(
+            "AirQualityObserved", ctx.expand))], expand=ctx.expand, limit=10_000)
+        out = []
+        for doc in b.store.query(tenant(request), query)[0]:
+            found = keeper.station(tenant(request), doc)
+            if found is None:
+                continue
+            index, observed = found
+            level = index.level
+            out.append({"id": doc["id"], "aqi": index.aqi,
+                        "level": {"name": level.name, "vi": level.vi, "en": level.en,
+                                  "rgb": list(level.rgb), "health": dict(level.health)},
+                        "dominantPollutant": index.dominant,
+                        "subIndices": {k: round_index(v) for k, v in index.sub_indices.items()},
+                        "observedAt": ms_to_iso(observed), "method": METHOD})
+        return sorted(out, key=lambda s: -s["aqi"])
+
+    return json_response(await run_in_threadpool(compute))
 
 
 @router.get("/summary", summary="The figures of the dashboard's tiles")

@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from dothi.broker.broker import Broker
+from dothi.ioc.aqi import Method
 from dothi.ioc.cap import WarningDesk
 from dothi.ioc.incidents import IncidentDesk
 from dothi.ngsild.qlang import parse_q
@@ -55,7 +56,20 @@ def summary(broker: Broker, desk: IncidentDesk, warnings: WarningDesk,
         "floodStationsAboveAlert": flooded,
         "pm25Max": worst_pm25,
         "aqiMax": worst_aqi,
+        "aqiLevel": None if worst_aqi is None else _level(round(worst_aqi)),
         "warningsInForce": len(warnings.current(tenant)),
         # Changes this process's rule engine could not judge (it fell behind a storm).
         "changesNotJudged": rules_behind,
     }
+
+
+_METHOD: list[Method] = []
+
+
+def _level(aqi: int) -> dict[str, Any]:
+    """The VN_AQI band of ``aqi``: its name, Vietnamese and English labels and colour."""
+    if not _METHOD:
+        _METHOD.append(Method.shipped())
+    level = _METHOD[0].level(aqi)
+    return {"name": level.name, "vi": level.vi, "en": level.en,
+            "rgb": list(level.rgb), "health": dict(level.health)}

@@ -17,7 +17,7 @@ const TEXT = {
     noMap: "Chưa cài thư viện bản đồ MapLibre GL: chạy `make install` (cần npm).",
     tileOpen: "Sự cố đang mở", tileOverdue: "Quá hạn xử lý", tileDevices: "Thiết bị trực tuyến",
     tileSilent: "im lặng", tileAqi: "VN_AQI cao nhất", tileFlood: "Điểm vượt báo động ngập",
-    tileWarnings: "Cảnh báo đang hiệu lực", tilePm25: "PM2.5 cao nhất",
+    tileWarnings: "Cảnh báo đang hiệu lực",
     state_online: "Hoạt động", state_silent: "Mất tín hiệu", state_unknown: "Chưa rõ",
     state_alarm: "Đang có sự cố",
     sev_critical: "Nghiêm trọng", sev_high: "Cao", sev_medium: "Trung bình", sev_low: "Thấp",
@@ -30,8 +30,6 @@ const TEXT = {
     last24h: "24 giờ qua (trung bình 15 phút)", noData: "không có dữ liệu",
     opened: "Mở sự cố", updated: "Cập nhật",
     warn: "Phát cảnh báo công cộng (CAP)", warnings: "Cảnh báo công cộng",
-    aqi_good: "Tốt", aqi_moderate: "Trung bình", aqi_poor: "Kém", aqi_bad: "Xấu",
-    aqi_veryBad: "Rất xấu", aqi_hazardous: "Nguy hại",
   },
   en: {
     title: "Smart city operations centre",
@@ -42,7 +40,7 @@ const TEXT = {
     noMap: "The MapLibre GL map library is not installed: run `make install` (needs npm).",
     tileOpen: "Open incidents", tileOverdue: "Overdue", tileDevices: "Devices online",
     tileSilent: "silent", tileAqi: "Highest VN_AQI", tileFlood: "Points above flood alert",
-    tileWarnings: "Warnings in force", tilePm25: "Highest PM2.5",
+    tileWarnings: "Warnings in force",
     state_online: "Online", state_silent: "Silent", state_unknown: "Unknown",
     state_alarm: "Incident open",
     sev_critical: "Critical", sev_high: "High", sev_medium: "Medium", sev_low: "Low",
@@ -55,8 +53,6 @@ const TEXT = {
     last24h: "Last 24 hours (15-minute averages)", noData: "no data",
     opened: "Opened", updated: "Updated",
     warn: "Issue a public warning (CAP)", warnings: "Public warnings",
-    aqi_good: "Good", aqi_moderate: "Moderate", aqi_poor: "Poor", aqi_bad: "Bad",
-    aqi_veryBad: "Very bad", aqi_hazardous: "Hazardous",
   },
 };
 const STATE_COLOUR = {online: "#2e9d4a", silent: "#8a94a0", unknown: "#b9c3cf", alarm: "#d7263d"};
@@ -143,8 +139,9 @@ function renderTiles() {
   const s = state.summary || {};
   const tiles = document.getElementById("tiles");
   tiles.replaceChildren();
-  const tile = (key, figure, sub, warn, testid) => tiles.append(
-    el("div", {class: "tile" + (warn ? " warn" : ""), "data-testid": testid},
+  const tile = (key, figure, sub, warn, testid, colour) => tiles.append(
+    el("div", {class: "tile" + (warn ? " warn" : ""), "data-testid": testid,
+               style: colour ? `border-left: 6px solid ${colour}` : null},
        el("div", {class: "label"}, t(key)), el("div", {class: "figure"}, String(figure)),
        sub ? el("div", {class: "sub"}, sub) : null));
   const byCategory = Object.entries(s.openIncidents || {})
@@ -156,22 +153,12 @@ function renderTiles() {
   tile("tileDevices", total ? `${devices.online || 0}/${total}` : "—",
        devices.silent ? `${devices.silent} ${t("tileSilent")}` : null, devices.silent > 0,
        "tile-devices");
-  const aqi = s.aqiMax;
-  tile("tileAqi", aqi ?? "—", aqi != null ? t("aqi_" + aqiLevel(aqi)) : null, aqi > 100,
-       "tile-aqi");
+  const level = s.aqiLevel;
+  tile("tileAqi", s.aqiMax ?? "—", level ? (level[state.lang] || level.vi) : null,
+       s.aqiMax > 100, "tile-aqi", level ? `rgb(${level.rgb.join(",")})` : null);
   tile("tileFlood", s.floodStationsAboveAlert ?? "—", null, s.floodStationsAboveAlert > 0,
        "tile-flood");
   tile("tileWarnings", s.warningsInForce ?? "—", null, s.warningsInForce > 0, "tile-warnings");
-}
-
-function aqiLevel(aqi) {
-  // The six bands of Decision 1459/QĐ-TCMT (2019), Table 1.
-  if (aqi <= 50) return "good";
-  if (aqi <= 100) return "moderate";
-  if (aqi <= 150) return "poor";
-  if (aqi <= 200) return "bad";
-  if (aqi <= 300) return "veryBad";
-  return "hazardous";
 }
 
 // -- map ---------------------------------------------------------------------------------

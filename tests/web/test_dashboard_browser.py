@@ -1,14 +1,17 @@
 """The operator's loop in a real browser (Debian chromium driven by Playwright): the demo
-city is on the map; a flood is simulated the way the gauges report it; the drainage rules
-raise an incident that the dashboard shows, on the list and on the map, within seconds and
-without a reload; the operator acknowledges it, assigns it to the drainage company, works
-it and resolves it with the dashboard's buttons, and issues a CAP warning for it."""
+city is on the map; ``dothi simulate`` makes rain and the city's gauges report the water;
+the drainage rules raise an incident for the flooded ward that the dashboard shows, on the
+list and on the map, within seconds and without a reload; the operator acknowledges it,
+assigns it to the drainage company, issues a CAP warning for the ward (valid against the
+CAP 1.2 schema), works it and resolves it with the dashboard's buttons."""
 
 from __future__ import annotations
 
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -48,20 +51,25 @@ def browser() -> Iterator[Any]:
         chromium.close()
 
 
-def flood(url: str) -> None:
-    """Every flood gauge reports water 10 cm above its danger level, as one batch."""
-    with httpx.Client(base_url=url, timeout=10) as http:
-        r = http.get("/ngsi-ld/v1/entities", params={
-            "type": "FloodMonitoring", "limit": 100, "options": "keyValues",
-            "attrs": "dangerLevel"})
-        gauges = r.json()
-        assert len(gauges) >= 3
-        now = datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
-        r = http.post("/ngsi-ld/v1/entityOperations/update", json=[
-            {"id": g["id"], "type": "FloodMonitoring",
-             "currentLevel": {"type": "Property", "value": round(g["dangerLevel"] + 0.1, 2),
-                              "unitCode": "MTR", "observedAt": now}} for g in gauges])
-        assert r.status_code == 204, r.text
+@contextmanager
+def rain(url: str) -> Iterator[subprocess.Popen[str]]:
+    """``dothi simulate`` plays the demo city's 264 sensors, over HTTP, from 08:25 on
+    11 October 2026: in the simulator's seeded weather, a monsoon downpour floods streets
+    of Hải Châu and Sơn Trà at about 08:30. At 60 simulated seconds per second and a
+    report every 10 s, the gauges report the water a few seconds after the start."""
+    with tempfile.TemporaryFile("w+") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "dothi.cli", "simulate", "--url", url, "--transport",
+             "http", "--rate", "6/min", "--speed", "60", "--start", "2026-10-11T08:25",
+             "--duration", "300"],
+            stdout=log, stderr=subprocess.STDOUT, text=True)
+        try:
+            yield proc
+        finally:
+            proc.terminate()
+            proc.wait(timeout=30)
+            log.seek(0)
+            print(log.read()[-2000:])  # shown by pytest when the test fails
 
 
 def test_operator_closes_the_loop(city: str, browser: Any) -> None:
@@ -72,10 +80,14 @@ def test_operator_closes_the_loop(city: str, browser: Any) -> None:
     flooding = page.locator("[data-testid=incident]", has_text="Ngập diện rộng")
     assert flooding.count() == 0
 
-    flood(city)
+    with rain(city):
+        # The incident arrives through the live feed: no reload.
+        flooding.first.wait_for(timeout=4 * WITHIN_MS)
+        operate(page, errors, city, flooding)
 
-    # The incident arrives through the live feed: no reload.
-    flooding.first.wait_for(timeout=WITHIN_MS)
+
+def operate(page: Any, errors: list[str], city: str, flooding: Any) -> None:
+    """The operator's part, while the rain goes on."""
     eid = flooding.first.get_attribute("data-id")
     assert flooding.first.get_attribute("data-status") == "detected"
     page.wait_for_function("id => window.dashboard.drawnIncidents().includes(id)", arg=eid,

@@ -169,6 +169,37 @@ def test_english_and_a_sensor_chart(city: str, browser: Any) -> None:
     assert errors == []
 
 
+def test_an_operator_opens_an_incident_by_hand(city: str, browser: Any) -> None:
+    from dothi.web.browser import open_dashboard
+
+    page, errors = open_dashboard(browser, city)
+    page.locator("[data-testid=new-incident]").click()
+    form = page.locator("[data-testid=detail]")
+    # Refused without a title: the server's reason is shown, nothing is opened.
+    form.locator("[data-testid=new-create]").click()
+    form.locator("[data-testid=detail-error]").wait_for(timeout=WITHIN_MS)
+    form.locator("[data-testid=new-title]").fill("Cây đổ chắn đường Lê Duẩn")
+    form.locator("[data-testid=new-category]").select_option("traffic")
+    form.locator("[data-testid=new-severity]").select_option("high")
+    box = page.locator("#map canvas").bounding_box()
+    page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    assert "Vị trí" in form.locator("[data-testid=new-place]").inner_text()
+    point = page.evaluate("window.dashboard.state.creating.point")
+    form.locator("[data-testid=new-create]").click()
+
+    item = page.locator("[data-testid=incident]", has_text="Cây đổ chắn đường Lê Duẩn")
+    item.wait_for(timeout=WITHIN_MS)
+    eid = item.get_attribute("data-id")
+    page.wait_for_function("id => window.dashboard.drawnIncidents().includes(id)", arg=eid,
+                           timeout=WITHIN_MS)
+    with httpx.Client(base_url=city, timeout=10) as http:
+        made = http.get(f"/ioc/incidents/{eid}").json()
+    assert (made["category"], made["severity"], made["status"], made["openedBy"]) == (
+        "traffic", "high", "detected", "operator")
+    assert made["location"] == {"type": "Point", "coordinates": point}
+    assert errors == []
+
+
 def test_screenshots_command(tmp_path: Path) -> None:
     out = tmp_path / "shots"
     done = subprocess.run([sys.executable, "-m", "dothi.cli", "screenshots", "--out", str(out)],

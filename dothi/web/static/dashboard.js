@@ -30,6 +30,8 @@ const TEXT = {
     last24h: "24 giờ qua (trung bình 15 phút)", noData: "không có dữ liệu",
     opened: "Mở sự cố", updated: "Cập nhật",
     warn: "Phát cảnh báo công cộng (CAP)", warnings: "Cảnh báo công cộng",
+    newIncident: "+ Mở sự cố", newTitle: "Tiêu đề", create: "Mở sự cố", cancel: "Hủy",
+    pickPlace: "Bấm vào bản đồ để chọn vị trí", place: "Vị trí",
   },
   en: {
     title: "Smart city operations centre",
@@ -53,6 +55,8 @@ const TEXT = {
     last24h: "Last 24 hours (15-minute averages)", noData: "no data",
     opened: "Opened", updated: "Updated",
     warn: "Issue a public warning (CAP)", warnings: "Public warnings",
+    newIncident: "+ New incident", newTitle: "Title", create: "Open incident", cancel: "Cancel",
+    pickPlace: "Click the map to choose the place", place: "Place",
   },
 };
 const STATE_COLOUR = {online: "#2e9d4a", silent: "#8a94a0", unknown: "#b9c3cf", alarm: "#d7263d"};
@@ -66,7 +70,7 @@ const state = {
   lang: params.get("lang") || localStorage.getItem("dothi.lang") || "vi",
   workflow: null, layers: [], map: null,
   sensors: new Map(), incidents: new Map(), summary: {},
-  selected: null, form: {}, hidden: new Set(), lastEvent: null, warnings: [],
+  selected: null, form: {}, creating: null, hidden: new Set(), lastEvent: null, warnings: [],
 };
 
 function t(key) { return (TEXT[state.lang] || TEXT.vi)[key] || TEXT.vi[key] || key; }
@@ -205,10 +209,12 @@ function createMap() {
   });
   map.addControl(new maplibregl.NavigationControl({showCompass: false}), "top-right");
   map.addControl(new maplibregl.ScaleControl(), "bottom-right");
-  map.on("click", "sensors", e => sensorPopup(e.features[0], e.lngLat));
-  map.on("click", "incident-points", e => select(e.features[0].properties.id));
+  map.on("click", e => { if (state.creating) place(e.lngLat); });
+  map.on("click", "sensors", e => { if (!state.creating) sensorPopup(e.features[0], e.lngLat); });
+  map.on("click", "incident-points", e => { if (!state.creating) select(e.features[0].properties.id); });
   map.on("click", "incident-areas", e => {
     // A click on a sensor or an incident point inside an incident's area is about them.
+    if (state.creating) return;
     if (map.queryRenderedFeatures(e.point, {layers: ["sensors", "incident-points"]}).length) return;
     select(e.features[0].properties.id);
   });
@@ -383,6 +389,7 @@ function renderIncidents() {
 }
 
 function select(id) {
+  if (state.creating) stopCreating();
   if (id !== state.selected) state.form = {};
   state.selected = id;
   state.detailError = null;
@@ -395,8 +402,74 @@ function select(id) {
   }
 }
 
+// -- an incident opened by hand --------------------------------------------------------
+
+function startCreating() {
+  state.selected = null;
+  state.form = {};
+  state.creating = {point: null};
+  state.detailError = null;
+  renderIncidents();
+  renderDetail();
+}
+
+function place(lngLat) {
+  state.creating.point = [Number(lngLat.lng.toFixed(6)), Number(lngLat.lat.toFixed(6))];
+  if (!state.marker) state.marker = new maplibregl.Marker({color: "#d7263d"});
+  state.marker.setLngLat(state.creating.point).addTo(state.map);
+  renderDetail();
+}
+
+function stopCreating() {
+  state.creating = null;
+  if (state.marker) state.marker.remove();
+  renderDetail();
+}
+
+function renderCreate(box) {
+  const wf = state.workflow, c = state.creating, form = state.form;
+  const keep = key => e => { form[key] = e.target.value; };
+  const field = (key, node) => el("label", {class: "field"}, el("span", {}, t(key)), node);
+  const title = el("input", {type: "text", "data-testid": "new-title", value: form.title,
+                             oninput: keep("title")});
+  const category = el("select", {"data-testid": "new-category", onchange: keep("category")},
+    ...Object.keys(wf.categories).map(k => el("option", {value: k, ...(k === form.category ? {selected: ""} : {})}, label(wf.categories, k))));
+  const severity = el("select", {"data-testid": "new-severity", onchange: keep("severity")},
+    ...Object.keys(wf.severities).map(k => el("option", {value: k, ...(k === (form.severity || "medium") ? {selected: ""} : {})}, t("sev_" + k))));
+  const description = el("textarea", {rows: 2, "data-testid": "new-description",
+                                      oninput: keep("description")}, form.description || "");
+  box.replaceChildren(...[
+    el("div", {class: "head"}, el("h3", {}, t("newIncident").replace("+ ", "")),
+       el("button", {type: "button", "aria-label": t("cancel"), onclick: stopCreating}, "×")),
+    field("newTitle", title), field("category", category), field("severity", severity),
+    field("description", description),
+    el("div", {class: "meta", "data-testid": "new-place"},
+       c.point ? `${t("place")}: ${c.point[1]}, ${c.point[0]}` : t("pickPlace")),
+    state.detailError ? el("div", {class: "error", "data-testid": "detail-error"}, state.detailError) : null,
+    el("div", {class: "actions"},
+       el("button", {type: "button", class: "primary", "data-testid": "new-create",
+                     onclick: () => create(title.value, category.value, severity.value,
+                                           description.value)}, t("create")),
+       el("button", {type: "button", onclick: stopCreating}, t("cancel")))].filter(Boolean));
+}
+
+async function create(title, category, severity, description) {
+  const body = {title, category, severity, by: "operator"};
+  if (description) body.description = description;
+  if (state.creating.point) body.location = {type: "Point", coordinates: state.creating.point};
+  try {
+    const made = await api("/ioc/incidents", {method: "POST",
+      headers: {"Content-Type": "application/json"}, body: JSON.stringify(body)});
+    stopCreating();
+    state.form = {};
+    await refreshIncident(made.id);
+    select(made.id);
+  } catch (e) { state.detailError = e.message; renderDetail(); }
+}
+
 function renderDetail() {
   const box = document.getElementById("detail");
+  if (state.creating && state.workflow) { box.hidden = false; renderCreate(box); return; }
   const i = state.incidents.get(state.selected);
   if (!i || !state.workflow) { box.hidden = true; return; }
   box.hidden = false;
@@ -543,6 +616,7 @@ async function main() {
     categories.append(el("option", {value: c, "data-category": c}));
   }
   const relabel = () => { for (const o of categories.querySelectorAll("[data-category]")) o.textContent = label(state.workflow.categories, o.value); };
+  document.getElementById("new").onclick = startCreating;
   document.getElementById("f-status").onchange = renderIncidents;
   categories.onchange = renderIncidents;
   document.getElementById("lang").onclick = () => {

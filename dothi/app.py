@@ -6,9 +6,11 @@ import asyncio
 import gc
 import hashlib
 import logging
+import signal
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 import orjson
 from fastapi import FastAPI, Request
@@ -38,6 +40,7 @@ from dothi.iot.service import IotService
 from dothi.ngsild.context import ContextCache
 from dothi.settings import Settings
 from dothi.store.base import open_store
+from dothi.web.live import LiveHub
 
 log = logging.getLogger(__name__)
 SHUTDOWN_WAIT_S = 15.0
@@ -75,6 +78,25 @@ def _tune_gc() -> None:
     gc.set_threshold(20_000, 20, 20)
 
 
+def _end_streams_on_stop(live: LiveHub) -> None:
+    """The server's stop signals also end the dashboards' live streams, which never end
+    by themselves: the server then stops at once instead of after its grace period. The
+    handler that the server installed runs too, after this one."""
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        previous = signal.getsignal(sig)
+        if not callable(previous):
+            continue
+
+        def handler(signum: int, frame: Any, previous: Any = previous) -> None:
+            live.end_streams()
+            previous(signum, frame)
+
+        try:
+            signal.signal(sig, handler)
+        except ValueError:  # not the main thread: nothing to chain
+            return
+
+
 def create_app(settings: Settings | None = None, broker: Broker | None = None, *,
                serving: bool = False) -> FastAPI:
     """The HTTP app; ``serving`` for the long-lived server process (``dothi serve``),
@@ -97,6 +119,7 @@ def create_app(settings: Settings | None = None, broker: Broker | None = None, *
         app.state.ioc.start()
         if serving:
             _tune_gc()
+            _end_streams_on_stop(app.state.ioc.live)
         yield
         await asyncio.to_thread(app.state.iot.stop)
         await app.state.ioc.live.close()

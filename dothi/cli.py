@@ -21,6 +21,10 @@ app.add_typer(contexts_app, name="contexts")
 app.add_typer(db_app, name="db")
 app.add_typer(history_app, name="history")
 console = Console(stderr=True)
+# A stopping server lets requests in flight finish for this long, then cuts what is still
+# open: the dashboards' live streams never end by themselves (their pages reconnect, to
+# another process if there is one).
+SHUTDOWN_GRACE_S = 5
 
 DbOption = typer.Option(None, "--db", help="Database URL or SQLite file path (DOTHI_DATABASE_URL)")
 
@@ -60,7 +64,7 @@ def serve(
         from dothi.app import create_app
 
         config = uvicorn.Config(create_app(settings, serving=True), log_level="warning",
-                                access_log=False)
+                                access_log=False, timeout_graceful_shutdown=SHUTDOWN_GRACE_S)
         uvicorn.Server(config).run(sockets=[sock])
         return
     from uvicorn.supervisors import Multiprocess
@@ -70,7 +74,8 @@ def serve(
         if value is not None:
             os.environ[f"DOTHI_{name.upper()}"] = str(value)
     config = uvicorn.Config("dothi.app:app_from_env", factory=True, workers=settings.workers,
-                            log_level="warning", access_log=False)
+                            log_level="warning", access_log=False,
+                            timeout_graceful_shutdown=SHUTDOWN_GRACE_S)
     Multiprocess(config, sockets=[sock]).run()
 
 

@@ -12,8 +12,9 @@ what changed since its last event."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
-import threading
+import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -28,6 +29,7 @@ from dothi.broker.broker import Broker
 from dothi.ioc.cap import WarningDesk
 from dothi.ioc.incidents import IncidentDesk
 from dothi.ioc.summary import summary
+from dothi.ngsild.qlang import parse_q
 from dothi.ngsild.render import RenderOptions, render_entity
 from dothi.ngsild.typeexpr import parse_type_expr
 from dothi.store.base import EntityQuery, Selector
@@ -77,26 +79,25 @@ class Snapshots:
 
     # -- parts ------------------------------------------------------------------------
 
-    def _all(self, tenant: str, etype: str) -> list[dict]:
+    def _all(self, tenant: str, etype: str, q: str | None = None) -> list[dict]:
         out: list[dict] = []
         while True:
             query = EntityQuery(selectors=[Selector(types=parse_type_expr(
-                etype, self.ctx.expand))], expand=self.ctx.expand, limit=PAGE,
-                offset=len(out))
+                etype, self.ctx.expand))], q=parse_q(q) if q else None,
+                expand=self.ctx.expand, limit=PAGE, offset=len(out))
             docs, _ = self.broker.store.query(tenant, query)
             out.extend(docs)
             if len(docs) < PAGE:
                 return out
 
     def _incidents(self, tenant: str, now: datetime) -> list[dict]:
-        kept = []
-        for doc in self._all(tenant, "Incident"):
-            item = render_entity(doc, self.ctx, KEY_VALUES)
-            if item.get("status") == "closed":
-                closed = _instant(item.get("dateClosed"))
-                if closed is None or closed < now - CLOSED_KEPT:
-                    continue
-            kept.append(item)
+        """The open incidents and those closed within the last hour: a query each, so
+        years of closed incidents cost nothing here."""
+        states = "|".join(f'status=="{s}"' for s in sorted(self.desk.flow.open))
+        since = (now - CLOSED_KEPT).isoformat(timespec="seconds").replace("+00:00", "Z")
+        docs = [*self._all(tenant, "Incident", states),
+                *self._all(tenant, "Incident", f'status=="closed";dateClosed>={since}')]
+        kept = [render_entity(doc, self.ctx, KEY_VALUES) for doc in docs]
         kept.sort(key=lambda i: str(_instant(i.get("dateIssued")) or ""), reverse=True)
         return kept
 
@@ -211,7 +212,7 @@ class LiveHub:
         self.min_gap = min_gap
         self._feeds: dict[str, _Feed] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._lock = threading.Lock()
+        self.closed = False
 
     def on_write(self, tenant: str, outcomes: list[Any]) -> None:
         """A broker write listener (any thread): a dashboard open on this tenant is
@@ -235,11 +236,13 @@ class LiveHub:
             while True:
                 try:
                     async with feed.changed:
-                        await asyncio.wait_for(
-                            feed.changed.wait_for(lambda: feed.version > seen), heartbeat)
+                        await asyncio.wait_for(feed.changed.wait_for(
+                            lambda: feed.version > seen or self.closed), heartbeat)
                 except TimeoutError:
                     yield None
                     continue
+                if self.closed:
+                    return
                 seen = feed.version
                 yield feed.snapshot
         finally:
@@ -248,20 +251,35 @@ class LiveHub:
     async def _run(self, tenant: str, feed: _Feed) -> None:
         while feed.clients > 0:
             feed.dirty.clear()
+            started = time.monotonic()
             snapshot = await asyncio.to_thread(self.build, tenant)
+            took = time.monotonic() - started
             async with feed.changed:
                 feed.snapshot = snapshot
                 feed.version += 1
                 feed.changed.notify_all()
-            try:
-                await asyncio.wait_for(feed.dirty.wait(), self.interval)
-            except TimeoutError:
-                pass
-            await asyncio.sleep(self.min_gap)
+            # A rebuild follows this process's own writes after min_gap, or twice the time
+            # the last one took if that is longer: a big city's rebuilds never take more
+            # than a third of a core, however fast it writes.
+            gap = max(self.min_gap, 2 * took)
+            await asyncio.sleep(gap)
+            if not feed.dirty.is_set():
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(feed.dirty.wait(), max(0.0, self.interval - gap))
         self._feeds.pop(tenant, None)
 
+    def end_streams(self) -> None:
+        """Any thread (a signal handler): every open stream ends now, so a stopping server
+        does not wait on them (pages reconnect, to another process if there is one)."""
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(lambda: loop.create_task(self.close()))
+
     async def close(self) -> None:
+        self.closed = True
         for feed in list(self._feeds.values()):
+            async with feed.changed:
+                feed.changed.notify_all()
             if feed.task is not None:
                 feed.task.cancel()
 

@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
 import orjson
 from fastapi.testclient import TestClient
 
+from dothi.store.base import DEFAULT_TENANT
 from dothi.web.live import Differ
 from tests.server import running_server
 
@@ -179,3 +181,20 @@ def test_live_feed_from_a_real_server(database_url: Callable[[str], str]) -> Non
         assert r.status_code == 200, r.text
         seen = next_incidents(stream)
         assert [(i["id"], i["status"]) for i in seen["changed"]] == [(eid, "acknowledged")]
+
+
+def test_closed_incidents_stay_on_the_list_for_an_hour(client: TestClient) -> None:
+    ids = []
+    for title in ("Ngập A", "Ngập B"):
+        r = client.post("/ioc/incidents", json={"title": title, "category": "flooding",
+                                                "severity": "low"})
+        ids.append(r.json()["id"])
+    r = client.post(f"/ioc/incidents/{ids[1]}/status",
+                    json={"status": "closed", "note": "báo nhầm / false alarm"})
+    assert r.status_code == 200, r.text
+    snapshots = client.app.state.ioc.snapshots  # type: ignore[attr-defined]
+    now = datetime.now(UTC)
+    shown = {i["id"]: i["status"] for i in snapshots.build(DEFAULT_TENANT, now)["incidents"]}
+    assert shown == {ids[0]: "detected", ids[1]: "closed"}
+    later = snapshots.build(DEFAULT_TENANT, now + timedelta(minutes=61))
+    assert [i["id"] for i in later["incidents"]] == [ids[0]]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -135,6 +136,10 @@ def demo(
     mqtt: str | None = typer.Option(
         None, help="MQTT broker for the simulated devices (default: DOTHI_IOT_MQTT_URL, else "
         "mqtt://127.0.0.1:1883 if one answers there, else measures go over HTTP)"),
+    start: str | None = typer.Option(
+        None, help="The simulated city's start, ISO 8601 in its local time (default: now); "
+        "2026-10-11T08:25 with --speed 60 plays a downpour that floods two wards"),
+    speed: float = typer.Option(1.0, min=0.001, help="Simulated seconds per real second"),
 ) -> None:
     """Load the Đà Nẵng demo city, then serve it with its sensors reporting."""
     import tempfile
@@ -158,8 +163,23 @@ def demo(
 
         os.environ["DOTHI_IOT_MQTT_URL"] = broker
     if simulate_city:
-        _start_demo_simulation(settings.port, broker)
+        try:
+            when = _city_time(start)
+        except ValueError as exc:
+            console.print(f"--start: {exc}", style="red", markup=False)
+            raise typer.Exit(2) from None
+        _start_demo_simulation(settings.port, broker, when, speed)
     serve(db=db, host=None, port=port, workers=None)
+
+
+def _city_time(text: str | None, city: str = "danang") -> datetime | None:
+    """An ISO 8601 time, in the city's time zone unless it gives an offset."""
+    from dothi.simulate import get_city
+
+    if text is None:
+        return None
+    when = datetime.fromisoformat(text)
+    return when if when.tzinfo is not None else when.replace(tzinfo=get_city(city).tz)
 
 
 def _local_mqtt() -> str | None:
@@ -172,7 +192,8 @@ def _local_mqtt() -> str | None:
         return None
 
 
-def _start_demo_simulation(port: int, broker: str | None) -> None:
+def _start_demo_simulation(port: int, broker: str | None, start: datetime | None,
+                           speed: float) -> None:
     """The demo city's own 264 sensors, each reporting every 10 s, in a background
     thread of this process: over MQTT when there is a broker (commands then work too),
     else over HTTP."""
@@ -181,7 +202,7 @@ def _start_demo_simulation(port: int, broker: str | None) -> None:
     sim = Simulation(SimulationOptions(
         devices=264, rate="6/min", url=f"http://127.0.0.1:{port}",
         mqtt=broker or "mqtt://127.0.0.1:1883", transport="mqtt" if broker else "http",
-        wait_for_server=60))
+        start=start, speed=speed, wait_for_server=60))
     sim.start()
     how = f"over MQTT ({broker})" if broker else "over HTTP (no MQTT broker found)"
     console.print(f"Simulating the demo city's 264 sensors {how}, one measure every 10 s "
@@ -408,16 +429,11 @@ def simulate(
 ) -> None:
     """Drive a simulated city of IoT devices over MQTT (or HTTP) into the server."""
     import sys
-    from datetime import datetime
 
-    from dothi.simulate import Simulation, SimulationOptions, get_city
+    from dothi.simulate import Simulation, SimulationOptions
 
     try:
-        local_start = None
-        if start is not None:
-            local_start = datetime.fromisoformat(start)
-            if local_start.tzinfo is None:
-                local_start = local_start.replace(tzinfo=get_city(city).tz)
+        local_start = _city_time(start, city)
         sim = Simulation(SimulationOptions(
             city=city, devices=devices, rate=rate, url=url, mqtt=mqtt, transport=transport,
             speed=speed, duration=duration, seed=seed, tenant=tenant, qos=qos,

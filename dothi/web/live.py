@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import logging
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
@@ -34,6 +35,7 @@ from dothi.ngsild.render import RenderOptions, render_entity
 from dothi.ngsild.typeexpr import parse_type_expr
 from dothi.store.base import EntityQuery, Selector
 
+log = logging.getLogger(__name__)
 PAGE = 1000
 KEY_VALUES = RenderOptions(fmt="keyValues")
 # Incidents closed this recently stay on the list (greyed), so an operator sees the loop close.
@@ -252,7 +254,12 @@ class LiveHub:
         while feed.clients > 0:
             feed.dirty.clear()
             started = time.monotonic()
-            snapshot = await asyncio.to_thread(self.build, tenant)
+            try:
+                snapshot = await asyncio.to_thread(self.build, tenant)
+            except Exception:  # noqa: BLE001 - the store away, say: try again later
+                log.warning("dashboard snapshot of %s failed; retrying", tenant, exc_info=True)
+                await asyncio.sleep(self.interval)
+                continue
             took = time.monotonic() - started
             async with feed.changed:
                 feed.snapshot = snapshot

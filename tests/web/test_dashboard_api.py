@@ -4,6 +4,7 @@ server-sent events bring an incident opened by another client, then its change."
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -14,7 +15,7 @@ import orjson
 from fastapi.testclient import TestClient
 
 from dothi.store.base import DEFAULT_TENANT
-from dothi.web.live import Differ
+from dothi.web.live import Differ, LiveHub
 from tests.server import running_server
 
 AREA = {
@@ -198,3 +199,25 @@ def test_closed_incidents_stay_on_the_list_for_an_hour(client: TestClient) -> No
     assert shown == {ids[0]: "detected", ids[1]: "closed"}
     later = snapshots.build(DEFAULT_TENANT, now + timedelta(minutes=61))
     assert [i["id"] for i in later["incidents"]] == [ids[0]]
+
+
+def test_a_failed_rebuild_is_retried() -> None:
+    """The store away for a moment: the feed logs it and rebuilds again, and the open
+    dashboards get the snapshot once the store answers."""
+    calls = []
+
+    def build(tenant: str) -> dict[str, Any]:
+        calls.append(tenant)
+        if len(calls) == 1:
+            raise ConnectionError("store away")
+        return {"sensors": [], "incidents": [], "summary": {"n": len(calls)}}
+
+    async def first_snapshot() -> dict[str, Any] | None:
+        hub = LiveHub(build, interval=0.01, min_gap=0.01)
+        async for snapshot in hub.follow("t", heartbeat=10):
+            await hub.close()
+            return snapshot
+        return None
+
+    assert asyncio.run(first_snapshot()) == {"sensors": [], "incidents": [],
+                                             "summary": {"n": 2}}

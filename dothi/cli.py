@@ -125,6 +125,60 @@ def load(
         raise typer.Exit(1)
 
 
+@app.command("import")
+def import_layer(
+    file: Path = typer.Argument(..., exists=True, dir_okay=False,
+                                help="GeoJSON, Shapefile (.shp or .zip), GeoPackage, KML or CSV"),
+    layer: str | None = typer.Option(None, help="Layer name (default: the file's name)"),
+    entity_type: str = typer.Option("GisFeature", "--type",
+                                    help="NGSI-LD type of the features (e.g. PlanningZone)"),
+    crs: str | None = typer.Option(
+        None, help="CRS of the coordinates when the file does not say, or says wrong: e.g. "
+        "EPSG:5899 (VN-2000 TM-3 107°45'), EPSG:3405 (VN-2000 UTM 48N)"),
+    repair: bool = typer.Option(False, "--repair/--no-repair",
+                                help="Make invalid geometries valid (flagged) instead of "
+                                "refusing them"),
+    source_layer: str | None = typer.Option(None, help="Layer inside a GeoPackage or KML"),
+    title: str | None = typer.Option(None, help="Title of the layer"),
+    db: str | None = DbOption,
+    tenant: str = typer.Option("urn:ngsi-ld:tenant:default", help="NGSILD-Tenant"),
+) -> None:
+    """Import a GIS file as a layer of entities, reprojected to WGS 84, with a progress bar.
+    Each refused feature is listed with its number and why; exit status 1 if any was."""
+    from dothi.app import build_broker
+    from dothi.gis.importer import LayerImporter
+
+    broker = build_broker(_settings(db))
+    try:
+        with Progress(TextColumn("[bold]Importing"), BarColumn(), MofNCompleteColumn(),
+                      TimeRemainingColumn(), console=console) as progress:
+            task = progress.add_task("import", total=None)
+
+            def advance(done: int, total: int) -> None:
+                progress.update(task, completed=done, total=total)
+
+            report = LayerImporter(broker, tenant).run(
+                file, layer=layer, entity_type=entity_type, crs=crs, repair=repair,
+                source_layer=source_layer, title=title, progress=advance)
+    except ValueError as exc:
+        console.print(f"Cannot import {file.name}: {exc}", style="red", markup=False,
+                      soft_wrap=True)
+        raise typer.Exit(2) from None
+    finally:
+        broker.store.close()
+    for n, reason in report.repaired:
+        console.print(f"feature {n}: repaired ({reason})", style="yellow", markup=False)
+    for n, reason in report.refused:
+        console.print(f"feature {n}: refused, {reason}", style="red", markup=False)
+    console.print(
+        f"Layer {report.layer}: {report.imported} of {report.features} features imported as "
+        f"{report.entity_type} from {report.source_crs}; {len(report.repaired)} repaired, "
+        f"{len(report.refused)} refused, {report.removed} removed (no longer in the file).",
+        markup=False, soft_wrap=True)
+    if report.refused:
+        raise typer.Exit(1)
+
+
 @app.command()
 def demo(
     db: str | None = DbOption,

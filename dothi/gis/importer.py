@@ -1,0 +1,235 @@
+"""``dothi import``: a GIS file becomes a named layer of NGSI-LD entities.
+
+Each feature is one entity (``urn:ngsi-ld:{type}:{layer}:{feature id}``) holding its
+geometry as ``location`` (reprojected to WGS 84), its fields as Properties, and a
+``refGisLayer`` Relationship to the layer's own ``GisLayer`` entity, which records the
+source file and CRS, the fields, the feature count and the extent. Importing a layer again
+replaces it: features no longer in the file are deleted.
+
+An invalid geometry (self-intersecting ring, say) is refused with its feature number and
+GEOS's reason, or, with ``repair``, made valid and flagged (``geometryRepaired`` true and
+``geometryProblem``)."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from dothi.broker.broker import Broker
+from dothi.gis.crs import check_plausible, label, resolve, to_wgs84
+from dothi.gis.reader import open_source
+from dothi.ngsild.qlang import parse_q
+from dothi.ngsild.typeexpr import parse_type_expr
+from dothi.store.base import EntityQuery, Selector
+
+LAYER_TYPE = "GisLayer"
+LAYER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,62}")
+BATCH = 1000
+# Names a field cannot keep: NGSI-LD's own members and the ones the import writes.
+RESERVED = {"id", "type", "location", "observationSpace", "operationSpace", "createdAt",
+            "modifiedAt", "deletedAt", "scope", "refGisLayer", "geometryRepaired",
+            "geometryProblem", "@context"}
+
+
+def layer_id(name: str) -> str:
+    return f"urn:ngsi-ld:{LAYER_TYPE}:{name}"
+
+
+def attribute_name(source: str) -> str:
+    """A field name as an NGSI-LD attribute name: ASCII (Vietnamese letters lose their
+    marks, đ becomes d), other characters as _, starting with a letter."""
+    text = unicodedata.normalize("NFD", source.replace("đ", "d").replace("Đ", "D"))
+    text = "".join(c for c in text if not unicodedata.combining(c))
+    text = re.sub(r"[^A-Za-z0-9_]+", "_", text).strip("_") or "field"
+    if not text[0].isalpha():
+        text = "f_" + text
+    return "prop_" + text if text in RESERVED else text
+
+
+@dataclass
+class ImportReport:
+    layer: str
+    entity_type: str
+    source_crs: str
+    features: int = 0
+    imported: int = 0
+    repaired: list[tuple[int, str]] = field(default_factory=list)
+    refused: list[tuple[int, str]] = field(default_factory=list)
+    removed: int = 0
+    bbox: list[float] | None = None
+
+
+class LayerImporter:
+    def __init__(self, broker: Broker, tenant: str) -> None:
+        self.broker = broker
+        self.tenant = tenant
+        self.ctx = broker.resolver.core
+
+    def run(self, path: Path, *, layer: str | None = None, entity_type: str = "GisFeature",
+            crs: str | None = None, repair: bool = False, source_layer: str | None = None,
+            title: str | None = None,
+            progress: Callable[[int, int], None] | None = None) -> ImportReport:
+        """Import ``path`` as ``layer`` (default: the file's name). ``progress(done,
+        total)`` is called as features are written. Raises ValueError for a file that
+        cannot be read at all; per-feature problems are in the report."""
+        import shapely
+
+        name = layer or re.sub(r"[^A-Za-z0-9_-]+", "-", path.stem).strip("-")
+        if not LAYER_NAME.fullmatch(name):
+            raise ValueError(f"layer name {name!r}: letters, digits, - and _ only (≤ 63)")
+        if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_]*", entity_type):
+            raise ValueError(f"entity type {entity_type!r} is not a valid NGSI-LD type name")
+        source = open_source(path, source_layer)
+        source_crs = resolve(source.declared_crs, crs)
+        reproject = to_wgs84(source_crs)
+        names = {f: attribute_name(f) for f in source.fields}
+        report = ImportReport(name, entity_type, label(source_crs), source.count)
+        ref = {"type": "Relationship", "object": layer_id(name)}
+        batch: list[dict[str, Any]] = []
+        numbers: dict[str, int] = {}  # entity id -> feature number, for the report
+        written: set[str] = set()
+        bounds: list[float] = []
+        checked = False
+        for n, fid, shape, props in source.features:
+            if shape is None or shape.is_empty:
+                report.refused.append((n, "no geometry"))
+                continue
+            if not checked:  # the first geometry tells degrees from metres
+                check_plausible(source_crs, [tuple(c) for c in
+                                             shapely.get_coordinates(shape)[:1]])
+                checked = True
+            if reproject is not None:
+                shape = reproject(shape)
+            entity: dict[str, Any] = {
+                "id": f"urn:ngsi-ld:{entity_type}:{name}:{fid if fid is not None else n}",
+                "type": entity_type, "refGisLayer": ref}
+            if not shapely.is_valid(shape):
+                reason = shapely.is_valid_reason(shape)
+                if not repair:
+                    report.refused.append((n, f"invalid geometry: {reason}"))
+                    continue
+                shape = _repaired(shape)
+                if shape is None:
+                    report.refused.append((n, f"invalid geometry, not repairable: {reason}"))
+                    continue
+                report.repaired.append((n, reason))
+                entity["geometryRepaired"] = {"type": "Property", "value": True}
+                entity["geometryProblem"] = {"type": "Property", "value": reason}
+            x0, y0, x1, y1 = (float(v) for v in shapely.bounds(shape))
+            if not (-180 <= x0 <= x1 <= 180 and -90 <= y0 <= y1 <= 90):
+                report.refused.append((n, "coordinates outside longitude/latitude after "
+                                          f"reprojection from {report.source_crs}"))
+                continue
+            bounds = [x0, y0, x1, y1] if not bounds else [
+                min(bounds[0], x0), min(bounds[1], y0), max(bounds[2], x1), max(bounds[3], y1)]
+            entity["location"] = {"type": "GeoProperty", "value": _geojson(shape)}
+            for source_name, value in props.items():
+                if value is not None and value != "":
+                    entity[names[source_name]] = {"type": "Property", "value": value}
+            numbers[entity["id"]] = n
+            batch.append(entity)
+            if len(batch) >= BATCH:
+                self._write(batch, numbers, report, written, progress)
+        self._write(batch, numbers, report, written, progress)
+        report.bbox = bounds or None
+        report.removed = self._remove_stale(name, entity_type, written)
+        self._write_layer(path, report, names, title)
+        return report
+
+    def _write(self, batch: list[dict[str, Any]], numbers: dict[str, int],
+               report: ImportReport, written: set[str],
+               progress: Callable[[int, int], None] | None) -> None:
+        if not batch:
+            return
+        result = self.broker.batch(self.tenant, "upsert", list(batch),
+                                   lambda item: self.ctx)
+        failed = {eid for eid, _ in result.errors}
+        for eid, err in result.errors:
+            report.refused.append((numbers.get(eid or "", 0), err.detail))
+        for entity in batch:
+            if entity["id"] not in failed:
+                written.add(entity["id"])
+                report.imported += 1
+        batch.clear()
+        if progress is not None:
+            progress(report.imported + len(report.refused), report.features)
+
+    def _remove_stale(self, name: str, entity_type: str, keep: set[str]) -> int:
+        """Features of an earlier import of this layer (of this entity type or of the one
+        the layer had) that this one no longer has."""
+        types = {entity_type}
+        before = self.broker.store.get(self.tenant, layer_id(name))
+        if before is not None:
+            earlier = (before.get(self.ctx.expand("featureType")) or [{}])[0].get("value")
+            if isinstance(earlier, str):
+                types.add(earlier)
+        stale: list[str] = []
+        offset = 0
+        while True:
+            query = EntityQuery(selectors=[Selector(types=parse_type_expr(
+                                    ",".join(sorted(types)), self.ctx.expand))],
+                                q=parse_q(f'refGisLayer=="{layer_id(name)}"'),
+                                expand=self.ctx.expand, limit=BATCH, offset=offset,
+                                ids_only=True)
+            docs, _ = self.broker.store.query(self.tenant, query)
+            stale.extend(d["id"] for d in docs if d["id"] not in keep)
+            if len(docs) < BATCH:
+                break
+            offset += BATCH
+        for start in range(0, len(stale), BATCH):
+            self.broker.batch(self.tenant, "delete", stale[start:start + BATCH],
+                              lambda item: self.ctx)
+        return len(stale)
+
+    def _write_layer(self, path: Path, report: ImportReport, names: dict[str, str],
+                     title: str | None) -> None:
+        layer: dict[str, Any] = {
+            "id": layer_id(report.layer), "type": LAYER_TYPE,
+            "name": {"type": "Property", "value": report.layer},
+            "title": {"type": "Property", "value": title or report.layer},
+            "featureType": {"type": "Property", "value": report.entity_type},
+            "sourceFile": {"type": "Property", "value": path.name},
+            "sourceCrs": {"type": "Property", "value": report.source_crs},
+            "featureCount": {"type": "Property", "value": report.imported},
+            "fields": {"type": "Property", "value": [
+                {"name": attr, "source": src} for src, attr in names.items()]},
+            "dateImported": {"type": "Property", "value": {
+                "@type": "DateTime",
+                "@value": datetime.now(UTC).isoformat(timespec="seconds").replace(
+                    "+00:00", "Z")}},
+        }
+        if report.bbox:
+            x0, y0, x1, y1 = report.bbox
+            layer["location"] = {"type": "GeoProperty", "value": {
+                "type": "Polygon",
+                "coordinates": [[[x0, y0], [x1, y0], [x1, y1], [x0, y1], [x0, y0]]]}}
+        result = self.broker.batch(self.tenant, "upsert", [layer], lambda item: self.ctx)
+        if result.errors:
+            raise ValueError(f"the layer entity was refused: {result.errors[0][1].detail}")
+
+
+def _repaired(shape: Any) -> Any | None:
+    """A valid geometry of the same dimension, or None."""
+    import shapely
+
+    fixed = shapely.make_valid(shape)
+    dimension = shapely.get_dimensions(shape)
+    if fixed.geom_type == "GeometryCollection":
+        parts = [p for p in shapely.get_parts(fixed) if shapely.get_dimensions(p) == dimension]
+        if not parts:
+            return None
+        fixed = shapely.union_all(parts)
+    return fixed if shapely.is_valid(fixed) and not fixed.is_empty else None
+
+
+def _geojson(shape: Any) -> dict[str, Any]:
+    import shapely
+
+    return orjson.loads(shapely.to_geojson(shape))  # type: ignore[no-any-return]

@@ -28,6 +28,7 @@ from dothi.api import (
     incidents,
     iot,
     meta,
+    ogc,
     subscriptions,
     temporal,
     types,
@@ -171,7 +172,7 @@ def create_app(settings: Settings | None = None, broker: Broker | None = None, *
                                 f"{request.method} {request.url.path}: {exc.detail}")
 
     for module in (entities, batch, subscriptions, csources, temporal, types, contexts, iot,
-                   incidents, dashboard, meta):
+                   incidents, dashboard, ogc, meta):
         app.include_router(module.router)
     dashboard.mount_assets(app)
     _offline_docs(app)

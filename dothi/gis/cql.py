@@ -1,0 +1,185 @@
+"""CQL2 filters (text and JSON, parsed by pygeofilter) as the store's own query: an
+NGSI-LD q expression for the comparisons and one geo-query for a spatial predicate, so a
+filtered request costs what the equivalent NGSI-LD query costs.
+
+Supported: =, <>, <, <=, >, >=, LIKE, BETWEEN, IN, IS NOT NULL, their NOT forms, AND,
+OR and parentheses (IS NULL is not: NGSI-LD q can say that an attribute is there, not that
+it is absent); one spatial predicate (S_INTERSECTS, S_WITHIN, S_CONTAINS, S_DISJOINT,
+S_EQUALS, S_OVERLAPS) on the feature geometry, AND-ed with the rest. Anything else is
+refused with what is supported."""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from pygeofilter import ast, values
+
+SPATIAL = {ast.GeometryIntersects: "intersects", ast.GeometryWithin: "within",
+           ast.GeometryContains: "contains", ast.GeometryDisjoint: "disjoint",
+           ast.GeometryEquals: "equals", ast.GeometryOverlaps: "overlaps"}
+COMPARE = {ast.Equal: "==", ast.NotEqual: "!=", ast.LessThan: "<", ast.LessEqual: "<=",
+           ast.GreaterThan: ">", ast.GreaterEqual: ">="}
+NEGATED = {"==": "!=", "!=": "==", "<": ">=", "<=": ">", ">": "<=", ">=": "<"}
+GEOMETRY_NAMES = {"geometry", "geom", "location", "the_geom", "shape"}
+
+
+class Unsupported(ValueError):
+    pass
+
+
+@dataclass
+class Translated:
+    q: str | None
+    georel: str | None = None
+    geometry: dict[str, Any] | None = None
+
+
+def parse(text: str | None, lang: str | None) -> Any:
+    """The filter's AST; ValueError with the parser's message when it does not parse."""
+    if text is None:
+        return None
+    lang = lang or "cql2-text"
+    try:
+        if lang == "cql2-text":
+            from pygeofilter.parsers.cql2_text import parse as parse_text
+
+            return parse_text(text)
+        if lang == "cql2-json":
+            from pygeofilter.parsers.cql2_json import parse as parse_json
+
+            return parse_json(json.loads(text))
+    except Unsupported:
+        raise
+    except Exception as exc:  # noqa: BLE001 - lark's and json's errors, as they are
+        raise ValueError(f"the {lang} filter does not parse: {exc}") from None
+    raise ValueError(f"filter-lang {lang!r}: cql2-text or cql2-json")
+
+
+def translate(node: Any, queryables: set[str]) -> Translated:
+    """``node`` (a pygeofilter AST) as q plus at most one top-level spatial predicate."""
+    spatial: list[Any] = []
+    rest: list[Any] = []
+    for part in _conjuncts(node):
+        (spatial if type(part) in SPATIAL or isinstance(part, ast.BBox) else rest).append(part)
+    if len(spatial) > 1:
+        raise Unsupported("one spatial predicate per filter")
+    out = Translated(" ; ".join(f"({_q(p, queryables)})" for p in rest) or None)
+    if spatial:
+        out.georel, out.geometry = _spatial(spatial[0], queryables)
+    return out
+
+
+def _conjuncts(node: Any) -> list[Any]:
+    if isinstance(node, ast.And):
+        return [*_conjuncts(node.lhs), *_conjuncts(node.rhs)]
+    return [node]
+
+
+def _spatial(node: Any, queryables: set[str]) -> tuple[str, dict[str, Any]]:
+    if isinstance(node, ast.BBox):
+        _geometry_attribute(node.lhs)
+        return "intersects", _box(node.minx, node.miny, node.maxx, node.maxy)
+    lhs, rhs = node.lhs, node.rhs
+    if isinstance(lhs, ast.Attribute):
+        _geometry_attribute(lhs)
+        literal = rhs
+    else:
+        _geometry_attribute(rhs)
+        literal = lhs
+    return SPATIAL[type(node)], _geometry(literal)
+
+
+def _geometry_attribute(node: Any) -> None:
+    if not isinstance(node, ast.Attribute) or node.name.lower() not in GEOMETRY_NAMES:
+        raise Unsupported("a spatial predicate compares the feature geometry (`geometry`) "
+                          "with a literal geometry")
+
+
+def _geometry(node: Any) -> dict[str, Any]:
+    if isinstance(node, values.Geometry):
+        return json.loads(json.dumps(node.geometry))  # tuples to lists
+    if isinstance(node, values.Envelope):
+        return _box(node.x1, node.y1, node.x2, node.y2)
+    if isinstance(node, ast.Function) and node.name.lower() == "bbox" and \
+            len(node.arguments) in (4, 6):
+        a = node.arguments
+        return _box(a[0], a[1], a[2], a[3]) if len(a) == 4 else _box(a[0], a[1], a[3], a[4])
+    raise Unsupported("the geometry of a spatial predicate is a WKT or GeoJSON literal or "
+                      "BBOX(minx, miny, maxx, maxy)")
+
+
+def _box(x0: float, y0: float, x1: float, y1: float) -> dict[str, Any]:
+    return {"type": "Polygon", "coordinates": [[[x0, y0], [x1, y0], [x1, y1], [x0, y1],
+                                                [x0, y0]]]}
+
+
+def _name(node: Any, queryables: set[str]) -> str:
+    if not isinstance(node, ast.Attribute):
+        raise Unsupported("a comparison has a property on its left and a literal on its right")
+    if node.name not in queryables:
+        raise ValueError(f"{node.name!r} is not a queryable of this collection "
+                         f"({', '.join(sorted(queryables)) or 'none'})")
+    return str(node.name)
+
+
+def _literal(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, str):
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    raise Unsupported(f"literal {value!r}: strings, numbers and booleans")
+
+
+def _q(node: Any, queryables: set[str], negate: bool = False) -> str:
+    if isinstance(node, ast.Not):
+        return _q(node.sub_node, queryables, not negate)
+    if isinstance(node, ast.And | ast.Or):
+        joiner = ";" if isinstance(node, ast.And) != negate else "|"  # De Morgan
+        return (f"({_q(node.lhs, queryables, negate)}){joiner}"
+                f"({_q(node.rhs, queryables, negate)})")
+    if type(node) in COMPARE:
+        op = COMPARE[type(node)]
+        return f"{_name(node.lhs, queryables)}{NEGATED[op] if negate else op}" \
+               f"{_literal(node.rhs)}"
+    if isinstance(node, ast.In):
+        no = negate != node.not_
+        listed = ",".join(_literal(v) for v in node.sub_nodes)
+        return f"{_name(node.lhs, queryables)}{'!=' if no else '=='}{listed}"
+    if isinstance(node, ast.Between):
+        no = negate != node.not_
+        name = _name(node.lhs, queryables)
+        span = f"{_literal(node.low)}..{_literal(node.high)}"
+        return f"{name}{'!=' if no else '=='}{span}"
+    if isinstance(node, ast.IsNull):
+        if negate == node.not_:  # NGSI-LD q can say that an attribute is there, not absent
+            raise Unsupported("IS NULL is not supported (IS NOT NULL is)")
+        return _name(node.lhs, queryables)
+    if isinstance(node, ast.Like):
+        no = negate != node.not_
+        regex = _like_regex(node)
+        return f"{_name(node.lhs, queryables)}{'!~=' if no else '~='}{_literal(regex)}"
+    raise Unsupported(f"{type(node).__name__} is not supported; supported: comparisons, "
+                      "LIKE, BETWEEN, IN, IS NULL, NOT, AND, OR and one spatial predicate")
+
+
+def _like_regex(node: Any) -> str:
+    out = []
+    escaped = False
+    for ch in node.pattern:
+        if escaped:
+            out.append(re.escape(ch))
+            escaped = False
+        elif ch == node.escapechar:
+            escaped = True
+        elif ch == node.wildcard:
+            out.append(".*")
+        elif ch in (node.singlechar, "_"):
+            out.append(".")
+        else:
+            out.append(re.escape(ch))
+    return ("(?i)" if node.nocase else "") + "^" + "".join(out) + "$"

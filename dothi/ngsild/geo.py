@@ -150,6 +150,22 @@ class GeoQuery:
         local = shapely.transform(shape(value), lambda xy: (xy - (qx, qy)) * (kx, ky))
         return float(local.distance(shapely.Point(0, 0)))
 
+    def rectangle(self) -> tuple[float, float, float, float] | None:
+        """(minx, miny, maxx, maxy) when the query geometry is an axis-aligned rectangle
+        (a bbox, as map clients ask) and the georel is one that a shape lying inside the
+        rectangle satisfies (intersects, within): such shapes need no exact test."""
+        if self.georel not in ("intersects", "within") or self.geometry.get("type") != "Polygon":
+            return None
+        rings = self.geometry.get("coordinates") or []
+        if len(rings) != 1 or len(rings[0]) != 5:
+            return None
+        xs = {p[0] for p in rings[0]}
+        ys = {p[1] for p in rings[0]}
+        corners = {(p[0], p[1]) for p in rings[0]}
+        if len(xs) != 2 or len(ys) != 2 or len(corners) != 4:
+            return None
+        return min(xs), min(ys), max(xs), max(ys)
+
     def matches_point(self, x: float, y: float) -> bool:
         """The hot path of geo-queries: a point straight from the index row."""
         if self.georel == "near":

@@ -426,9 +426,19 @@ class SQLiteStore:
         if source.startswith("geo_rtree"):
             # Last, so the cheap index checks above have already thrown most rows out.
             # Points are decided from the index row; other shapes from the document.
-            clauses.append("dothi_geo_point(g.px, g.py) != 0")
-            clauses.append("(g.px IS NOT NULL OR dothi_geo(json_extract(e.doc, ?)))")
-            params.append(_json_path(query.geo_attr))
+            clauses.append("(g.px IS NULL OR dothi_geo_point(g.px, g.py) != 0)")
+            rect = query.geo.rectangle() if query.geo is not None else None
+            if rect is not None:
+                # A shape whose index box lies inside a query rectangle intersects it and
+                # is within it: no document is read for it. (The R*Tree rounds its boxes
+                # outwards, so its box inside means the true box inside.)
+                clauses.append("(g.px IS NOT NULL OR (g.minx >= ? AND g.miny >= ? AND "
+                               "g.maxx <= ? AND g.maxy <= ?) OR "
+                               "dothi_geo(json_extract(e.doc, ?)))")
+                params.extend([*rect, _json_path(query.geo_attr)])
+            else:
+                clauses.append("(g.px IS NOT NULL OR dothi_geo(json_extract(e.doc, ?)))")
+                params.append(_json_path(query.geo_attr))
         return source, key, " AND ".join(clauses), params
 
     # -- types and attributes ----------------------------------------------------------

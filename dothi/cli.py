@@ -21,6 +21,9 @@ history_app = typer.Typer(help="Attribute history (temporal API)", no_args_is_he
 app.add_typer(contexts_app, name="contexts")
 app.add_typer(db_app, name="db")
 app.add_typer(history_app, name="history")
+admin_app = typer.Typer(help="Vietnam's administrative units (34 provinces, 3,321 wards)",
+                        no_args_is_help=True)
+app.add_typer(admin_app, name="admin-units")
 console = Console(stderr=True)
 # A stopping server lets requests in flight finish for this long, then cuts what is still
 # open: the dashboards' live streams never end by themselves (their pages reconnect, to
@@ -176,6 +179,79 @@ def import_layer(
         f"{len(report.refused)} refused, {report.removed} removed (no longer in the file).",
         markup=False, soft_wrap=True)
     if report.refused:
+        raise typer.Exit(1)
+
+
+@admin_app.command("load")
+def admin_units_load(
+    province: str | None = typer.Option(None, help="Only this province, by its official code "
+                                        "(e.g. 48 for Đà Nẵng)"),
+    db: str | None = DbOption,
+    tenant: str = typer.Option("urn:ngsi-ld:tenant:default", help="NGSILD-Tenant"),
+) -> None:
+    """Load the provinces and wards after the 2025 reform, with their official codes, as
+    AdministrativeArea entities (representative points: the dataset has no boundaries)."""
+    from dothi.app import build_broker
+    from dothi.gis import admin_units
+
+    broker = build_broker(_settings(db))
+    try:
+        with Progress(TextColumn("[bold]Loading"), BarColumn(), MofNCompleteColumn(),
+                      console=console) as progress:
+            task = progress.add_task("units", total=None)
+            loaded, errors = admin_units.load(
+                broker, tenant, province,
+                lambda done, total: progress.update(task, completed=done, total=total))
+    except ValueError as exc:
+        console.print(str(exc), style="red", markup=False)
+        raise typer.Exit(2) from None
+    finally:
+        broker.store.close()
+    for error in errors:
+        console.print(error, style="red", markup=False)
+    console.print(f"Loaded {loaded} administrative units. Boundaries: none in the dataset; "
+                  "`dothi admin-units boundaries FILE --code-field FIELD` adds them.",
+                  markup=False, soft_wrap=True)
+    if errors:
+        raise typer.Exit(1)
+
+
+@admin_app.command("boundaries")
+def admin_units_boundaries(
+    file: Path = typer.Argument(..., exists=True, dir_okay=False,
+                                help="GeoJSON, Shapefile, GeoPackage or KML of boundaries"),
+    code_field: str = typer.Option(..., help="The field holding the official code"),
+    level: str = typer.Option("ward", help="ward or province"),
+    crs: str | None = typer.Option(None, help="CRS when the file does not say (EPSG:...)"),
+    repair: bool = typer.Option(False, "--repair/--no-repair",
+                                help="Make invalid polygons valid instead of refusing them"),
+    db: str | None = DbOption,
+    tenant: str = typer.Option("urn:ngsi-ld:tenant:default", help="NGSILD-Tenant"),
+) -> None:
+    """Put a file's boundary polygons on the administrative units, matched by official
+    code."""
+    from dothi.app import build_broker
+    from dothi.gis.admin_units import import_boundaries
+
+    if level not in ("ward", "province"):
+        console.print("--level is ward or province", style="red")
+        raise typer.Exit(2)
+    broker = build_broker(_settings(db))
+    try:
+        report = import_boundaries(broker, tenant, file, code_field, level=level, crs=crs,
+                                   repair=repair)
+    except ValueError as exc:
+        console.print(f"Cannot read {file.name}: {exc}", style="red", markup=False,
+                      soft_wrap=True)
+        raise typer.Exit(2) from None
+    finally:
+        broker.store.close()
+    for n, reason in report.unknown + report.refused:
+        console.print(f"feature {n}: {reason}", style="red", markup=False, soft_wrap=True)
+    console.print(f"{report.matched} boundaries set from {report.source_crs}; "
+                  f"{len(report.unknown)} not matched, {len(report.refused)} refused.",
+                  markup=False, soft_wrap=True)
+    if report.unknown or report.refused:
         raise typer.Exit(1)
 
 

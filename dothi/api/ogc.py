@@ -239,9 +239,8 @@ async def items(request: Request, cid: str) -> Response:
         raise BadRequestData(f"filter: {exc}") from None
     query = EntityQuery(selectors=[Selector(types=parse_type_expr(
         str(layer.get("featureType", "GisFeature")), ctx.expand))], q=q, geo=geo,
-        geo_attr=ctx.expand("location"), expand=ctx.expand, limit=limit, offset=offset,
-        count=True)
-    docs, matched = await run_in_threadpool(b.store.query, tenant(request), query)
+        geo_attr=ctx.expand("location"), expand=ctx.expand, limit=limit, offset=offset)
+    docs, matched = await run_in_threadpool(_page_and_count, b, tenant(request), query)
     features = [_feature(render_entity(d, ctx, KEY_VALUES), cid) for d in docs]
     url = f"{_base(request)}/collections/{quote(cid)}/items"
     kept = {k: v for k, v in params.items() if k not in ("offset", "f")}
@@ -290,6 +289,19 @@ def _feature(entity: dict[str, Any], cid: str) -> dict[str, Any]:
     fid = entity["id"].split(f":{cid}:", 1)[-1]
     return {"type": "Feature", "id": fid, "geometry": entity.get("location"),
             "properties": {k: v for k, v in entity.items() if k not in NOT_PROPERTIES}}
+
+
+def _page_and_count(b: Any, name: str, query: EntityQuery) -> tuple[list[dict], int]:
+    """The page, and how many match in all. A page that is not full (and not past the
+    end) already tells the total, so the count query runs only behind a full page."""
+    docs, _ = b.store.query(name, query)
+    if docs and len(docs) < query.limit or not docs and query.offset == 0:
+        return docs, query.offset + len(docs)
+    counting = EntityQuery(selectors=query.selectors, q=query.q, geo=query.geo,
+                           geo_attr=query.geo_attr, expand=query.expand, limit=0, count=True,
+                           ids_only=True)
+    _, total = b.store.query(name, counting)
+    return docs, int(total or 0)
 
 
 def _geo(georel: str, geometry: dict[str, Any]) -> GeoQuery:

@@ -122,6 +122,7 @@ def load(
                 failed += 1
                 console.print(f"[red]{eid}: {err.detail}")
             progress.advance(task, len(chunk))
+    broker.store.analyze()
     broker.store.close()
     console.print(f"Loaded {len(entities) - failed} entities, {failed} failed.")
     if failed:

@@ -102,6 +102,7 @@ def load(broker: Broker, tenant: str, province: str | None = None,
         errors.extend(f"{eid}: {err.detail}" for eid, err in result.errors)
         if progress is not None:
             progress(start + len(chunk), len(items))
+    broker.store.analyze()
     return len(items) - len(errors), errors
 
 

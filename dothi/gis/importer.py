@@ -141,6 +141,7 @@ class LayerImporter:
         report.bbox = bounds or None
         report.removed = self._remove_stale(name, entity_type, written)
         self._write_layer(path, report, names, title)
+        self.broker.store.analyze()  # a layer's first queries plan on fresh statistics
         return report
 
     def _write(self, batch: list[dict[str, Any]], numbers: dict[str, int],

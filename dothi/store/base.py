@@ -229,6 +229,11 @@ class Store(Protocol):
 
     def periodic_claim(self, tenant: str, sid: str, expected: int, following: int) -> bool: ...
 
+    def analyze(self) -> None:
+        """Refresh the query planner's statistics, after a bulk load: without them a plan
+        made for an empty table can scan every row."""
+        ...
+
     def close(self) -> None: ...
 
 

@@ -178,6 +178,10 @@ class PostgresStore:
     def from_url(cls, url: str, **kwargs: Any) -> PostgresStore:
         return cls(url.replace("postgres://", "postgresql://", 1), **kwargs)
 
+    def analyze(self) -> None:
+        with self._pool.connection() as conn:
+            conn.execute("ANALYZE entities, entity_types, entity_geo")
+
     def close(self) -> None:
         self._pool.close()
 

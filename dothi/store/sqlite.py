@@ -171,6 +171,10 @@ class SQLiteStore:
                 self._readers.append(conn)
         return conn
 
+    def analyze(self) -> None:
+        with self._write_lock, _file_lock(self._lock_file):
+            self._writer.execute("ANALYZE")
+
     def close(self) -> None:
         with self._readers_lock:
             for conn in self._readers:

@@ -29,6 +29,7 @@ from dothi.api import (
     iot,
     meta,
     ogc,
+    planning,
     subscriptions,
     temporal,
     types,
@@ -172,7 +173,7 @@ def create_app(settings: Settings | None = None, broker: Broker | None = None, *
                                 f"{request.method} {request.url.path}: {exc.detail}")
 
     for module in (entities, batch, subscriptions, csources, temporal, types, contexts, iot,
-                   incidents, dashboard, ogc, meta):
+                   incidents, dashboard, ogc, planning, meta):
         app.include_router(module.router)
     dashboard.mount_assets(app)
     _offline_docs(app)

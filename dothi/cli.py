@@ -144,6 +144,8 @@ def import_layer(
                                 "refusing them"),
     source_layer: str | None = typer.Option(None, help="Layer inside a GeoPackage or KML"),
     title: str | None = typer.Option(None, help="Title of the layer"),
+    field: list[str] = typer.Option([], help="SRC=NAME: the file's field SRC becomes attribute "
+                                    "NAME (e.g. MA_O=zoneCode); repeatable"),
     db: str | None = DbOption,
     tenant: str = typer.Option("urn:ngsi-ld:tenant:default", help="NGSILD-Tenant"),
 ) -> None:
@@ -152,6 +154,13 @@ def import_layer(
     from dothi.app import build_broker
     from dothi.gis.importer import LayerImporter
 
+    rename = {}
+    for item in field:
+        src, sep, dst = item.partition("=")
+        if not sep or not src or not dst:
+            console.print(f"--field {item!r}: give SRC=NAME", style="red", markup=False)
+            raise typer.Exit(2)
+        rename[src] = dst
     broker = build_broker(_settings(db))
     try:
         with Progress(TextColumn("[bold]Importing"), BarColumn(), MofNCompleteColumn(),
@@ -163,7 +172,7 @@ def import_layer(
 
             report = LayerImporter(broker, tenant).run(
                 file, layer=layer, entity_type=entity_type, crs=crs, repair=repair,
-                source_layer=source_layer, title=title, progress=advance)
+                source_layer=source_layer, title=title, rename=rename, progress=advance)
     except ValueError as exc:
         console.print(f"Cannot import {file.name}: {exc}", style="red", markup=False,
                       soft_wrap=True)

@@ -74,7 +74,7 @@ class LayerImporter:
 
     def run(self, path: Path, *, layer: str | None = None, entity_type: str = "GisFeature",
             crs: str | None = None, repair: bool = False, source_layer: str | None = None,
-            title: str | None = None,
+            title: str | None = None, rename: dict[str, str] | None = None,
             progress: Callable[[int, int], None] | None = None) -> ImportReport:
         """Import ``path`` as ``layer`` (default: the file's name). ``progress(done,
         total)`` is called as features are written. Raises ValueError for a file that
@@ -89,7 +89,15 @@ class LayerImporter:
         source = open_source(path, source_layer)
         source_crs = resolve(source.declared_crs, crs)
         reproject = to_wgs84(source_crs)
-        names = {f: attribute_name(f) for f in source.fields}
+        rename = rename or {}
+        for src, dst in rename.items():
+            if src not in source.fields:
+                raise ValueError(f"--field {src}={dst}: the file has no field {src!r} "
+                                 f"(it has {', '.join(source.fields)})")
+            if attribute_name(dst) != dst:
+                raise ValueError(f"--field {src}={dst}: {dst!r} is not an attribute name "
+                                 "(ASCII letters, digits and _; not a reserved name)")
+        names = {f: rename.get(f) or attribute_name(f) for f in source.fields}
         report = ImportReport(name, entity_type, label(source_crs), source.count)
         ref = {"type": "Relationship", "object": layer_id(name)}
         batch: list[dict[str, Any]] = []

@@ -146,6 +146,9 @@ def import_layer(
     title: str | None = typer.Option(None, help="Title of the layer"),
     field: list[str] = typer.Option([], help="SRC=NAME: the file's field SRC becomes attribute "
                                     "NAME (e.g. MA_O=zoneCode); repeatable"),
+    datetime_field: str | None = typer.Option(
+        None, "--datetime", help="The field holding each feature's date or time (OGC API's "
+        "datetime filter uses it)"),
     db: str | None = DbOption,
     tenant: str = typer.Option("urn:ngsi-ld:tenant:default", help="NGSILD-Tenant"),
 ) -> None:
@@ -172,7 +175,8 @@ def import_layer(
 
             report = LayerImporter(broker, tenant).run(
                 file, layer=layer, entity_type=entity_type, crs=crs, repair=repair,
-                source_layer=source_layer, title=title, rename=rename, progress=advance)
+                source_layer=source_layer, title=title, rename=rename,
+                temporal=datetime_field, progress=advance)
     except ValueError as exc:
         console.print(f"Cannot import {file.name}: {exc}", style="red", markup=False,
                       soft_wrap=True)

@@ -8,7 +8,7 @@ become the geo-query, property filters and CQL2 comparisons the q expression."""
 from __future__ import annotations
 
 import html
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import quote, urlencode
 
@@ -112,6 +112,10 @@ def _collection(layer: dict[str, Any], base: str) -> dict[str, Any]:
         ring = box["coordinates"][0]
         out["extent"] = {"spatial": {"bbox": [[ring[0][0], ring[0][1], ring[2][0],
                                                ring[2][1]]], "crs": CRS84}}
+    period = layer.get("temporalExtent")
+    if isinstance(period, list) and len(period) == 2:
+        out.setdefault("extent", {})["temporal"] = {
+            "interval": [period], "trs": "http://www.opengis.net/def/uri/ISO-8601/0/Gregorian"}
     return out
 
 
@@ -205,8 +209,11 @@ async def items(request: Request, cid: str) -> Response:
             raise BadRequestData(f"bbox-crs {crs!r}: only {CRS84}")
         geo = _geo("intersects", _bbox(params["bbox"]))
     if params.get("datetime") is not None:
-        raise BadRequestData("datetime: this collection's features have no temporal "
-                             "property")
+        field = layer.get("temporalField")
+        if not isinstance(field, str):
+            raise BadRequestData("datetime: this collection's features have no temporal "
+                                 "property (dothi import --datetime FIELD gives them one)")
+        terms.append(_datetime_q(field, params["datetime"]))
     for name, value in params.items():
         if name in ITEM_PARAMS:
             continue
@@ -312,6 +319,39 @@ def _geo(georel: str, geometry: dict[str, Any]) -> GeoQuery:
         raise BadRequestData(f"geometry: {exc.detail}") from None
     assert found is not None
     return found
+
+
+def _datetime_q(field: str, text: str) -> str:
+    """OGC API's datetime (an instant, a date, or an interval a/b with .. or nothing for an
+    open end) as q terms on the layer's temporal field."""
+    def instant(part: str, *, end: bool) -> str | None:
+        part = part.strip()
+        if part in ("", ".."):
+            return None
+        try:
+            if len(part) == 10:  # a date: the whole day
+                day = datetime.fromisoformat(part).replace(tzinfo=UTC)
+                when = day + timedelta(days=1) - timedelta(milliseconds=1) if end else day
+            else:
+                when = datetime.fromisoformat(part.replace("Z", "+00:00"))
+                if when.tzinfo is None:
+                    raise ValueError("no time zone")
+        except ValueError:
+            raise BadRequestData(f"datetime {text!r}: RFC 3339 instants, dates or intervals "
+                                 "(a/b, ../b, a/..)") from None
+        return when.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+    if "/" in text:
+        start_text, _, end_text = text.partition("/")
+    else:
+        start_text = end_text = text
+    start, end = instant(start_text, end=False), instant(end_text, end=True)
+    if start is None and end is None:
+        raise BadRequestData(f"datetime {text!r}: an interval needs at least one end")
+    if start is not None and end is not None and start > end:
+        raise BadRequestData(f"datetime {text!r}: the interval ends before it starts")
+    terms = ([f"{field}>={start}"] if start else []) + ([f"{field}<={end}"] if end else [])
+    return ";".join(terms)
 
 
 def _int(text: str | None, name: str, default: int, low: int, high: int | None) -> int:

@@ -64,6 +64,7 @@ class ImportReport:
     refused: list[tuple[int, str]] = field(default_factory=list)
     removed: int = 0
     bbox: list[float] | None = None
+    period: list[str] | None = None  # the earliest and latest instants of --datetime
 
 
 class LayerImporter:
@@ -75,6 +76,7 @@ class LayerImporter:
     def run(self, path: Path, *, layer: str | None = None, entity_type: str = "GisFeature",
             crs: str | None = None, repair: bool = False, source_layer: str | None = None,
             title: str | None = None, rename: dict[str, str] | None = None,
+            temporal: str | None = None,
             progress: Callable[[int, int], None] | None = None) -> ImportReport:
         """Import ``path`` as ``layer`` (default: the file's name). ``progress(done,
         total)`` is called as features are written. Raises ValueError for a file that
@@ -98,6 +100,8 @@ class LayerImporter:
                 raise ValueError(f"--field {src}={dst}: {dst!r} is not an attribute name "
                                  "(ASCII letters, digits and _; not a reserved name)")
         names = {f: rename.get(f) or attribute_name(f) for f in source.fields}
+        if temporal is not None and temporal not in source.fields:
+            raise ValueError(f"--datetime {temporal}: the file has no field {temporal!r}")
         report = ImportReport(name, entity_type, label(source_crs), source.count)
         ref = {"type": "Relationship", "object": layer_id(name)}
         batch: list[dict[str, Any]] = []
@@ -138,6 +142,15 @@ class LayerImporter:
             bounds = [x0, y0, x1, y1] if not bounds else [
                 min(bounds[0], x0), min(bounds[1], y0), max(bounds[2], x1), max(bounds[3], y1)]
             entity["location"] = {"type": "GeoProperty", "value": _geojson(shape)}
+            if temporal is not None:
+                when = _instant(props.get(temporal))
+                if when is None:
+                    report.refused.append((n, f"{temporal}: {props.get(temporal)!r} is not a "
+                                              "date or date-time"))
+                    continue
+                props = {**props, temporal: {"@type": "DateTime", "@value": when}}
+                report.period = [min(report.period[0], when), max(report.period[1], when)] \
+                    if report.period else [when, when]
             for source_name, value in props.items():
                 if value is not None and value != "":
                     entity[names[source_name]] = {"type": "Property", "value": value}
@@ -148,7 +161,8 @@ class LayerImporter:
         self._write(batch, numbers, report, written, progress)
         report.bbox = bounds or None
         report.removed = self._remove_stale(name, entity_type, written)
-        self._write_layer(path, report, names, title)
+        self._write_layer(path, report, names, title,
+                          names[temporal] if temporal is not None else None)
         self.broker.store.analyze()  # a layer's first queries plan on fresh statistics
         return report
 
@@ -198,7 +212,7 @@ class LayerImporter:
         return len(stale)
 
     def _write_layer(self, path: Path, report: ImportReport, names: dict[str, str],
-                     title: str | None) -> None:
+                     title: str | None, temporal: str | None) -> None:
         layer: dict[str, Any] = {
             "id": layer_id(report.layer), "type": LAYER_TYPE,
             "name": {"type": "Property", "value": report.layer},
@@ -214,6 +228,10 @@ class LayerImporter:
                 "@value": datetime.now(UTC).isoformat(timespec="seconds").replace(
                     "+00:00", "Z")}},
         }
+        if temporal is not None:
+            layer["temporalField"] = {"type": "Property", "value": temporal}
+            if report.period:
+                layer["temporalExtent"] = {"type": "Property", "value": report.period}
         if report.bbox:
             x0, y0, x1, y1 = report.bbox
             layer["location"] = {"type": "GeoProperty", "value": {
@@ -222,6 +240,20 @@ class LayerImporter:
         result = self.broker.batch(self.tenant, "upsert", [layer], lambda item: self.ctx)
         if result.errors:
             raise ValueError(f"the layer entity was refused: {result.errors[0][1].detail}")
+
+
+def _instant(value: Any) -> str | None:
+    """A field's date or date-time as an ISO 8601 UTC instant (a date is its midnight UTC;
+    a time without an offset is taken as UTC)."""
+    if not isinstance(value, str) or not value.strip():
+        return None
+    try:
+        when = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return when.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 def _repaired(shape: Any) -> Any | None:

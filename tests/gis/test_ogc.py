@@ -150,6 +150,7 @@ def test_filters_match_shapely(layer: TestClient, params: dict[str, str], test: 
     ({"bbox": "108,16,109,17", "filter": "S_INTERSECTS(geometry, POINT(108 16))"},
      "bbox and a spatial filter"),
     ({"zoning": "x"}, "unknown parameter"),
+    ({"datetime": "2024-01-01"}, "no temporal property"),
     ({"f": "xml"}, "json or html"),
 ])
 def test_bad_requests(layer: TestClient, params: dict[str, str], says: str) -> None:
@@ -189,3 +190,35 @@ def test_gdal_reads_the_layer(tmp_path: Path) -> None:
     want = expected(lambda z: z["landUse"] == "green" and z["shape"].intersects(
         shapely.box(108.18, 16.03, 108.21, 16.08)))
     assert {f["properties"]["code"] for f in got} == want
+
+
+def test_datetime(client: TestClient, tmp_path: Path) -> None:
+    dates = ["2023-05-10", "2024-02-01T09:30:00+07:00", "2024-08-15", "sai"]
+    path = tmp_path / "decisions.gpkg"
+    pyogrio.raw.write(path, numpy.array(shapely.to_wkb(
+        [shapely.box(108.2 + k / 100, 16.0, 108.205 + k / 100, 16.005) for k in range(4)]),
+        dtype=object), [numpy.array(["Q1", "Q2", "Q3", "Q4"]), numpy.array(dates)],
+        fields=["code", "NGAY_QD"], geometry_type="Polygon", crs="EPSG:4326")
+    report = LayerImporter(client.app.state.broker, DEFAULT_TENANT).run(  # type: ignore[attr-defined]
+        path, temporal="NGAY_QD", rename={"NGAY_QD": "approvalDate"})
+    assert report.imported == 3 and report.refused == [
+        (4, "NGAY_QD: 'sai' is not a date or date-time")]
+    collection = client.get("/ogc/collections/decisions").json()
+    assert collection["extent"]["temporal"]["interval"] == [
+        ["2023-05-10T00:00:00Z", "2024-08-15T00:00:00Z"]]
+
+    def found(when: str) -> set[str]:
+        r = client.get("/ogc/collections/decisions/items", params={"datetime": when})
+        assert r.status_code == 200, r.text
+        return {f["properties"]["code"] for f in r.json()["features"]}
+
+    assert found("2024-01-01/2024-06-30") == {"Q2"}  # 02:30 UTC on 1 February
+    assert found("../2023-12-31") == {"Q1"}
+    assert found("2024-01-01/..") == {"Q2", "Q3"}
+    assert found("2024-08-15") == {"Q3"}  # a date is the whole day
+    assert found("2024-02-01T02:30:00Z") == {"Q2"}
+    for bad in ("abc", "2024-06-30/2024-01-01", "../..", "2024-02-01T02:30:00"):
+        r = client.get("/ogc/collections/decisions/items", params={"datetime": bad})
+        assert r.status_code == 400, bad
+    r = client.get("/ogc/collections/decisions/items", params={"datetime": "2024-01-01"})
+    assert r.json()["numberMatched"] == 0

@@ -16,10 +16,9 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import orjson
-
 from dothi.broker.broker import Broker
-from dothi.gis.crs import check_plausible, label, resolve, to_wgs84
+from dothi.gis.crs import label, resolve
+from dothi.gis.geometry import Geometries, Refused, geojson
 from dothi.gis.reader import open_source
 from dothi.ngsild.qlang import parse_q
 from dothi.ngsild.typeexpr import parse_type_expr
@@ -134,19 +133,16 @@ def import_boundaries(broker: Broker, tenant: str, path: Path, code_field: str, 
     (wards, or provinces with ``level="province"``). Codes are read as numbers, with the
     leading zeros a spreadsheet drops restored to the official width (5 digits for wards,
     2 for provinces)."""
-    import shapely
-
     source = open_source(path)
     if code_field not in source.fields:
         raise ValueError(f"{path.name} has no field {code_field!r} "
                          f"(it has {', '.join(source.fields)})")
     source_crs = resolve(source.declared_crs, crs)
-    reproject = to_wgs84(source_crs)
     width, make_id = (2, province_id) if level == "province" else (5, ward_id)
     report = BoundaryReport(label(source_crs))
     ctx = broker.resolver.core
     updates: list[dict[str, Any]] = []
-    checked = False
+    geometries = Geometries(source_crs, repair)
     for n, _fid, shape, props in source.features:
         raw = props.get(code_field)
         code = str(int(raw)).zfill(width) if isinstance(raw, int | float) or (
@@ -154,27 +150,20 @@ def import_boundaries(broker: Broker, tenant: str, path: Path, code_field: str, 
         if code is None:
             report.unknown.append((n, f"no official code in {code_field!r}: {raw!r}"))
             continue
-        if shape is None or shape.is_empty or shape.geom_type not in ("Polygon",
-                                                                      "MultiPolygon"):
+        if shape is not None and shape.geom_type not in ("Polygon", "MultiPolygon"):
             report.refused.append((n, "not a polygon"))
             continue
-        if not checked:
-            check_plausible(source_crs, [tuple(c) for c in shapely.get_coordinates(shape)[:1]])
-            checked = True
-        if reproject is not None:
-            shape = reproject(shape)
-        if not shapely.is_valid(shape):
-            if not repair:
-                report.refused.append((n, f"invalid geometry: {shapely.is_valid_reason(shape)}"))
-                continue
-            shape = shapely.make_valid(shape)
+        try:
+            shape, _problem = geometries.prepare(shape)
+        except Refused as exc:
+            report.refused.append((n, str(exc)))
+            continue
         if broker.store.get(tenant, make_id(code)) is None:
             report.unknown.append((n, f"no {level} with code {code} (load them first: "
                                       "dothi admin-units load)"))
             continue
         updates.append({"id": make_id(code), "type": "AdministrativeArea",
-                        "location": {"type": "GeoProperty",
-                                     "value": orjson.loads(shapely.to_geojson(shape))},
+                        "location": {"type": "GeoProperty", "value": geojson(shape)},
                         "boundaryStatus": _prop("imported"),
                         "boundarySource": _prop(f"{path.name} ({report.source_crs})")})
     for start in range(0, len(updates), BATCH):

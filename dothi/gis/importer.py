@@ -20,10 +20,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import orjson
-
 from dothi.broker.broker import Broker
-from dothi.gis.crs import check_plausible, label, resolve, to_wgs84
+from dothi.gis.crs import label, resolve
+from dothi.gis.geometry import Geometries, Refused, geojson
 from dothi.gis.reader import open_source
 from dothi.ngsild.qlang import parse_q
 from dothi.ngsild.typeexpr import parse_type_expr
@@ -90,7 +89,6 @@ class LayerImporter:
             raise ValueError(f"entity type {entity_type!r} is not a valid NGSI-LD type name")
         source = open_source(path, source_layer)
         source_crs = resolve(source.declared_crs, crs)
-        reproject = to_wgs84(source_crs)
         rename = rename or {}
         for src, dst in rename.items():
             if src not in source.fields:
@@ -108,40 +106,24 @@ class LayerImporter:
         numbers: dict[str, int] = {}  # entity id -> feature number, for the report
         written: set[str] = set()
         bounds: list[float] = []
-        checked = False
+        geometries = Geometries(source_crs, repair)
         for n, fid, shape, props in source.features:
-            if shape is None or shape.is_empty:
-                report.refused.append((n, "no geometry"))
+            try:
+                shape, problem = geometries.prepare(shape)
+            except Refused as exc:
+                report.refused.append((n, str(exc)))
                 continue
-            if not checked:  # the first geometry tells degrees from metres
-                check_plausible(source_crs, [tuple(c) for c in
-                                             shapely.get_coordinates(shape)[:1]])
-                checked = True
-            if reproject is not None:
-                shape = reproject(shape)
             entity: dict[str, Any] = {
                 "id": f"urn:ngsi-ld:{entity_type}:{name}:{fid if fid is not None else n}",
                 "type": entity_type, "refGisLayer": ref}
-            if not shapely.is_valid(shape):
-                reason = shapely.is_valid_reason(shape)
-                if not repair:
-                    report.refused.append((n, f"invalid geometry: {reason}"))
-                    continue
-                shape = _repaired(shape)
-                if shape is None:
-                    report.refused.append((n, f"invalid geometry, not repairable: {reason}"))
-                    continue
-                report.repaired.append((n, reason))
+            if problem is not None:
+                report.repaired.append((n, problem))
                 entity["geometryRepaired"] = {"type": "Property", "value": True}
-                entity["geometryProblem"] = {"type": "Property", "value": reason}
+                entity["geometryProblem"] = {"type": "Property", "value": problem}
             x0, y0, x1, y1 = (float(v) for v in shapely.bounds(shape))
-            if not (-180 <= x0 <= x1 <= 180 and -90 <= y0 <= y1 <= 90):
-                report.refused.append((n, "coordinates outside longitude/latitude after "
-                                          f"reprojection from {report.source_crs}"))
-                continue
             bounds = [x0, y0, x1, y1] if not bounds else [
                 min(bounds[0], x0), min(bounds[1], y0), max(bounds[2], x1), max(bounds[3], y1)]
-            entity["location"] = {"type": "GeoProperty", "value": _geojson(shape)}
+            entity["location"] = {"type": "GeoProperty", "value": geojson(shape)}
             if temporal is not None:
                 when = _instant(props.get(temporal))
                 if when is None:
@@ -254,23 +236,3 @@ def _instant(value: Any) -> str | None:
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
     return when.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
-
-
-def _repaired(shape: Any) -> Any | None:
-    """A valid geometry of the same dimension, or None."""
-    import shapely
-
-    fixed = shapely.make_valid(shape)
-    dimension = shapely.get_dimensions(shape)
-    if fixed.geom_type == "GeometryCollection":
-        parts = [p for p in shapely.get_parts(fixed) if shapely.get_dimensions(p) == dimension]
-        if not parts:
-            return None
-        fixed = shapely.union_all(parts)
-    return fixed if shapely.is_valid(fixed) and not fixed.is_empty else None
-
-
-def _geojson(shape: Any) -> dict[str, Any]:
-    import shapely
-
-    return orjson.loads(shapely.to_geojson(shape))  # type: ignore[no-any-return]

@@ -20,13 +20,11 @@ from dothi.ioc.aqi import METHOD, round_index
 from dothi.ioc.cap import atom_feed, to_xml
 from dothi.ioc.incidents import IncidentDesk
 from dothi.ioc.summary import summary
-from dothi.ngsild.render import RenderOptions, render_entity
 from dothi.ngsild.temporal import ms_to_iso
 from dothi.ngsild.typeexpr import parse_type_expr
 from dothi.store.base import EntityQuery, Selector
 
 router = APIRouter(prefix="/ioc", tags=["Operations centre"])
-KEY_VALUES = RenderOptions(fmt="keyValues")
 
 
 def _desk(request: Request) -> IncidentDesk:
@@ -106,8 +104,7 @@ async def list_incidents(request: Request) -> Response:
     docs = await run_in_threadpool(desk.incidents, tenant(request),
                                    ";".join(terms) or "status")
     docs.sort(key=lambda d: str(desk.value(d, "dateIssued")), reverse=True)
-    ctx = broker(request).resolver.core
-    return json_response([render_entity(d, ctx, KEY_VALUES) for d in docs[:limit]],
+    return json_response([desk.view(d) for d in docs[:limit]],
                          headers={"NGSILD-Results-Count": str(len(docs))})
 
 
@@ -117,7 +114,7 @@ async def get_incident(request: Request, eid: str) -> Response:
     doc = await run_in_threadpool(b.store.get, tenant(request), eid)
     if doc is None or b.resolver.core.expand("Incident") not in doc.get("type", ()):
         raise ResourceNotFound(f"No incident {eid}")
-    return json_response(render_entity(doc, b.resolver.core, KEY_VALUES))
+    return json_response(_desk(request).view(doc))
 
 
 @router.post("/incidents/{eid}/status", summary="Move an incident in its workflow")

@@ -27,6 +27,7 @@ from dothi.errors import AlreadyExists, BadRequestData, DothiError, ResourceNotF
 from dothi.ngsild import merge
 from dothi.ngsild.entity import expand_attributes, expand_entity
 from dothi.ngsild.qlang import parse_q
+from dothi.ngsild.render import RenderOptions, render_entity
 from dothi.ngsild.timeutil import now_iso
 from dothi.ngsild.typeexpr import parse_type_expr
 from dothi.store.base import UNCHANGED, EntityQuery, Selector
@@ -34,6 +35,7 @@ from dothi.store.base import UNCHANGED, EntityQuery, Selector
 INCIDENT = "Incident"
 WORKFLOW = Path(__file__).with_name("workflow.yaml")
 PAGE = 1000
+KEY_VALUES = RenderOptions(fmt="keyValues")
 MAX_TEXT = 4000
 
 
@@ -258,6 +260,11 @@ class IncidentDesk:
             if len(docs) < PAGE:
                 return out
             offset += PAGE
+
+    def view(self, doc: dict) -> dict[str, Any]:
+        """An incident as the /ioc API and the dashboard show it: its keyValues, and
+        ``modifiedAt``, by which a page keeps the newer of two copies it is sent."""
+        return {**render_entity(doc, self.ctx, KEY_VALUES), "modifiedAt": doc.get("modifiedAt")}
 
     def value(self, doc: dict, name: str) -> Any:
         instances = doc.get(self.ctx.expand(name))

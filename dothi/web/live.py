@@ -31,13 +31,11 @@ from dothi.ioc.cap import WarningDesk
 from dothi.ioc.incidents import IncidentDesk
 from dothi.ioc.summary import summary
 from dothi.ngsild.qlang import parse_q
-from dothi.ngsild.render import RenderOptions, render_entity
 from dothi.ngsild.typeexpr import parse_type_expr
 from dothi.store.base import EntityQuery, Selector
 
 log = logging.getLogger(__name__)
 PAGE = 1000
-KEY_VALUES = RenderOptions(fmt="keyValues")
 # Incidents closed this recently stay on the list (greyed), so an operator sees the loop close.
 CLOSED_KEPT = timedelta(hours=1)
 
@@ -93,13 +91,18 @@ class Snapshots:
                 return out
 
     def _incidents(self, tenant: str, now: datetime) -> list[dict]:
-        """The open incidents and those closed within the last hour: a query each, so
-        years of closed incidents cost nothing here."""
-        states = "|".join(f'status=="{s}"' for s in sorted(self.desk.flow.open))
+        """The incidents not yet closed (resolved ones too: an operator closes them), and
+        those closed within the last hour: a query each, so years of closed incidents cost
+        nothing here. "Closed" is any status the workflow moves nowhere from."""
+        flow = self.desk.flow
+        final = sorted(s for s in flow.statuses if not flow.moves.get(s))
+        live = "|".join(f'status=="{s}"' for s in sorted(flow.statuses) if s not in final)
         since = (now - CLOSED_KEPT).isoformat(timespec="seconds").replace("+00:00", "Z")
-        docs = [*self._all(tenant, "Incident", states),
-                *self._all(tenant, "Incident", f'status=="closed";dateClosed>={since}')]
-        kept = [render_entity(doc, self.ctx, KEY_VALUES) for doc in docs]
+        docs = self._all(tenant, "Incident", live) if live else []
+        for status in final:
+            docs += self._all(tenant, "Incident",
+                              f'status=="{status}";date{status.capitalize()}>={since}')
+        kept = [self.desk.view(doc) for doc in docs]
         kept.sort(key=lambda i: str(_instant(i.get("dateIssued")) or ""), reverse=True)
         return kept
 

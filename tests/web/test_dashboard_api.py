@@ -186,19 +186,24 @@ def test_live_feed_from_a_real_server(database_url: Callable[[str], str]) -> Non
 
 def test_closed_incidents_stay_on_the_list_for_an_hour(client: TestClient) -> None:
     ids = []
-    for title in ("Ngập A", "Ngập B"):
+    for title in ("Ngập A", "Ngập B", "Ngập C"):
         r = client.post("/ioc/incidents", json={"title": title, "category": "flooding",
                                                 "severity": "low"})
         ids.append(r.json()["id"])
     r = client.post(f"/ioc/incidents/{ids[1]}/status",
                     json={"status": "closed", "note": "báo nhầm / false alarm"})
     assert r.status_code == 200, r.text
+    # A resolved incident stays until someone closes it.
+    for status in ("acknowledged", "assigned", "inProgress", "resolved"):
+        r = client.post(f"/ioc/incidents/{ids[2]}/status",
+                        json={"status": status, "agency": "drainage"})
+        assert r.status_code == 200, r.text
     snapshots = client.app.state.ioc.snapshots  # type: ignore[attr-defined]
     now = datetime.now(UTC)
     shown = {i["id"]: i["status"] for i in snapshots.build(DEFAULT_TENANT, now)["incidents"]}
-    assert shown == {ids[0]: "detected", ids[1]: "closed"}
+    assert shown == {ids[0]: "detected", ids[1]: "closed", ids[2]: "resolved"}
     later = snapshots.build(DEFAULT_TENANT, now + timedelta(minutes=61))
-    assert [i["id"] for i in later["incidents"]] == [ids[0]]
+    assert {i["id"] for i in later["incidents"]} == {ids[0], ids[2]}
 
 
 def test_a_failed_rebuild_is_retried() -> None:

@@ -573,7 +573,13 @@ async function refreshIncident(id) {
 
 function merge(target, data, key) {
   if (data.full) target.clear();
-  for (const item of data.changed) target.set(key(item), item);
+  for (const item of data.changed) {
+    // A snapshot built just before this page's own change may arrive after it: the
+    // older copy of an incident never replaces the newer one.
+    const held = target.get(key(item));
+    if (held && held.modifiedAt && item.modifiedAt && item.modifiedAt < held.modifiedAt) continue;
+    target.set(key(item), item);
+  }
   for (const id of data.removed) target.delete(id);
 }
 

@@ -17,7 +17,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 from starlette.concurrency import run_in_threadpool
 
-from dothi.api.http import GEOJSON, broker, tenant
+from dothi.api.http import GEOJSON, broker, int_param, tenant
 from dothi.errors import BadRequestData, ResourceNotFound
 from dothi.gis import cql
 from dothi.gis.importer import LAYER_TYPE, layer_id
@@ -199,8 +199,9 @@ async def items(request: Request, cid: str) -> Response:
     params = request.query_params
     layer = await run_in_threadpool(_layer, request, cid)
     names = _queryables(layer)
-    limit = _int(params.get("limit"), "limit", DEFAULT_LIMIT, 1, MAX_LIMIT)
-    offset = _int(params.get("offset"), "offset", 0, 0, None)
+    limit = _bounded(int_param(params.get("limit"), "limit", DEFAULT_LIMIT), "limit",
+                     MAX_LIMIT)
+    offset = int_param(params.get("offset"), "offset", 0)
     terms = [f'refGisLayer=="{layer_id(cid)}"']
     geo = None
     if params.get("bbox") is not None:
@@ -354,16 +355,9 @@ def _datetime_q(field: str, text: str) -> str:
     return ";".join(terms)
 
 
-def _int(text: str | None, name: str, default: int, low: int, high: int | None) -> int:
-    if text is None:
-        return default
-    try:
-        value = int(text)
-    except ValueError:
-        raise BadRequestData(f"{name} must be an integer") from None
-    if value < low or (high is not None and value > high):
-        raise BadRequestData(f"{name} must be {low}..{high}" if high else
-                             f"{name} must be ≥ {low}")
+def _bounded(value: int, name: str, high: int) -> int:
+    if not 1 <= value <= high:
+        raise BadRequestData(f"{name} must be 1..{high}")
     return value
 
 
@@ -379,8 +373,7 @@ def _bbox(text: str) -> dict[str, Any]:
     x0, y0, x1, y1 = numbers
     if x0 == x1 or y0 == y1:  # a degenerate box is still a place: widen it a hair
         x0, y0, x1, y1 = x0 - 1e-9, y0 - 1e-9, x1 + 1e-9, y1 + 1e-9
-    return {"type": "Polygon", "coordinates": [[[x0, y0], [x1, y0], [x1, y1], [x0, y1],
-                                                [x0, y0]]]}
+    return cql.box(x0, y0, x1, y1)
 
 
 def _value_literal(text: str) -> str:

@@ -79,7 +79,7 @@ def _conjuncts(node: Any) -> list[Any]:
 def _spatial(node: Any, queryables: set[str]) -> tuple[str, dict[str, Any]]:
     if isinstance(node, ast.BBox):
         _geometry_attribute(node.lhs)
-        return "intersects", _box(node.minx, node.miny, node.maxx, node.maxy)
+        return "intersects", box(node.minx, node.miny, node.maxx, node.maxy)
     lhs, rhs = node.lhs, node.rhs
     if isinstance(lhs, ast.Attribute):
         _geometry_attribute(lhs)
@@ -100,16 +100,17 @@ def _geometry(node: Any) -> dict[str, Any]:
     if isinstance(node, values.Geometry):
         return json.loads(json.dumps(node.geometry))  # tuples to lists
     if isinstance(node, values.Envelope):
-        return _box(node.x1, node.y1, node.x2, node.y2)
+        return box(node.x1, node.y1, node.x2, node.y2)
     if isinstance(node, ast.Function) and node.name.lower() == "bbox" and \
             len(node.arguments) in (4, 6):
         a = node.arguments
-        return _box(a[0], a[1], a[2], a[3]) if len(a) == 4 else _box(a[0], a[1], a[3], a[4])
+        return box(a[0], a[1], a[2], a[3]) if len(a) == 4 else box(a[0], a[1], a[3], a[4])
     raise Unsupported("the geometry of a spatial predicate is a WKT or GeoJSON literal or "
                       "BBOX(minx, miny, maxx, maxy)")
 
 
-def _box(x0: float, y0: float, x1: float, y1: float) -> dict[str, Any]:
+def box(x0: float, y0: float, x1: float, y1: float) -> dict[str, Any]:
+    """The rectangle (x0, y0)-(x1, y1) as a GeoJSON Polygon."""
     return {"type": "Polygon", "coordinates": [[[x0, y0], [x1, y0], [x1, y1], [x0, y1],
                                                 [x0, y0]]]}
 

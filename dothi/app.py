@@ -21,6 +21,7 @@ from starlette.exceptions import HTTPException
 from dothi import __version__
 from dothi.api import (
     batch,
+    citizen,
     contexts,
     csources,
     dashboard,
@@ -29,6 +30,7 @@ from dothi.api import (
     iot,
     meta,
     ogc,
+    open311,
     planning,
     subscriptions,
     temporal,
@@ -36,6 +38,9 @@ from dothi.api import (
 )
 from dothi.broker.broker import Broker
 from dothi.broker.notifier import Notifier, NotifierSettings
+from dothi.citizen.catalogue import Catalogue
+from dothi.citizen.media import MediaDesk
+from dothi.citizen.reports import ReportDesk
 from dothi.errors import NGSI_ERRORS, DothiError, PartialSuccess
 from dothi.ioc.service import IocService
 from dothi.iot.service import IotService
@@ -119,10 +124,17 @@ def create_app(settings: Settings | None = None, broker: Broker | None = None, *
         app.state.iot.start()
         app.state.ioc = IocService(app.state.broker, settings)
         app.state.ioc.start()
+        app.state.reports = ReportDesk(
+            app.state.broker, app.state.ioc.desk,
+            Catalogue.load(settings.citizen_services, app.state.ioc.desk.flow),
+            hourly_limit=settings.citizen_hourly_limit)
+        app.state.media = MediaDesk(app.state.broker,
+                                    hourly_limit=3 * settings.citizen_hourly_limit)
         if serving:
             _tune_gc()
             _end_streams_on_stop(app.state.ioc.live)
         yield
+        app.state.ioc.desk.followers.remove(app.state.reports.follow)
         await asyncio.to_thread(app.state.iot.stop)
         await app.state.ioc.live.close()
         await asyncio.to_thread(app.state.ioc.stop)
@@ -173,8 +185,9 @@ def create_app(settings: Settings | None = None, broker: Broker | None = None, *
                                 f"{request.method} {request.url.path}: {exc.detail}")
 
     for module in (entities, batch, subscriptions, csources, temporal, types, contexts, iot,
-                   incidents, dashboard, ogc, planning, meta):
+                   incidents, dashboard, ogc, planning, open311, citizen, meta):
         app.include_router(module.router)
+    app.include_router(open311.officials)
     dashboard.mount_assets(app)
     _offline_docs(app)
     return app

@@ -134,6 +134,39 @@ class StoreUnavailable(DothiError):
         return "urn:dothi:errors:StoreUnavailable"  # not one of NGSI-LD's problem types
 
 
+class NotAuthenticated(DothiError):
+    """No credentials, or credentials that identify no one."""
+
+    status = 401
+    problem = "Unauthorized"
+
+    @property
+    def type_uri(self) -> str:
+        return "urn:dothi:errors:Unauthorized"  # not one of NGSI-LD's problem types
+
+
+class Forbidden(DothiError):
+    """Known credentials that do not allow this."""
+
+    status = 403
+    problem = "Forbidden"
+
+    @property
+    def type_uri(self) -> str:
+        return "urn:dothi:errors:Forbidden"  # not one of NGSI-LD's problem types
+
+
+class TooManyRequests(DothiError):
+    """A client over its limit; it may try again later."""
+
+    status = 429
+    problem = "TooManyRequests"
+
+    @property
+    def type_uri(self) -> str:
+        return "urn:dothi:errors:TooManyRequests"  # not one of NGSI-LD's problem types
+
+
 class NonexistentTenant(DothiError):
     status = 404
     problem = "NonexistentTenant"

@@ -74,3 +74,12 @@ class Settings(BaseSettings):
     # Seconds between recomputations of each air-quality station's hourly VN_AQI (0: never).
     ioc_aqi_interval: float = 300.0
     ioc_live_interval: float = 2.0
+    # Citizens' reports (dothi.citizen, Open311): the services file (default: the shipped
+    # dothi/citizen/services.yaml), the reports one client may make an hour, the API keys
+    # of the apps that report under their own key (comma separated; other reports are
+    # limited per address), and the keys with which officials read who made a report
+    # (comma separated; unset: no one can).
+    citizen_services: Path | None = None
+    citizen_hourly_limit: int = 10
+    open311_api_keys: str = ""
+    official_keys: str = ""

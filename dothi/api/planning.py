@@ -17,14 +17,14 @@ router = APIRouter(prefix="/planning", tags=["Planning"])
 @router.get("/lookup", summary="The planning zones and rules at a point (lat, lon) or parcel")
 async def planning_lookup(request: Request) -> Response:
     params = request.query_params
-    lon = _number(params.get("lon"), "lon")
-    lat = _number(params.get("lat"), "lat")
+    lon = number_param(params.get("lon"), "lon")
+    lat = number_param(params.get("lat"), "lat")
     found = await run_in_threadpool(lookup, broker(request), tenant(request), lon=lon,
                                     lat=lat, parcel=params.get("parcel"))
     return json_response(found)
 
 
-def _number(text: str | None, name: str) -> float | None:
+def number_param(text: str | None, name: str) -> float | None:
     if text is None:
         return None
     try:

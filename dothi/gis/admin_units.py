@@ -22,7 +22,7 @@ from dothi.gis.geometry import Geometries, Refused, geojson
 from dothi.gis.reader import open_source
 from dothi.ngsild.qlang import parse_q
 from dothi.ngsild.typeexpr import parse_type_expr
-from dothi.store.base import EntityQuery, Selector
+from dothi.store.base import EntityQuery, Selector, query_all
 
 SOURCE = ("vietnamadminunits (MIT licence), after the 2025 reorganisation of administrative "
           "units; https://github.com/tranngocminhhieu/vietnamadminunits")
@@ -107,15 +107,10 @@ def load(broker: Broker, tenant: str, province: str | None = None,
 
 def _with_boundary(broker: Broker, tenant: str) -> set[str]:
     ctx = broker.resolver.core
-    found: set[str] = set()
-    while True:
-        query = EntityQuery(selectors=[Selector(types=parse_type_expr(
-            "AdministrativeArea", ctx.expand))], q=parse_q('boundaryStatus=="imported"'),
-            expand=ctx.expand, limit=BATCH, offset=len(found), ids_only=True)
-        docs, _ = broker.store.query(tenant, query)
-        found.update(d["id"] for d in docs)
-        if len(docs) < BATCH:
-            return found
+    return {d["id"] for d in query_all(broker.store, tenant, EntityQuery(
+        selectors=[Selector(types=parse_type_expr("AdministrativeArea", ctx.expand))],
+        q=parse_q('boundaryStatus=="imported"'), expand=ctx.expand, limit=BATCH,
+        ids_only=True))}
 
 
 @dataclass

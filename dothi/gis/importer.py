@@ -26,7 +26,7 @@ from dothi.gis.geometry import Geometries, Refused, geojson
 from dothi.gis.reader import open_source
 from dothi.ngsild.qlang import parse_q
 from dothi.ngsild.typeexpr import parse_type_expr
-from dothi.store.base import EntityQuery, Selector
+from dothi.store.base import EntityQuery, Selector, query_all
 
 LAYER_TYPE = "GisLayer"
 LAYER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,62}")
@@ -175,19 +175,11 @@ class LayerImporter:
             earlier = (before.get(self.ctx.expand("featureType")) or [{}])[0].get("value")
             if isinstance(earlier, str):
                 types.add(earlier)
-        stale: list[str] = []
-        offset = 0
-        while True:
-            query = EntityQuery(selectors=[Selector(types=parse_type_expr(
-                                    ",".join(sorted(types)), self.ctx.expand))],
-                                q=parse_q(f'refGisLayer=="{layer_id(name)}"'),
-                                expand=self.ctx.expand, limit=BATCH, offset=offset,
-                                ids_only=True)
-            docs, _ = self.broker.store.query(self.tenant, query)
-            stale.extend(d["id"] for d in docs if d["id"] not in keep)
-            if len(docs) < BATCH:
-                break
-            offset += BATCH
+        stale = [d["id"] for d in query_all(self.broker.store, self.tenant, EntityQuery(
+            selectors=[Selector(types=parse_type_expr(",".join(sorted(types)),
+                                                      self.ctx.expand))],
+            q=parse_q(f'refGisLayer=="{layer_id(name)}"'), expand=self.ctx.expand,
+            limit=BATCH, ids_only=True)) if d["id"] not in keep]
         for start in range(0, len(stale), BATCH):
             self.broker.batch(self.tenant, "delete", stale[start:start + BATCH],
                               lambda item: self.ctx)

@@ -17,7 +17,7 @@ from dothi.ngsild.geo import parse_geoquery
 from dothi.ngsild.qlang import parse_q
 from dothi.ngsild.render import RenderOptions, render_entity
 from dothi.ngsild.typeexpr import parse_type_expr
-from dothi.store.base import EntityQuery, Selector
+from dothi.store.base import EntityQuery, Selector, query_all
 
 KEY_VALUES = RenderOptions(fmt="keyValues")
 RULES = ("zoneCode", "landUse", "maxFloorAreaRatio", "maxHeight", "maxBuildingDensity",
@@ -114,10 +114,10 @@ def _parcel(broker: Broker, tenant: str, parcel: str) -> dict[str, Any]:
 def _all(broker: Broker, tenant: str, etype: str, geo: Any, q: str | None = None
          ) -> list[dict]:
     ctx = broker.resolver.core
-    query = EntityQuery(selectors=[Selector(types=parse_type_expr(etype, ctx.expand))],
-                        q=parse_q(q) if q else None, geo=geo, geo_attr=ctx.expand("location"),
-                        expand=ctx.expand, limit=1000)
-    return broker.store.query(tenant, query)[0]
+    return query_all(broker.store, tenant, EntityQuery(
+        selectors=[Selector(types=parse_type_expr(etype, ctx.expand))],
+        q=parse_q(q) if q else None, geo=geo, geo_attr=ctx.expand("location"),
+        expand=ctx.expand, limit=1000))
 
 
 def _polygonal(doc: dict, ctx: Any) -> bool:

@@ -10,12 +10,15 @@ update or a cancellation is a new message whose ``references`` names the one it 
 
 from __future__ import annotations
 
+import math
 import uuid
 import xml.etree.ElementTree as ET
 from datetime import UTC, datetime, timedelta
 from functools import cache
 from pathlib import Path
 from typing import Any
+
+from shapely.geometry import Point, shape
 
 from dothi.broker.broker import Broker
 from dothi.errors import AlreadyExists, BadRequestData, ResourceNotFound
@@ -185,6 +188,22 @@ class WarningDesk:
                 and _iso(m["expires"]) > _iso(stamp)]
         return sorted(live, key=lambda m: _iso(m["sent"]), reverse=True)
 
+    def covering(self, tenant: str, lon: float, lat: float,
+                 now: datetime | None = None) -> list[dict[str, Any]]:
+        """The messages in force whose area holds the point (a citizen's place)."""
+        here = Point(lon, lat)
+        out = []
+        for message in self.current(tenant, now):
+            area = message["area"]
+            if "circle" in area:
+                center, radius = area["circle"].split(" ")
+                clat, clon = (float(v) for v in center.split(","))
+                if _km(clon, clat, lon, lat) <= float(radius):
+                    out.append(message)
+            elif shape(area["geometry"]).covers(here):
+                out.append(message)
+        return out
+
 
 def entity_id(identifier: str) -> str:
     return f"urn:ngsi-ld:CapAlert:{identifier}"
@@ -329,6 +348,14 @@ def _area(value: Any) -> dict[str, Any]:
     lon, lat = center
     return {"description": description, "geometry": {"type": "Point", "coordinates": center},
             "circle": f"{lat},{lon} {radius}"}
+
+
+def _km(lon1: float, lat1: float, lon2: float, lat2: float) -> float:
+    """Great-circle distance on a sphere of the Earth's mean radius."""
+    p1, p2 = math.radians(lat1), math.radians(lat2)
+    a = math.sin((p2 - p1) / 2) ** 2 + math.cos(p1) * math.cos(p2) * \
+        math.sin(math.radians(lon2 - lon1) / 2) ** 2
+    return 2 * 6371.0088 * math.asin(math.sqrt(a))
 
 
 def _lonlat(p: Any) -> bool:

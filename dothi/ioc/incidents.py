@@ -12,6 +12,7 @@ with that key is open, opening it again counts one more occurrence instead of a 
 
 from __future__ import annotations
 
+import logging
 import threading
 import uuid
 from collections.abc import Callable
@@ -30,8 +31,9 @@ from dothi.ngsild.qlang import parse_q
 from dothi.ngsild.render import RenderOptions, render_entity
 from dothi.ngsild.timeutil import now_iso
 from dothi.ngsild.typeexpr import parse_type_expr
-from dothi.store.base import UNCHANGED, EntityQuery, Selector
+from dothi.store.base import UNCHANGED, EntityQuery, Selector, query_all
 
+log = logging.getLogger(__name__)
 INCIDENT = "Incident"
 WORKFLOW = Path(__file__).with_name("workflow.yaml")
 PAGE = 1000
@@ -86,6 +88,9 @@ class IncidentDesk:
         self.flow = workflow or Workflow.load()
         self.ctx = broker.resolver.core
         self._opening = threading.Lock()  # one open-or-count at a time per process
+        # Told (tenant, incident document) after each move: what follows an incident (the
+        # citizens' reports it answers) keeps up with it.
+        self.followers: list[Callable[[str, dict], None]] = []
 
     # -- opening ----------------------------------------------------------------------
 
@@ -107,10 +112,17 @@ class IncidentDesk:
             if dedup_key:
                 found = self._open_with_key(tenant, dedup_key)
                 if found is not None:
-                    self._update(tenant, found, lambda doc: {
-                        "occurrences": {"type": "Property",
-                                        "value": int(self.value(doc, "occurrences") or 1) + 1},
-                        "dateLastDetected": _date(when)})
+                    def again(doc: dict) -> dict[str, Any]:
+                        out = {"occurrences": {"type": "Property", "value": int(
+                                   self.value(doc, "occurrences") or 1) + 1},
+                               "dateLastDetected": _date(when)}
+                        known = list(self.value(doc, "relatedEntities") or [])
+                        if related and not set(related) <= set(known):
+                            out["relatedEntities"] = {"type": "Property", "value": [
+                                *known, *(r for r in related if r not in known)]}
+                        return out
+
+                    self._update(tenant, found, again)
                     return found, False
             eid = f"urn:ngsi-ld:Incident:{uuid.uuid4()}"
             body: dict[str, Any] = {
@@ -198,6 +210,13 @@ class IncidentDesk:
             return out
 
         self._update(tenant, eid, changes, drop_due=to not in self.flow.open)
+        if self.followers:
+            doc = self.broker.store.get(tenant, eid)
+            for follower in self.followers:
+                try:
+                    follower(tenant, doc or {})
+                except Exception:  # the move stands; what follows it says why it lags
+                    log.exception("following incident %s's move to %s failed", eid, to)
         return left[0]
 
     def comment(self, tenant: str, eid: str, text: Any, *, by: str | None = None,
@@ -249,17 +268,9 @@ class IncidentDesk:
     # -- store plumbing ---------------------------------------------------------------
 
     def incidents(self, tenant: str, q: str) -> list[dict]:
-        out: list[dict] = []
-        offset = 0
-        while True:
-            query = EntityQuery(
-                selectors=[Selector(types=parse_type_expr(INCIDENT, self.ctx.expand))],
-                q=parse_q(q), expand=self.ctx.expand, limit=PAGE, offset=offset)
-            docs, _ = self.broker.store.query(tenant, query)
-            out.extend(docs)
-            if len(docs) < PAGE:
-                return out
-            offset += PAGE
+        return query_all(self.broker.store, tenant, EntityQuery(
+            selectors=[Selector(types=parse_type_expr(INCIDENT, self.ctx.expand))],
+            q=parse_q(q), expand=self.ctx.expand, limit=PAGE))
 
     def view(self, doc: dict) -> dict[str, Any]:
         """An incident as the /ioc API and the dashboard show it: its keyValues, and

@@ -8,7 +8,7 @@ that type, id, attribute, scope and geo selection need. Read-modify-write happen
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 from dothi.ngsild.typeexpr import TypeExpr
@@ -235,6 +235,27 @@ class Store(Protocol):
         ...
 
     def close(self) -> None: ...
+
+
+def query_all(store: Store, tenant: str, query: EntityQuery) -> list[dict]:
+    """Every entity ``query`` matches, read a page of ``query.limit`` at a time (so no
+    single read holds more than a page's rows in the database's result set)."""
+    out: list[dict] = []
+    page = replace(query, offset=query.offset, count=False)
+    while True:
+        docs, _ = store.query(tenant, page)
+        out.extend(docs)
+        if len(docs) < page.limit:
+            return out
+        page = replace(page, offset=page.offset + page.limit)
+
+
+def partition(tenant: str, name: str) -> str:
+    """The store's tenant that keeps a tenant's ``name`` data apart (its citizens'
+    personal data, its uploaded photos). The NGSI-LD API accepts no tenant name with
+    ``~`` (``dothi.api.http.tenant_named``), so no query, subscription or export through
+    the open API can ever reach a partition: only the service that owns it reads it."""
+    return f"{tenant}~{name}"
 
 
 def open_store(url: str, *, keep_history: bool = True, lease_ms: int = 30_000,

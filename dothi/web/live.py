@@ -32,7 +32,7 @@ from dothi.ioc.incidents import IncidentDesk
 from dothi.ioc.summary import summary
 from dothi.ngsild.qlang import parse_q
 from dothi.ngsild.typeexpr import parse_type_expr
-from dothi.store.base import EntityQuery, Selector
+from dothi.store.base import EntityQuery, Selector, query_all
 
 log = logging.getLogger(__name__)
 PAGE = 1000
@@ -80,15 +80,9 @@ class Snapshots:
     # -- parts ------------------------------------------------------------------------
 
     def _all(self, tenant: str, etype: str, q: str | None = None) -> list[dict]:
-        out: list[dict] = []
-        while True:
-            query = EntityQuery(selectors=[Selector(types=parse_type_expr(
-                etype, self.ctx.expand))], q=parse_q(q) if q else None,
-                expand=self.ctx.expand, limit=PAGE, offset=len(out))
-            docs, _ = self.broker.store.query(tenant, query)
-            out.extend(docs)
-            if len(docs) < PAGE:
-                return out
+        return query_all(self.broker.store, tenant, EntityQuery(
+            selectors=[Selector(types=parse_type_expr(etype, self.ctx.expand))],
+            q=parse_q(q) if q else None, expand=self.ctx.expand, limit=PAGE))
 
     def _incidents(self, tenant: str, now: datetime) -> list[dict]:
         """The incidents not yet closed (resolved ones too: an operator closes them), and

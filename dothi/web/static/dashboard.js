@@ -3,8 +3,6 @@
 // the workflow's actions. Kept current by the server-sent events of /ioc/stream.
 "use strict";
 
-const params = new URLSearchParams(location.search);
-const TENANT = params.get("tenant") || "";
 const TZ = "Asia/Ho_Chi_Minh";
 
 const TEXT = {
@@ -83,32 +81,6 @@ function fmtTime(value) {
   if (!iso) return "—";
   return new Intl.DateTimeFormat(state.lang === "en" ? "en-GB" : "vi-VN",
     {dateStyle: "short", timeStyle: "short", timeZone: TZ}).format(new Date(iso));
-}
-function el(tag, attrs, ...children) {
-  const node = document.createElement(tag);
-  for (const [k, v] of Object.entries(attrs || {})) {
-    if (k === "class") node.className = v;
-    else if (k.startsWith("on")) node.addEventListener(k.slice(2), v);
-    else if (v !== undefined && v !== null) node.setAttribute(k, v);
-  }
-  for (const child of children.flat()) {
-    if (child !== undefined && child !== null) node.append(child);
-  }
-  return node;
-}
-
-async function api(path, options) {
-  const headers = Object.assign({"Accept": "application/json"}, (options || {}).headers);
-  if (TENANT) headers["NGSILD-Tenant"] = TENANT;
-  const response = await fetch(path, Object.assign({}, options, {headers}));
-  if (!response.ok) {
-    let detail = response.statusText;
-    try { const problem = await response.json(); detail = problem.detail || problem.title; }
-    catch (e) { /* not JSON */ }
-    throw new Error(`${response.status}: ${detail}`);
-  }
-  const type = response.headers.get("content-type") || "";
-  return type.includes("json") ? response.json() : null;
 }
 
 // -- texts that follow the language -----------------------------------------------------
@@ -232,11 +204,7 @@ async function loadAreas() {
   if (!state.map) return;
   await mapReady();
   state.map.getSource("areas").setData(areas);
-  const bounds = new maplibregl.LngLatBounds();
-  for (const f of areas.features) {
-    const rings = f.geometry.type === "Polygon" ? f.geometry.coordinates : f.geometry.coordinates.flat();
-    for (const ring of rings) for (const c of ring) bounds.extend(c);
-  }
+  const bounds = polygonBounds(areas);
   if (!bounds.isEmpty()) state.map.fitBounds(bounds, {padding: 30, duration: 0});
   state.map.on("click", "areas-fill", e => {
     if (state.map.queryRenderedFeatures(e.point, {layers: ["sensors", "incident-points"]}).length) return;

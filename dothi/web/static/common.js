@@ -1,0 +1,46 @@
+// What the platform's pages share: the tenant of the page (?tenant=), building elements,
+// and calling the API with errors that say what the server said.
+"use strict";
+
+const params = new URLSearchParams(location.search);
+const TENANT = params.get("tenant") || "";
+
+function el(tag, attrs, ...children) {
+  const node = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs || {})) {
+    if (k === "class") node.className = v;
+    else if (k.startsWith("on")) node.addEventListener(k.slice(2), v);
+    else if (v !== undefined && v !== null) node.setAttribute(k, v);
+  }
+  for (const child of children.flat()) {
+    if (child !== undefined && child !== null) node.append(child);
+  }
+  return node;
+}
+
+// Problem details (NGSI-LD) and Open311's [{code, description}] both become the message.
+async function api(path, options) {
+  const headers = Object.assign({"Accept": "application/json"}, (options || {}).headers);
+  if (TENANT) headers["NGSILD-Tenant"] = TENANT;
+  const response = await fetch(path, Object.assign({}, options, {headers}));
+  if (!response.ok) {
+    let detail = response.statusText;
+    try {
+      const problem = await response.json();
+      detail = Array.isArray(problem) ? problem[0].description : problem.detail || problem.title;
+    } catch (e) { /* not JSON */ }
+    throw new Error(`${response.status}: ${detail}`);
+  }
+  const type = response.headers.get("content-type") || "";
+  return type.includes("json") ? response.json() : null;
+}
+
+// The bounds of a GeoJSON collection of polygons, to fit a map to the city.
+function polygonBounds(collection) {
+  const bounds = new maplibregl.LngLatBounds();
+  for (const f of collection.features) {
+    const rings = f.geometry.type === "Polygon" ? f.geometry.coordinates : f.geometry.coordinates.flat();
+    for (const ring of rings) for (const c of ring) bounds.extend(c);
+  }
+  return bounds;
+}

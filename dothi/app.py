@@ -22,6 +22,7 @@ from dothi import __version__
 from dothi.api import (
     batch,
     citizen,
+    consultations,
     contexts,
     csources,
     dashboard,
@@ -39,6 +40,7 @@ from dothi.api import (
 from dothi.broker.broker import Broker
 from dothi.broker.notifier import Notifier, NotifierSettings
 from dothi.citizen.catalogue import Catalogue
+from dothi.citizen.consultations import ConsultationDesk
 from dothi.citizen.media import MediaDesk
 from dothi.citizen.reports import ReportDesk
 from dothi.errors import NGSI_ERRORS, DothiError, PartialSuccess
@@ -128,6 +130,8 @@ def create_app(settings: Settings | None = None, broker: Broker | None = None, *
             app.state.broker, app.state.ioc.desk,
             Catalogue.load(settings.citizen_services, app.state.ioc.desk.flow),
             hourly_limit=settings.citizen_hourly_limit)
+        app.state.consultations = ConsultationDesk(
+            app.state.broker, hourly_limit=settings.citizen_hourly_limit)
         app.state.media = MediaDesk(app.state.broker,
                                     hourly_limit=3 * settings.citizen_hourly_limit)
         if serving:
@@ -185,7 +189,8 @@ def create_app(settings: Settings | None = None, broker: Broker | None = None, *
                                 f"{request.method} {request.url.path}: {exc.detail}")
 
     for module in (entities, batch, subscriptions, csources, temporal, types, contexts, iot,
-                   incidents, dashboard, ogc, planning, open311, citizen, meta):
+                   incidents, dashboard, ogc, consultations, planning, open311, citizen,
+                   meta):
         app.include_router(module.router)
     app.include_router(open311.officials)
     dashboard.mount_assets(app)

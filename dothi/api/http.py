@@ -3,6 +3,7 @@ content types and responses (clause 6.3)."""
 
 from __future__ import annotations
 
+import hmac
 import re
 from typing import Any
 
@@ -15,8 +16,10 @@ from dothi.broker.broker import Broker
 from dothi.broker.forwarding import Forward
 from dothi.errors import (
     BadRequestData,
+    Forbidden,
     InvalidRequest,
     NotAcceptable,
+    NotAuthenticated,
     TooLarge,
     UnsupportedMediaType,
 )
@@ -213,3 +216,32 @@ def split_list(value: str | None) -> list[str] | None:
     if not items:
         raise BadRequestData("An empty list was given")
     return items
+
+
+def keys(text: str) -> list[str]:
+    """The keys of a comma-separated setting."""
+    return [k.strip() for k in text.split(",") if k.strip()]
+
+
+def official(request: Request) -> int:
+    """The number (1-based) of the official's key the request carries as its bearer
+    token, one of ``DOTHI_OFFICIAL_KEYS``; 401 without one, 403 with another."""
+    header = request.headers.get("authorization", "")
+    if not header.lower().startswith("bearer "):
+        raise NotAuthenticated("Officials send their key as Authorization: Bearer <key>")
+    given = header[7:].strip()
+    for number, key in enumerate(keys(request.app.state.settings.official_keys), 1):
+        if hmac.compare_digest(given, key):
+            return number
+    raise Forbidden("That key is not an official's")
+
+
+async def json_object(request: Request) -> dict[str, Any]:
+    """The body of a request to one of the platform's own APIs: one JSON object."""
+    try:
+        body = orjson.loads(await request.body())
+    except orjson.JSONDecodeError as exc:
+        raise InvalidRequest(f"The body is not valid JSON: {exc}") from None
+    if not isinstance(body, dict):
+        raise BadRequestData("The body must be a JSON object")
+    return body

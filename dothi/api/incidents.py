@@ -9,13 +9,12 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-import orjson
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
-from dothi.api.http import broker, int_param, json_response, tenant
-from dothi.errors import BadRequestData, InvalidRequest, ResourceNotFound
+from dothi.api.http import broker, int_param, json_object, json_response, tenant
+from dothi.errors import BadRequestData, ResourceNotFound
 from dothi.ioc.aqi import METHOD, round_index
 from dothi.ioc.cap import atom_feed, to_xml
 from dothi.ioc.incidents import IncidentDesk
@@ -29,16 +28,6 @@ router = APIRouter(prefix="/ioc", tags=["Operations centre"])
 
 def _desk(request: Request) -> IncidentDesk:
     return request.app.state.ioc.desk  # type: ignore[no-any-return]
-
-
-async def _body(request: Request) -> dict[str, Any]:
-    try:
-        body = orjson.loads(await request.body())
-    except orjson.JSONDecodeError as exc:
-        raise InvalidRequest(f"The body is not valid JSON: {exc}") from None
-    if not isinstance(body, dict):
-        raise BadRequestData("The body must be a JSON object")
-    return body
 
 
 def _known(body: dict[str, Any], allowed: set[str], texts: set[str]) -> None:
@@ -61,7 +50,7 @@ async def workflow(request: Request) -> Response:
 
 @router.post("/incidents", summary="Open an incident (or count one more occurrence)")
 async def open_incident(request: Request) -> Response:
-    body = await _body(request)
+    body = await json_object(request)
     texts = {"title", "category", "severity", "description", "subCategory", "ward", "by",
              "dedupKey"}
     _known(body, texts | {"location", "related"}, texts)
@@ -119,7 +108,7 @@ async def get_incident(request: Request, eid: str) -> Response:
 
 @router.post("/incidents/{eid}/status", summary="Move an incident in its workflow")
 async def move(request: Request, eid: str) -> Response:
-    body = await _body(request)
+    body = await json_object(request)
     _known(body, {"status", "by", "agency", "note"}, {"status", "by", "agency", "note"})
     if "status" not in body:
         raise BadRequestData("status is required")
@@ -131,7 +120,7 @@ async def move(request: Request, eid: str) -> Response:
 
 @router.post("/incidents/{eid}/comments", status_code=201, summary="Comment on an incident")
 async def comment(request: Request, eid: str) -> Response:
-    body = await _body(request)
+    body = await json_object(request)
     _known(body, {"text", "by"}, {"text", "by"})
     await run_in_threadpool(_desk(request).comment, tenant(request), eid, body.get("text"),
                             by=body.get("by"))
@@ -141,7 +130,7 @@ async def comment(request: Request, eid: str) -> Response:
 @router.post("/incidents/{eid}/attachments", status_code=201,
              summary="Attach a document or photo (by URL) to an incident")
 async def attach(request: Request, eid: str) -> Response:
-    body = await _body(request)
+    body = await json_object(request)
     _known(body, {"url", "title", "by"}, {"url", "title", "by"})
     await run_in_threadpool(_desk(request).attach, tenant(request), eid, body.get("url"),
                             title=body.get("title"), by=body.get("by"))
@@ -156,7 +145,7 @@ async def list_rules(request: Request) -> Response:
 
 @router.post("/rules", status_code=201, summary="Add (or replace) a rule")
 async def add_rule(request: Request) -> Response:
-    rule = await run_in_threadpool(request.app.state.ioc.engine.add, await _body(request))
+    rule = await run_in_threadpool(request.app.state.ioc.engine.add, await json_object(request))
     return json_response({"id": rule.id}, status=201)
 
 
@@ -188,7 +177,7 @@ def _incident_for_warning(request: Request, eid: Any) -> dict[str, Any]:
 
 @router.post("/warnings", status_code=201, summary="Issue a public warning (CAP 1.2)")
 async def issue_warning(request: Request) -> Response:
-    body = await _body(request)
+    body = await json_object(request)
     warnings = request.app.state.ioc.warnings
 
     def issue() -> str:
@@ -205,7 +194,7 @@ async def issue_warning(request: Request) -> Response:
 @router.post("/warnings/{identifier}/update", status_code=201,
              summary="Update a warning (a new message that references it)")
 async def update_warning(request: Request, identifier: str) -> Response:
-    body = await _body(request)
+    body = await json_object(request)
     new = await run_in_threadpool(request.app.state.ioc.warnings.update, tenant(request),
                                   identifier, body)
     return json_response({"identifier": new}, status=201,
@@ -214,7 +203,7 @@ async def update_warning(request: Request, identifier: str) -> Response:
 
 @router.post("/warnings/{identifier}/cancel", status_code=201, summary="Cancel a warning")
 async def cancel_warning(request: Request, identifier: str) -> Response:
-    body = await _body(request)
+    body = await json_object(request)
     _known(body, {"note"}, {"note"})
     new = await run_in_threadpool(request.app.state.ioc.warnings.cancel, tenant(request),
                                   identifier, body.get("note"))

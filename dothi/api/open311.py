@@ -21,14 +21,13 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
-from dothi.api.http import json_response, media_type, tenant
+from dothi.api.http import json_response, keys, media_type, official, tenant
 from dothi.citizen.catalogue import LOCALES
 from dothi.citizen.reports import ReportDesk
 from dothi.errors import (
     BadRequestData,
     DothiError,
     Forbidden,
-    NotAuthenticated,
     ResourceNotFound,
     TooLarge,
     UnsupportedMediaType,
@@ -193,7 +192,7 @@ async def request_by_token_json(request: Request, token: str) -> Response:
 @officials.get("/service-requests/{rid}/reporter",
                summary="Who made a report (officials only; every read is logged)")
 async def reporter(request: Request, rid: str) -> Response:
-    number = _official(request)
+    number = official(request)
     found = await run_in_threadpool(_desk(request).reporter, tenant(request), rid)
     log.warning("personal data: reporter of %s read with official key #%d from %s", rid,
                 number, request.client.host if request.client else "?")
@@ -219,25 +218,8 @@ def _form(ctype: str, raw: bytes) -> dict[str, list[str]]:
 def client_of(request: Request, given: str | None) -> str:
     """Who is reporting, for the hourly limits: a known app's API key, or the address."""
     if given:
-        keys = _keys(request.app.state.settings.open311_api_keys)
-        if not any(hmac.compare_digest(given, k) for k in keys):
+        known = keys(request.app.state.settings.open311_api_keys)
+        if not any(hmac.compare_digest(given, k) for k in known):
             raise Forbidden("Unknown api_key; leave it out to report without one")
         return f"key:{given}"
     return f"address:{request.client.host if request.client else '?'}"
-
-
-def _official(request: Request) -> int:
-    """The number of the official key the request carries (1-based)."""
-    keys = _keys(request.app.state.settings.official_keys)
-    header = request.headers.get("authorization", "")
-    if not header.lower().startswith("bearer "):
-        raise NotAuthenticated("Officials send their key as Authorization: Bearer <key>")
-    given = header[7:].strip()
-    for number, key in enumerate(keys, 1):
-        if hmac.compare_digest(given, key):
-            return number
-    raise Forbidden("That key is not an official's")
-
-
-def _keys(text: str) -> list[str]:
-    return [k.strip() for k in text.split(",") if k.strip()]

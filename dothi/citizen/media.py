@@ -17,10 +17,8 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from dothi.broker.broker import Broker
 from dothi.citizen.reports import client_key, datetime_value
-from dothi.errors import AlreadyExists, BadRequestData, ResourceNotFound, TooLarge, TooManyRequests
-from dothi.ngsild.entity import expand_entity
+from dothi.errors import BadRequestData, ResourceNotFound, TooLarge, TooManyRequests
 from dothi.ngsild.qlang import parse_q
-from dothi.ngsild.timeutil import now_iso
 from dothi.ngsild.typeexpr import parse_type_expr
 from dothi.store.base import EntityQuery, Selector, partition
 
@@ -76,24 +74,14 @@ class MediaDesk:
                                   "client; please try again later")
         photo = clean(raw)
         mid = uuid.uuid4().hex
-        eid = f"urn:ngsi-ld:{MEDIA}:{mid}"
-        doc = expand_entity({
-            "id": eid, "type": MEDIA,
+        self.broker.create(partition(tenant, "media"), {
+            "id": f"urn:ngsi-ld:{MEDIA}:{mid}", "type": MEDIA,
             "contentType": {"type": "Property", "value": "image/jpeg"},
             "contentSize": {"type": "Property", "value": len(photo)},
             "content": {"type": "Property", "value": base64.b64encode(photo).decode()},
             "client": {"type": "Property", "value": client_hash},
             "uploadedAt": {"type": "Property", "value": datetime_value(when)},
-        }, self.ctx, now_iso())
-
-        def create(old: dict | None) -> dict:
-            if old is not None:
-                raise AlreadyExists(f"{eid} exists")
-            return doc
-
-        outcome = self.broker.apply(partition(tenant, "media"), [(eid, create)])[0]
-        if outcome.error is not None:
-            raise outcome.error
+        }, self.ctx)
         return mid
 
     def photo(self, tenant: str, mid: str) -> bytes:

@@ -29,10 +29,10 @@ from shapely.geometry import shape
 
 from dothi.broker.broker import Broker
 from dothi.citizen.catalogue import LOCALES, Catalogue, Service
-from dothi.errors import AlreadyExists, BadRequestData, ResourceNotFound, TooManyRequests
+from dothi.errors import BadRequestData, ResourceNotFound, TooManyRequests
 from dothi.ioc.incidents import IncidentDesk
 from dothi.ngsild import merge
-from dothi.ngsild.entity import expand_attributes, expand_entity
+from dothi.ngsild.entity import expand_attributes, first_value
 from dothi.ngsild.geo import parse_geoquery
 from dothi.ngsild.qlang import parse_q
 from dothi.ngsild.render import RenderOptions, render_entity
@@ -96,7 +96,7 @@ class ReportDesk:
         if media is not None and (len(media) > 2000 or not media.startswith(
                 ("https://", "http://"))):
             raise BadRequestData("media_url is an http(s) URL")
-        personal = _personal(form)
+        personal = personal_fields(form)
         when = (now or datetime.now(UTC)).replace(microsecond=0)
         client_hash = client_key(tenant, client)
         recent = self._recent(tenant, client_hash, when)
@@ -139,15 +139,14 @@ class ReportDesk:
             body["location"] = {"type": "GeoProperty", "value": point}
         if area is not None:
             body["refAdministrativeArea"] = {"type": "Relationship", "object": area["id"]}
-        self._create(tenant, eid, body)
-        reporter_id = f"urn:ngsi-ld:{REPORTER}:{rid}"
-        reporter: dict[str, Any] = {"id": reporter_id, "type": REPORTER,
+        self.broker.create(tenant, body, self.ctx)
+        reporter: dict[str, Any] = {"id": f"urn:ngsi-ld:{REPORTER}:{rid}", "type": REPORTER,
                                     "refServiceRequest": {"type": "Relationship",
                                                           "object": eid},
                                     "client": _prop(client_hash),
                                     "requestedAt": _prop(datetime_value(when)),
                                     **{k: _prop(v) for k, v in personal.items()}}
-        self._create(partition(tenant, "personal"), reporter_id, reporter)
+        self.broker.create(partition(tenant, "personal"), reporter, self.ctx)
         return {"service_request_id": rid, "token": body["token"]["value"],
                 "account_id": None, "service_notice": _notice(service, agency, self)}, True
 
@@ -372,26 +371,7 @@ class ReportDesk:
     # -- plumbing ---------------------------------------------------------------------
 
     def _value(self, doc: dict, name: str) -> Any:
-        instances = doc.get(self.ctx.expand(name))
-        if not instances:
-            return None
-        first = instances[0]
-        value = first.get("object", first.get("value"))
-        if isinstance(value, list) and value and isinstance(value[0], dict):
-            value = value[0].get("@id", value)
-        return value.get("@value") if isinstance(value, dict) and "@value" in value else value
-
-    def _create(self, tenant: str, eid: str, body: dict[str, Any]) -> None:
-        doc = expand_entity(body, self.ctx, now_iso())
-
-        def create(old: dict | None) -> dict:
-            if old is not None:
-                raise AlreadyExists(f"{eid} already exists")
-            return doc
-
-        outcome = self.broker.apply(tenant, [(eid, create)])[0]
-        if outcome.error is not None:
-            raise outcome.error
+        return first_value(doc, self.ctx.expand(name))
 
 
 def client_key(tenant: str, client: str) -> str:
@@ -415,7 +395,8 @@ def _single_fields(fields: Mapping[str, list[str]]) -> dict[str, str]:
     return out
 
 
-def _personal(form: dict[str, str]) -> dict[str, str]:
+def personal_fields(form: dict[str, str]) -> dict[str, str]:
+    """The personal fields given, checked."""
     given = {k: form[k] for k in PERSONAL if k in form}
     for name, value in given.items():
         _text(value, name, MAX_FIELD)

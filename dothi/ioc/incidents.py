@@ -26,7 +26,7 @@ import yaml
 from dothi.broker.broker import Broker
 from dothi.errors import AlreadyExists, BadRequestData, DothiError, ResourceNotFound
 from dothi.ngsild import merge
-from dothi.ngsild.entity import expand_attributes, expand_entity
+from dothi.ngsild.entity import expand_attributes, expand_entity, first_value
 from dothi.ngsild.qlang import parse_q
 from dothi.ngsild.render import RenderOptions, render_entity
 from dothi.ngsild.timeutil import now_iso
@@ -278,11 +278,7 @@ class IncidentDesk:
         return {**render_entity(doc, self.ctx, KEY_VALUES), "modifiedAt": doc.get("modifiedAt")}
 
     def value(self, doc: dict, name: str) -> Any:
-        instances = doc.get(self.ctx.expand(name))
-        if not instances:
-            return None
-        value = instances[0].get("value")
-        return value.get("@value") if isinstance(value, dict) and "@value" in value else value
+        return first_value(doc, self.ctx.expand(name))
 
     def _update(self, tenant: str, eid: str,
                 changes: Callable[[dict], dict[str, Any] | None], *,

@@ -338,6 +338,17 @@ def _check_geometry(name: str, value: dict) -> None:
         raise BadRequestData(f"GeoProperty {name}: {exc.detail}") from None
 
 
+def first_value(doc: dict, iri: str) -> Any:
+    """The plain value of an expanded document's first instance of ``iri``: a Property's
+    value (a DateTime's text), a Relationship's object id; None without one."""
+    instances = doc.get(iri)
+    if not instances:
+        return None
+    first = instances[0]
+    value = first.get("object", first.get("value"))
+    return value.get("@value") if isinstance(value, dict) and "@value" in value else value
+
+
 def deflate(doc: dict) -> dict:
     """The stored form drops attribute timestamps equal to the entity's own: a new entity
     shrinks by about a third, which every write and read pays for."""

@@ -44,6 +44,7 @@ from dothi.citizen.consultations import ConsultationDesk
 from dothi.citizen.media import MediaDesk
 from dothi.citizen.reports import ReportDesk
 from dothi.errors import NGSI_ERRORS, DothiError, PartialSuccess
+from dothi.gis.assessment import Assessor, Rules
 from dothi.ioc.service import IocService
 from dothi.iot.service import IotService
 from dothi.ngsild.context import ContextCache
@@ -130,6 +131,8 @@ def create_app(settings: Settings | None = None, broker: Broker | None = None, *
             app.state.broker, app.state.ioc.desk,
             Catalogue.load(settings.citizen_services, app.state.ioc.desk.flow),
             hourly_limit=settings.citizen_hourly_limit)
+        app.state.assessor = Assessor(app.state.broker,
+                                      Rules.load(settings.planning_assessment))
         app.state.consultations = ConsultationDesk(
             app.state.broker, hourly_limit=settings.citizen_hourly_limit)
         app.state.media = MediaDesk(app.state.broker,

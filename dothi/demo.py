@@ -818,6 +818,9 @@ def _districts() -> list[Entity]:
 
 def build_demo_city() -> list[Entity]:
     """The full demo city, in a stable order, every entity with the core @context."""
+    # Imported here: dothi.demo_plans builds on this module's helpers.
+    from dothi.demo_plans import plan_entities
+
     rng = random.Random(SEED)
     now = REFERENCE_TIME
     return [
@@ -828,6 +831,7 @@ def build_demo_city() -> list[Entity]:
         *_flood(rng, now),
         *_traffic(rng, now),
         *_waste(rng, now),
+        *plan_entities(),
     ]
 
 

@@ -83,3 +83,6 @@ class Settings(BaseSettings):
     citizen_hourly_limit: int = 10
     open311_api_keys: str = ""
     official_keys: str = ""
+    # The planners' assessment of an area: what counts as residents, amenities, green space
+    # and floods (default: the shipped dothi/gis/assessment.yaml).
+    planning_assessment: Path | None = None

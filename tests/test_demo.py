@@ -32,7 +32,7 @@ EXPECTED_COUNTS = {
     "FloodMonitoring": (15, 25),
     "TrafficFlowObserved": (25, 35),
     "WasteContainer": (50, 80),
-    "PointOfInterest": (20, 35),
+    "PointOfInterest": (45, 60),
     "AdministrativeArea": (6, 6),
 }
 

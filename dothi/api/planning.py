@@ -1,14 +1,17 @@
-"""Planning look-up for citizens and officials (``/planning``): which planning zones and
-rules apply at a point or on a parcel, in Vietnamese and English."""
+"""Planning for citizens, officials and planners (``/planning``): which planning zones and
+rules apply at a point or on a parcel, in Vietnamese and English; and the figures of an
+area drawn on the map, for one plan variant or several side by side."""
 
 from __future__ import annotations
 
 from fastapi import APIRouter, Request
-from fastapi.responses import Response
+from fastapi.responses import FileResponse, Response
 from starlette.concurrency import run_in_threadpool
 
-from dothi.api.http import broker, json_response, tenant
+from dothi.api.dashboard import WEB
+from dothi.api.http import broker, json_object, json_response, tenant
 from dothi.errors import BadRequestData
+from dothi.gis.assessment import Assessor
 from dothi.gis.planning import lookup
 
 router = APIRouter(prefix="/planning", tags=["Planning"])
@@ -22,6 +25,39 @@ async def planning_lookup(request: Request) -> Response:
     found = await run_in_threadpool(lookup, broker(request), tenant(request), lon=lon,
                                     lat=lat, parcel=params.get("parcel"))
     return json_response(found)
+
+
+@router.get("/studio", include_in_schema=False)
+async def page() -> Response:
+    return FileResponse(WEB / "static" / "planning.html", media_type="text/html")
+
+
+def _assessor(request: Request) -> Assessor:
+    return request.app.state.assessor  # type: ignore[no-any-return]
+
+
+@router.post("/assess", summary="An area's residents, green space, access to amenities, "
+             "floods and (for a plan variant) land use")
+async def assess(request: Request) -> Response:
+    body = await json_object(request)
+    unknown = set(body) - {"area", "variant"}
+    if unknown:
+        raise BadRequestData(f"Unknown members {sorted(unknown)}; give area and variant")
+    variant = body.get("variant")
+    if variant is not None and not isinstance(variant, str):
+        raise BadRequestData("variant is a planning layer's id")
+    return json_response(await run_in_threadpool(_assessor(request).assess, tenant(request),
+                                                 body.get("area"), variant))
+
+
+@router.post("/compare", summary="Plan variants side by side over one area")
+async def compare(request: Request) -> Response:
+    body = await json_object(request)
+    unknown = set(body) - {"area", "variants"}
+    if unknown:
+        raise BadRequestData(f"Unknown members {sorted(unknown)}; give area and variants")
+    return json_response(await run_in_threadpool(_assessor(request).compare, tenant(request),
+                                                 body.get("area"), body.get("variants")))
 
 
 def number_param(text: str | None, name: str) -> float | None:

@@ -116,9 +116,7 @@ function makeMap() {
         {id: "background", type: "background", paint: {"background-color": "#e8eef3"}},
         {id: "areas-fill", type: "fill", source: "areas", paint: {"fill-color": "#fff", "fill-opacity": 0.8}},
         {id: "zones", type: "fill", source: "zones",
-         paint: {"fill-color": ["match", ["get", "landUse"], "residential", "#f4c28a", "commercial", "#e58a8a",
-                                "mixed", "#d9a3d6", "green", "#8cc98c", "water", "#8fc1e8", "#cfcfcf"],
-                 "fill-opacity": 0.45, "fill-outline-color": "#7a6a80"}},
+         paint: {"fill-color": landUseColour(), "fill-opacity": 0.45, "fill-outline-color": "#7a6a80"}},
         {id: "streets", type: "line", source: "streets", paint: {"line-color": "#9aa7b4", "line-width": 3}},
         {id: "areas-line", type: "line", source: "areas", paint: {"line-color": "#6b7d90", "line-width": 1.2}},
         {id: "nearby", type: "circle", source: "nearby",
@@ -142,14 +140,10 @@ function mapReady() {
 
 // The map has no basemap: the city's own layers give the place its context (boundaries,
 // the streets its sensors watch, planning zones).
-function geojson(types) {
-  return api(`/ngsi-ld/v1/entities?type=${types}&options=keyValues&limit=1000`,
-             {headers: {"Accept": "application/geo+json"}});
-}
-
 async function loadAreas() {
   const [areas, streets, zones] = await Promise.all([
-    api("/ioc/map/areas"), geojson("TrafficFlowObserved,StreetlightGroup"), geojson("PlanningZone")]);
+    api("/ioc/map/areas"), entitiesGeoJSON("TrafficFlowObserved,StreetlightGroup"),
+    entitiesGeoJSON("PlanningZone")]);
   if (!state.map) return;
   await mapReady();
   state.map.getSource("areas").setData(areas);

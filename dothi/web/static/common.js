@@ -44,3 +44,19 @@ function polygonBounds(collection) {
   }
   return bounds;
 }
+
+// Planning zones' colours by land use (the keys of dothi/gis/planning.py's LAND_USE).
+const LAND_USE_COLOURS = {residential: "#f4c28a", commercial: "#e58a8a", mixed: "#d9a3d6",
+  green: "#8cc98c", public: "#b8b0e0", education: "#f2e08a", health: "#9fd3d6",
+  industrial: "#b5a89a", transport: "#c9cdd2", water: "#8fc1e8"};
+
+function landUseColour() {
+  return ["match", ["get", "landUse"], ...Object.entries(LAND_USE_COLOURS).flat(), "#cfcfcf"];
+}
+
+// Entities of the given types as GeoJSON (NGSI-LD's own GeoJSON representation).
+function entitiesGeoJSON(types, q) {
+  const filter = q ? `&q=${encodeURIComponent(q)}` : "";
+  return api(`/ngsi-ld/v1/entities?type=${types}&options=keyValues&limit=1000${filter}`,
+             {headers: {"Accept": "application/geo+json"}});
+}

@@ -1,0 +1,101 @@
+"""A planner in Debian's chromium (Playwright) on the demo city: chooses the two
+illustrative variants of central Hải Châu's zoning plan, draws the area on the map corner
+by corner, and reads the figures side by side; the page shows what the API computes for
+the same polygon, in Vietnamese and then in English."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.conftest import needs_chromium
+from tests.server import running_server
+
+pytestmark = needs_chromium
+
+WITHIN_MS = 15_000
+VARIANTS = ["urn:ngsi-ld:GisLayer:danang-phan-khu-hai-chau-a",
+            "urn:ngsi-ld:GisLayer:danang-phan-khu-hai-chau-b"]
+CORNERS = [(108.2110, 16.0540), (108.2230, 16.0540), (108.2230, 16.0700), (108.2110, 16.0700)]
+
+
+@pytest.fixture(scope="module")
+def city(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    db = tmp_path_factory.mktemp("planning") / "city.db"
+    subprocess.run([sys.executable, "-m", "dothi.cli", "demo", "--db", str(db), "--no-serve"],
+                   check=True, capture_output=True)
+    with running_server(db) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    from playwright.sync_api import sync_playwright
+
+    from dothi.web.browser import launch
+
+    with sync_playwright() as playwright:
+        chromium = launch(playwright)
+        yield chromium
+        chromium.close()
+
+
+def test_a_planner_compares_two_variants(city: str, browser: Any) -> None:
+    page = browser.new_page(viewport={"width": 1280, "height": 800}, locale="vi-VN")
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.goto(f"{city}/planning/studio")
+    page.wait_for_function("window.planningReady === true")
+    page.locator("[data-testid=variant-a]").select_option(VARIANTS[0])
+    page.locator("[data-testid=variant-b]").select_option(VARIANTS[1])
+    page.evaluate("""() => new Promise(done => {
+        const m = window.planning.state.map;
+        m.once('idle', () => done());
+        m.jumpTo({center: [108.217, 16.062], zoom: 14});
+    })""")
+    assert page.locator("[data-testid=assess]").is_disabled()
+    page.locator("[data-testid=draw]").click()
+    for lon, lat in CORNERS:
+        x, y = page.evaluate("""([lon, lat]) => {
+            const m = window.planning.state.map;
+            const p = m.project([lon, lat]);
+            const box = m.getCanvas().getBoundingClientRect();
+            return [box.left + p.x, box.top + p.y];
+        }""", [lon, lat])
+        page.mouse.click(x, y)
+    assert "4 đỉnh" in page.locator("[data-testid=status]").inner_text()
+    page.locator("[data-testid=finish]").click()
+    page.locator("[data-testid=assess]").click()
+    table = page.locator("[data-testid=figures]")
+    table.wait_for(timeout=WITHIN_MS)
+
+    corners = page.evaluate("window.planning.state.corners")
+    for (lon, lat), (x, y) in zip(CORNERS, corners, strict=True):
+        assert abs(lon - x) < 0.0002 and abs(lat - y) < 0.0002
+    area = {"type": "Polygon", "coordinates": [[*corners, corners[0]]]}
+    with httpx.Client(base_url=city, timeout=10) as http:
+        expected = http.post("/planning/compare",
+                             json={"area": area, "variants": VARIANTS}).json()["variants"]
+    assert page.evaluate("window.planning.state.result") == expected
+    a, b = expected
+    assert a["greenSpace"]["perResident"] < b["greenSpace"]["perResident"]
+    assert a["grossFloorArea"]["m2"] > b["grossFloorArea"]["m2"]
+    heads = table.locator("thead th").all_inner_texts()
+    assert heads[1].startswith("Phương án A") and heads[2].startswith("Phương án B")
+    green = table.locator("[data-testid=green-per] td").all_inner_texts()
+    assert green[1:] == [f"{a['greenSpace']['perResident']:.1f}".replace(".", ","),
+                         f"{b['greenSpace']['perResident']:.1f}".replace(".", ",")]
+    schools = table.locator("[data-testid=near-school] td").all_inner_texts()
+    assert schools[1] == f"{round(a['access']['school']['share'] * 100)}%"
+
+    page.locator("[data-testid=lang]").click()
+    assert table.locator("thead th").first.inner_text() == "Figure"
+    assert "Variant A" in table.locator("thead th").nth(1).inner_text()
+    floor = table.locator("[data-testid=floor] td").all_inner_texts()
+    assert floor[1] == f"{a['grossFloorArea']['m2']:,}"
+    assert errors == []

@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import os
 import random
-import re
 import shutil
 import subprocess
 import sys
@@ -119,11 +118,15 @@ def matched(url: str, params: dict[str, str]) -> int:
 
 def pygeoapi_venv() -> Path:
     venv = HERE / "results" / "pygeoapi-venv"
-    if not (venv / "bin" / "pygeoapi").exists():
+    done = venv / ".installed"  # written once everything below is in
+    if not done.exists():
         subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-        subprocess.run([str(venv / "bin" / "pip"), "install", "-q", "pygeoapi",
-                        "psycopg2-binary", "sqlalchemy", "geoalchemy2", "uvicorn"],
+        # Its Starlette app needs starlette, which pygeoapi does not pull in itself.
+        subprocess.run([str(venv / "bin" / "pip"), "install", "-q", "pygeoapi==0.21.0",
+                        "psycopg2-binary", "sqlalchemy", "geoalchemy2", "uvicorn",
+                        "starlette"],
                        check=True)
+        done.touch()
     return venv
 
 

@@ -90,6 +90,19 @@ def validate_geometry(value: Any) -> shapely.Geometry:
         raise BadRequestData(f"Invalid geometry: {exc}") from None
 
 
+def stored_shape(value: dict) -> shapely.Geometry:
+    """A stored GeoJSON geometry as shapely's: points and polygons, the most common, built
+    directly by shapely's array functions (half the time of ``shape``, which a geo-query
+    pays for every candidate whose index box the query does not settle)."""
+    kind = value.get("type")
+    coords = value.get("coordinates")
+    if kind == "Polygon" and isinstance(coords, list) and coords:
+        return shapely.polygons(coords[0], holes=coords[1:] or None)
+    if kind == "Point":
+        return shapely.points(coords)
+    return shape(value)
+
+
 def _flat_positions(value: dict) -> list[list[float]]:
     if value.get("type") == "GeometryCollection":
         return [p for g in value["geometries"] for p in _flat_positions(g)]
@@ -188,8 +201,8 @@ class GeoQuery:
         if self.georel == "near":
             return self._in_range(self.distance_m(value))
         try:
-            entity = shape(value)
-        except (ValueError, TypeError, shapely.errors.GEOSException):
+            entity = stored_shape(value)
+        except (ValueError, TypeError, IndexError, shapely.errors.GEOSException):
             return False
         query = self._shape  # prepared: repeated predicates are fast
         if self.georel == "within":

@@ -15,7 +15,7 @@ import time
 import urllib.request
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import unquote, urlsplit
 
 import aiohttp
@@ -27,6 +27,7 @@ from dothi.ngsild.subscription import Compiled
 from dothi.ngsild.timeutil import now_iso
 from dothi.store.base import DEFAULT_TENANT, PendingNotice, Store, SubscriptionStats
 
+T = TypeVar("T")
 log = logging.getLogger("dothi.notifier")
 BATCH = 2000
 MAX_PARALLEL = 64
@@ -72,6 +73,10 @@ class Notifier:
         self._settle: asyncio.Future[None] | None = None
         self._settling: set[int] = set()
         self._chores: asyncio.Future[None] | None = None
+        # Calls running in threads for the delivery loop: cancelling the loop does not stop
+        # them, so stopping waits for them before the store can be closed under them (a
+        # read of a closed SQLite connection crashed the process).
+        self._calls: set[asyncio.Future[Any]] = set()
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
@@ -92,7 +97,7 @@ class Notifier:
                 await self._task
             except asyncio.CancelledError:
                 pass
-        writes = [w for w in (self._settle, self._chores) if w is not None]
+        writes = [w for w in (self._settle, self._chores, *self._calls) if w is not None]
         if writes:
             await asyncio.wait(writes)
         if self._http is not None:
@@ -113,7 +118,7 @@ class Notifier:
                     self._chores = self._beside(self._housekeeping, now)
                 self._event.clear()
                 held = set(self._settling)
-                rows = [r for r in await asyncio.to_thread(
+                rows = [r for r in await self._thread(
                     self.store.outbox_pending, now, BATCH + len(held)) if r.nid not in held]
                 if rows:
                     await self._deliver(rows[:BATCH])
@@ -121,7 +126,7 @@ class Notifier:
                 wait = self.settings.tick
                 # Rows being settled are due, but not again: their settling wakes the loop.
                 if not self._settling:
-                    due = await asyncio.to_thread(self.store.outbox_next_due)
+                    due = await self._thread(self.store.outbox_next_due)
                     if due is not None:
                         wait = min(wait, max(0.0, (due - _now_ms()) / 1000))
                 try:
@@ -133,6 +138,14 @@ class Notifier:
             except Exception:
                 log.exception("notification delivery failed; retrying in a moment")
                 await asyncio.sleep(self.settings.tick)
+
+    async def _thread(self, call: Callable[..., T], *args: Any) -> T:
+        """``call(*args)`` in a thread, awaited; if the loop is cancelled meanwhile, the
+        call still runs to its end, and ``stop`` waits for it."""
+        future = asyncio.ensure_future(asyncio.to_thread(call, *args))
+        self._calls.add(future)
+        future.add_done_callback(self._calls.discard)
+        return await asyncio.shield(future)
 
     def _beside(self, write: Callable[..., None], *args: Any,
                 then: Callable[[], None] | None = None) -> asyncio.Future[None]:
@@ -158,7 +171,7 @@ class Notifier:
         self.subs.refresh()
 
     async def _deliver(self, rows: Sequence[PendingNotice]) -> None:
-        await asyncio.to_thread(self.subs.refresh)
+        await self._thread(self.subs.refresh)
         groups: dict[tuple[str, str, str], list[PendingNotice]] = {}
         for row in rows:
             groups.setdefault((row.tenant, row.subscription, row.reason), []).append(row)
@@ -222,7 +235,7 @@ class Notifier:
         if uri.startswith(("mqtt:", "mqtts:")):
             info = {p["key"]: p["value"] for p in sub.endpoint.get("notifierInfo") or ()}
             message = orjson.dumps({"metadata": headers, "body": body})
-            await asyncio.to_thread(self._mqtt.publish, uri, message, info, timeout)
+            await self._thread(self._mqtt.publish, uri, message, info, timeout)
             return
         if self._http is None:
             # Made on first use: a TLS context costs tens of milliseconds to build. Proxy

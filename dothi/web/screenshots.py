@@ -1,4 +1,5 @@
-"""``dothi screenshots``: pictures of the dashboard's main screens, taken in chromium.
+"""``dothi screenshots``: pictures of the dashboard's main screens, the citizens' page on a
+phone and the planners' page, taken in chromium.
 
 Given ``--url``, it photographs that running instance as it is and changes nothing.
 Without it, it stages the demo city in a temporary database and serves it: one flood
@@ -20,9 +21,23 @@ from typing import Any
 
 import httpx
 
-from dothi.web.browser import launch, open_dashboard, open_sensor, settle
+from dothi.web.browser import (
+    draw_area,
+    launch,
+    open_dashboard,
+    open_page,
+    open_sensor,
+    point_on_map,
+    settle,
+)
 
-SHOTS = ("dashboard.png", "dashboard-en.png", "incident.png", "sensor.png")
+SHOTS = ("dashboard.png", "dashboard-en.png", "incident.png", "sensor.png", "citizen.png",
+         "planning.png")
+# Where the citizen stands, and the area the planner draws (the demo city's illustrative
+# zoning plan of central Hải Châu).
+CITIZEN_PLACE = (108.2145, 16.0598)
+PLAN_AREA = [(108.2110, 16.0540), (108.2230, 16.0540), (108.2230, 16.0700),
+             (108.2110, 16.0700)]
 
 
 def take(out: Path, url: str | None, say: Callable[[str], None]) -> list[Path]:
@@ -111,13 +126,40 @@ def _photograph(url: str, out: Path, say: Callable[[str], None],
             page.close()
             page, _ = open_dashboard(browser, url, lang="en")
             taken.append(_shot(page, out / "dashboard-en.png", say))
+            page.close()
+            taken.append(_citizen(browser, url, out / "citizen.png", say))
+            taken.append(_planner(browser, url, out / "planning.png", say))
         finally:
             browser.close()
     return taken
 
 
-def _shot(page: Any, path: Path, say: Callable[[str], None]) -> Path:
-    settle(page)
+def _citizen(browser: Any, url: str, path: Path, say: Callable[[str], None]) -> Path:
+    """The citizens' page on a phone, a place chosen, the first service's form open (a
+    look only: nothing is sent)."""
+    page, _ = open_page(browser, url, "/citizen", "citizenReady", phone=True)
+    point_on_map(page, "citizen", *CITIZEN_PLACE, zoom=15)
+    page.wait_for_function("window.citizen.state.point !== null")
+    page.locator("[data-testid=service]").select_option(index=1)
+    return _shot(page, path, say, state="citizen", full_page=True)
+
+
+def _planner(browser: Any, url: str, path: Path, say: Callable[[str], None]) -> Path:
+    """The planners' page with the area drawn and its plan variants (up to two) side by
+    side."""
+    page, _ = open_page(browser, url, "/planning/studio", "planningReady")
+    variants = page.evaluate("window.planning.state.layers.map(l => l.id)")
+    for select, variant in zip(("variant-a", "variant-b"), variants, strict=False):
+        page.locator(f"[data-testid={select}]").select_option(variant)
+    draw_area(page, PLAN_AREA)
+    page.locator("[data-testid=assess]").click()
+    page.locator("[data-testid=figures]").wait_for()
+    return _shot(page, path, say, state="planning")
+
+
+def _shot(page: Any, path: Path, say: Callable[[str], None], *, state: str = "dashboard",
+          full_page: bool = False) -> Path:
+    settle(page, state)
     say(f"Writing {path}")
-    page.screenshot(path=str(path))
+    page.screenshot(path=str(path), full_page=full_page)
     return path

@@ -67,39 +67,20 @@ def browser() -> Iterator[Any]:
         chromium.close()
 
 
-def tap_on_map(page: Any, lon: float, lat: float) -> None:
-    """Zoom the map to the place, then tap where it is drawn."""
-    page.evaluate("""([lon, lat]) => new Promise(done => {
-        const m = window.citizen.state.map;
-        m.once('idle', () => done());
-        m.jumpTo({center: [lon, lat], zoom: 15});
-    })""", [lon, lat])
-    x, y = page.evaluate("""([lon, lat]) => {
-        const m = window.citizen.state.map;
-        const p = m.project([lon, lat]);
-        const box = m.getCanvas().getBoundingClientRect();
-        return [box.left + p.x, box.top + p.y];
-    }""", [lon, lat])
-    page.touchscreen.tap(x, y)
-
-
 def test_a_citizen_reports_and_follows_a_flood(city: str, browser: Any,
                                                tmp_path: Path) -> None:
+    from dothi.web.browser import open_page, point_on_map
+
     picture = tmp_path / "ngap.png"
     Image.new("RGB", (2400, 1800), (90, 110, 140)).save(picture)
-    page = browser.new_page(viewport={"width": 390, "height": 844}, is_mobile=True,
-                            has_touch=True, locale="vi-VN")
-    errors: list[str] = []
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
-    page.goto(f"{city}/citizen")
-    page.wait_for_function("window.citizenReady === true")
+    page, errors = open_page(browser, city, "/citizen", "citizenReady", phone=True)
     assert page.locator("[data-testid=tab-report]").inner_text() == "Gửi phản ánh"
 
     # Sending before choosing the place is stopped, with the reason.
     page.locator("[data-testid=send]").click()
     assert "chọn vị trí" in page.locator("[data-testid=report-result]").inner_text()
 
-    tap_on_map(page, *STREET)
+    point_on_map(page, "citizen", *STREET, zoom=15)
     page.wait_for_function("window.citizen.state.point !== null")
     point = page.evaluate("window.citizen.state.point")
     assert abs(point[0] - STREET[0]) < 0.001 and abs(point[1] - STREET[1]) < 0.001

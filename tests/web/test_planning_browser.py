@@ -46,28 +46,13 @@ def browser() -> Iterator[Any]:
 
 
 def test_a_planner_compares_two_variants(city: str, browser: Any) -> None:
-    page = browser.new_page(viewport={"width": 1280, "height": 800}, locale="vi-VN")
-    errors: list[str] = []
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
-    page.goto(f"{city}/planning/studio")
-    page.wait_for_function("window.planningReady === true")
+    from dothi.web.browser import draw_area, open_page
+
+    page, errors = open_page(browser, city, "/planning/studio", "planningReady")
     page.locator("[data-testid=variant-a]").select_option(VARIANTS[0])
     page.locator("[data-testid=variant-b]").select_option(VARIANTS[1])
-    page.evaluate("""() => new Promise(done => {
-        const m = window.planning.state.map;
-        m.once('idle', () => done());
-        m.jumpTo({center: [108.217, 16.062], zoom: 14});
-    })""")
     assert page.locator("[data-testid=assess]").is_disabled()
-    page.locator("[data-testid=draw]").click()
-    for lon, lat in CORNERS:
-        x, y = page.evaluate("""([lon, lat]) => {
-            const m = window.planning.state.map;
-            const p = m.project([lon, lat]);
-            const box = m.getCanvas().getBoundingClientRect();
-            return [box.left + p.x, box.top + p.y];
-        }""", [lon, lat])
-        page.mouse.click(x, y)
+    draw_area(page, CORNERS, finish=False)
     assert "4 đỉnh" in page.locator("[data-testid=status]").inner_text()
     page.locator("[data-testid=finish]").click()
     page.locator("[data-testid=assess]").click()

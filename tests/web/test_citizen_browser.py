@@ -7,9 +7,6 @@ planning rules of the place; then the same in English."""
 from __future__ import annotations
 
 import io
-import subprocess
-import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +15,6 @@ import pytest
 from PIL import Image
 
 from tests.conftest import needs_chromium
-from tests.server import running_server
 
 pytestmark = needs_chromium
 
@@ -42,33 +38,19 @@ WARNING = {"event": "Ngập", "category": "Met", "severity": "Severe",
 
 
 @pytest.fixture(scope="module")
-def city(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    db = tmp_path_factory.mktemp("citizen") / "city.db"
-    subprocess.run([sys.executable, "-m", "dothi.cli", "demo", "--db", str(db), "--no-serve"],
-                   check=True, capture_output=True)
-    with running_server(db) as url:
-        with httpx.Client(base_url=url, timeout=10) as http:
-            r = http.post("/ngsi-ld/v1/entities", json=ZONE)
-            assert r.status_code == 201, r.text
-            r = http.post("/ioc/warnings", json=WARNING)
-            assert r.status_code == 201, r.text
-        yield url
+def place(city: str) -> str:
+    """The demo city with a planning zone and a flood warning at the citizen's street."""
+    with httpx.Client(base_url=city, timeout=10) as http:
+        r = http.post("/ngsi-ld/v1/entities", json=ZONE)
+        assert r.status_code == 201, r.text
+        r = http.post("/ioc/warnings", json=WARNING)
+        assert r.status_code == 201, r.text
+    return city
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
-
-    from dothi.web.browser import launch
-
-    with sync_playwright() as playwright:
-        chromium = launch(playwright)
-        yield chromium
-        chromium.close()
-
-
-def test_a_citizen_reports_and_follows_a_flood(city: str, browser: Any,
+def test_a_citizen_reports_and_follows_a_flood(place: str, browser: Any,
                                                tmp_path: Path) -> None:
+    city = place
     from dothi.web.browser import open_page, point_on_map
 
     picture = tmp_path / "ngap.png"

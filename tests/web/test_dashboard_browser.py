@@ -17,38 +17,15 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 
 from dothi.ioc.cap import validate
 from tests.conftest import needs_chromium
-from tests.server import running_server
 
 pytestmark = needs_chromium
 
 # Each wait below is for an event in the page and gives up after this many milliseconds;
 # the rule engine and the live feed take well under a second here.
 WITHIN_MS = 15_000
-
-
-@pytest.fixture(scope="module")
-def city(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    db = tmp_path_factory.mktemp("dashboard") / "city.db"
-    subprocess.run([sys.executable, "-m", "dothi.cli", "demo", "--db", str(db), "--no-serve"],
-                   check=True, capture_output=True)
-    with running_server(db) as url:
-        yield url
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
-
-    from dothi.web.browser import launch
-
-    with sync_playwright() as playwright:
-        chromium = launch(playwright)
-        yield chromium
-        chromium.close()
 
 
 @contextmanager

@@ -5,16 +5,11 @@ the same polygon, in Vietnamese and then in English."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
-import pytest
 
 from tests.conftest import needs_chromium
-from tests.server import running_server
 
 pytestmark = needs_chromium
 
@@ -22,27 +17,6 @@ WITHIN_MS = 15_000
 VARIANTS = ["urn:ngsi-ld:GisLayer:danang-phan-khu-hai-chau-a",
             "urn:ngsi-ld:GisLayer:danang-phan-khu-hai-chau-b"]
 CORNERS = [(108.2110, 16.0540), (108.2230, 16.0540), (108.2230, 16.0700), (108.2110, 16.0700)]
-
-
-@pytest.fixture(scope="module")
-def city(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    db = tmp_path_factory.mktemp("planning") / "city.db"
-    subprocess.run([sys.executable, "-m", "dothi.cli", "demo", "--db", str(db), "--no-serve"],
-                   check=True, capture_output=True)
-    with running_server(db) as url:
-        yield url
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
-
-    from dothi.web.browser import launch
-
-    with sync_playwright() as playwright:
-        chromium = launch(playwright)
-        yield chromium
-        chromium.close()
 
 
 def test_a_planner_compares_two_variants(city: str, browser: Any) -> None:

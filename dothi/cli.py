@@ -623,5 +623,82 @@ def screenshots(
         console.print(f"Wrote {path}", markup=False)
 
 
+kpi_app = typer.Typer(help="Key performance indicators (U4SSC, ISO 37120)", no_args_is_help=True)
+app.add_typer(kpi_app, name="kpi")
+
+
+@kpi_app.command("compute")
+def kpi_compute(
+    city: str = typer.Option(..., help="The city the values are for (e.g. danang)"),
+    period: str = typer.Option(..., help="A year (2025) or dates (2025-01-01/2025-07-01)"),
+    raw: Path | None = typer.Option(None, exists=True, dir_okay=False,
+                                    help="Raw numerators and denominators (CSV: city, period, "
+                                    "code, numerator, denominator) instead of the store"),
+    out: Path | None = typer.Option(None, help="Also write the values as CSV"),
+    store: bool = typer.Option(True, "--store/--no-store",
+                               help="Keep the values as KeyPerformanceIndicator entities"),
+    db: str | None = DbOption,
+    tenant: str = typer.Option("urn:ngsi-ld:tenant:default", help="NGSILD-Tenant"),
+) -> None:
+    """Compute the indicators dothi has methods for from the store (or, with --raw, every
+    indicator given raw values), with their provenance; list what is missing and why."""
+    import csv
+
+    from rich.table import Table
+
+    from dothi.app import build_broker
+    from dothi.gis.assessment import Assessor, Rules
+    from dothi.kpi.catalogue import Catalogue
+    from dothi.kpi.compute import Computer, period_bounds, read_raw
+
+    settings = _settings(db)
+    try:
+        period_bounds(period)
+        catalogue = Catalogue.load(settings.kpi_methods)
+        rows = read_raw(raw) if raw is not None else None
+    except ValueError as exc:
+        console.print(str(exc), style="red", markup=False, soft_wrap=True)
+        raise typer.Exit(2) from None
+    broker = build_broker(settings)
+    try:
+        computer = Computer(broker, catalogue,
+                            Assessor(broker, Rules.load(settings.planning_assessment)))
+        with Progress(TextColumn("[bold]Computing"), BarColumn(), MofNCompleteColumn(),
+                      console=console) as progress:
+            task = progress.add_task("indicators", total=None)
+            if rows is not None:
+                wanted = [r for r in rows if r.get("city", "").strip() == city
+                          and r.get("period", "").strip() == period]
+                results = computer.from_raw(wanted, raw.name if raw else "raw")
+                progress.update(task, completed=len(results), total=len(results))
+            else:
+                results = computer.compute(tenant, city, period, lambda done, total:
+                                           progress.update(task, completed=done, total=total))
+        stored = computer.store(tenant, results) if store else 0
+    finally:
+        broker.store.close()
+    table = Table(title=f"Indicators of {city}, {period}")
+    for column in ("code", "indicator", "value", "unit", "status"):
+        table.add_column(column, justify="right" if column == "value" else "left")
+    for r in results:
+        indicator = catalogue.indicators.get(r.code)
+        table.add_row(r.code, indicator.name if indicator else "?",
+                      "" if r.value is None else f"{r.value:,.2f}",
+                      indicator.unit if indicator else "", r.missing or "computed")
+    Console().print(table)
+    computed = sum(1 for r in results if r.value is not None)
+    console.print(f"{computed} computed, {len(results) - computed} missing; {stored} stored "
+                  "as KeyPerformanceIndicator entities.", markup=False)
+    if out is not None:
+        with out.open("w", encoding="utf-8", newline="") as f:
+            writer = csv.writer(f)
+            writer.writerow(["city", "period", "code", "value", "unit", "missing"])
+            for r in results:
+                indicator = catalogue.indicators.get(r.code)
+                writer.writerow([r.city, r.period, r.code,
+                                 "" if r.value is None else repr(r.value),
+                                 indicator.unit if indicator else "", r.missing or ""])
+
+
 if __name__ == "__main__":
     app()

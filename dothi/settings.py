@@ -86,3 +86,5 @@ class Settings(BaseSettings):
     # The planners' assessment of an area: what counts as residents, amenities, green space
     # and floods (default: the shipped dothi/gis/assessment.yaml).
     planning_assessment: Path | None = None
+    # How indicators are computed from the store (default: the shipped dothi/kpi/methods.yaml).
+    kpi_methods: Path | None = None

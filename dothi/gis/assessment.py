@@ -70,7 +70,7 @@ class Assessor:
         """The figures of ``area`` (a GeoJSON Polygon or MultiPolygon), with ``variant``'s
         planning zones (a planning layer's GisLayer id) where zones count."""
         region = _region(area)
-        to_m, to_deg = _projection(region.centroid.x, region.centroid.y)
+        to_m, to_deg = metric_projection(region.centroid.x, region.centroid.y)
         here = to_m(region)
         if here.area / 1e6 > MAX_KM2:
             raise BadRequestData(f"The area is larger than {MAX_KM2} km²")
@@ -252,7 +252,7 @@ def _zone_transformers(epsg: int) -> tuple[Transformer, Transformer]:
             Transformer.from_crs(epsg, 4326, always_xy=True))
 
 
-def _projection(lon: float, lat: float) -> tuple[Any, Any]:
+def metric_projection(lon: float, lat: float) -> tuple[Any, Any]:
     """Geometries to and from metres in the UTM zone (WGS 84) of a place."""
     zone = min(60, int((lon + 180) // 6) + 1)
     forward, back = _zone_transformers((32600 if lat >= 0 else 32700) + zone)

@@ -700,5 +700,45 @@ def kpi_compute(
                                  indicator.unit if indicator else "", r.missing or ""])
 
 
+@kpi_app.command("quality")
+def kpi_quality(
+    store: bool = typer.Option(True, "--store/--no-store",
+                               help="Keep the scores as DataQualityAssessment entities"),
+    db: str | None = DbOption,
+    tenant: str = typer.Option("urn:ngsi-ld:tenant:default", help="NGSILD-Tenant"),
+) -> None:
+    """Score the quality of every dataset (entity type) per agency: completeness,
+    validity, timeliness, consistency and uniqueness, best first."""
+    from rich.table import Table
+
+    from dothi.app import build_broker
+    from dothi.kpi.quality import DIMENSIONS, QualityRater
+
+    settings = _settings(db)
+    broker = build_broker(settings)
+    try:
+        rater = QualityRater(broker, settings.kpi_quality)
+        with console.status("Scoring the datasets"):
+            results = rater.rate(tenant)
+        stored = rater.store(tenant, results) if store and results else 0
+    finally:
+        broker.store.close()
+    table = Table(title="Database quality, best first")
+    for column in ("dataset", "agency", "entities", *DIMENSIONS, "score"):
+        table.add_column(column, justify="left" if column in ("dataset", "agency") else "right",
+                         no_wrap=column == "dataset")
+    for q in results:
+        shares = [q.shares.get(d) for d in DIMENSIONS]
+        table.add_row(q.entity_type, q.agency, str(q.entities),
+                      *("—" if v is None else f"{100 * v:.0f}%" for v in shares),
+                      "—" if q.score is None else f"{q.score:.1f}")
+    Console().print(table)
+    for q in results:
+        for problem in q.problems[:3]:
+            console.print(f"{q.entity_type}: {problem}", markup=False, soft_wrap=True)
+    console.print(f"{len(results)} datasets scored; {stored} kept as DataQualityAssessment "
+                  "entities (their history is the trend).", markup=False)
+
+
 if __name__ == "__main__":
     app()

@@ -88,3 +88,6 @@ class Settings(BaseSettings):
     planning_assessment: Path | None = None
     # How indicators are computed from the store (default: the shipped dothi/kpi/methods.yaml).
     kpi_methods: Path | None = None
+    # What good data is per entity type, for the database quality score (default: the
+    # shipped dothi/kpi/quality.yaml).
+    kpi_quality: Path | None = None

@@ -29,6 +29,7 @@ from dothi.api import (
     entities,
     incidents,
     iot,
+    kpi,
     meta,
     ogc,
     open311,
@@ -47,6 +48,7 @@ from dothi.errors import NGSI_ERRORS, DothiError, PartialSuccess
 from dothi.gis.assessment import Assessor, Rules
 from dothi.ioc.service import IocService
 from dothi.iot.service import IotService
+from dothi.kpi.catalogue import Catalogue as KpiCatalogue
 from dothi.ngsild.context import ContextCache
 from dothi.settings import Settings
 from dothi.store.base import open_store
@@ -131,6 +133,7 @@ def create_app(settings: Settings | None = None, broker: Broker | None = None, *
             app.state.broker, app.state.ioc.desk,
             Catalogue.load(settings.citizen_services, app.state.ioc.desk.flow),
             hourly_limit=settings.citizen_hourly_limit)
+        app.state.kpi_catalogue = KpiCatalogue.load(settings.kpi_methods)
         app.state.assessor = Assessor(app.state.broker,
                                       Rules.load(settings.planning_assessment))
         app.state.consultations = ConsultationDesk(
@@ -192,7 +195,7 @@ def create_app(settings: Settings | None = None, broker: Broker | None = None, *
                                 f"{request.method} {request.url.path}: {exc.detail}")
 
     for module in (entities, batch, subscriptions, csources, temporal, types, contexts, iot,
-                   incidents, dashboard, ogc, consultations, planning, open311, citizen,
+                   incidents, dashboard, ogc, consultations, planning, open311, citizen, kpi,
                    meta):
         app.include_router(module.router)
     app.include_router(open311.officials)

@@ -74,7 +74,7 @@ def open_page(browser: Any, url: str, path: str, ready: str, *, lang: str = "vi"
                             locale="vi-VN" if lang == "vi" else "en-GB")
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
-    page.goto(f"{url}{path}?lang={lang}")
+    page.goto(f"{url}{path}{'&' if '?' in path else '?'}lang={lang}")
     page.wait_for_function(f"window.{ready} === true")
     return page, errors
 

@@ -1,8 +1,10 @@
-"""Indicators over HTTP (``/kpi``): a city's values by period as JSON, the database quality
-scores, and the report page that charts them (``/kpi/report``)."""
+"""Indicators over HTTP (``/kpi``): a city's values by period as JSON, values officials
+enter with their evidence, the database quality scores, and the report page that charts
+them (``/kpi/report``)."""
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 from typing import Any
 
@@ -11,10 +13,10 @@ from fastapi.responses import FileResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from dothi.api.dashboard import WEB
-from dothi.api.http import broker, json_response, tenant
+from dothi.api.http import broker, json_object, json_response, official, tenant
 from dothi.errors import BadRequestData
 from dothi.kpi.catalogue import Catalogue
-from dothi.kpi.compute import KPI
+from dothi.kpi.compute import KPI, Computer, entity_id, period_bounds
 from dothi.kpi.quality import ASSESSMENT
 from dothi.ngsild.qlang import parse_q
 from dothi.ngsild.render import RenderOptions, render_entity
@@ -69,6 +71,52 @@ async def values(request: Request) -> Response:
         return {"city": city, "periods": sorted(periods), "indicators": indicators}
 
     return json_response(await run_in_threadpool(work))
+
+
+@router.post("/values", status_code=201,
+             summary="Enter an indicator's value with its evidence (officials)")
+async def enter(request: Request) -> Response:
+    """``{"city", "period", "code", "numerator", "denominator", "evidence", "note"}``: the
+    value is computed at the indicator's scale, like raw values, and kept with the
+    evidence (an http(s) link to the document) and the key that entered it."""
+    number = official(request)
+    body = await json_object(request)
+    unknown = set(body) - {"city", "period", "code", "numerator", "denominator", "evidence",
+                           "note"}
+    if unknown:
+        raise BadRequestData(f"Unknown members {sorted(unknown)}")
+    city, period, evidence = body.get("city"), body.get("period"), body.get("evidence")
+    if not isinstance(city, str) or not re.fullmatch(r"[A-Za-z0-9_-]{1,64}", city):
+        raise BadRequestData("city is a name of letters, digits, - and _")
+    try:
+        period_bounds(str(period))
+    except ValueError as exc:
+        raise BadRequestData(str(exc)) from None
+    if not isinstance(evidence, str) or not evidence.startswith(("https://", "http://")):
+        raise BadRequestData("evidence is an http(s) link to the document the value comes "
+                             "from")
+    note = body.get("note")
+    if note is not None and (not isinstance(note, str) or len(note) > 2000):
+        raise BadRequestData("note is a text of at most 2,000 characters")
+    row = {"city": city, "period": str(period), "code": str(body.get("code") or ""),
+           "numerator": str(body.get("numerator") if body.get("numerator") is not None
+                            else ""),
+           "denominator": "" if body.get("denominator") is None else str(body["denominator"])}
+    b, catalogue = broker(request), _catalogue(request)
+
+    def work() -> dict[str, Any]:
+        computer = Computer(b, catalogue, request.app.state.assessor)
+        (result,) = computer.from_raw([row], f"entered with official key #{number}")
+        if result.value is None:
+            raise BadRequestData(f"{row['code']}: {result.missing}")
+        result.source = f"entered with official key #{number}"
+        result.measures["evidence"] = evidence
+        if note:
+            result.measures["note"] = note
+        computer.store(tenant(request), [result])
+        return {"id": entity_id(city, result.code, result.period), "value": result.value}
+
+    return json_response(await run_in_threadpool(work), status=201)
 
 
 @router.get("/quality", summary="The latest database quality scores, best first")

@@ -122,49 +122,42 @@ class InternalError(DothiError):
     problem = "InternalError"
 
 
-class StoreUnavailable(DothiError):
+class PlatformError(DothiError):
+    """An error with no NGSI-LD problem type of its own: its type is dothi's,
+    ``urn:dothi:errors:<problem>``."""
+
+    @property
+    def type_uri(self) -> str:
+        return "urn:dothi:errors:" + self.problem
+
+
+class StoreUnavailable(PlatformError):
     """The database cannot be reached (restarting, network): nothing was changed, and the
     request may be repeated."""
 
     status = 503
     problem = "StoreUnavailable"
 
-    @property
-    def type_uri(self) -> str:
-        return "urn:dothi:errors:StoreUnavailable"  # not one of NGSI-LD's problem types
 
-
-class NotAuthenticated(DothiError):
+class NotAuthenticated(PlatformError):
     """No credentials, or credentials that identify no one."""
 
     status = 401
     problem = "Unauthorized"
 
-    @property
-    def type_uri(self) -> str:
-        return "urn:dothi:errors:Unauthorized"  # not one of NGSI-LD's problem types
 
-
-class Forbidden(DothiError):
+class Forbidden(PlatformError):
     """Known credentials that do not allow this."""
 
     status = 403
     problem = "Forbidden"
 
-    @property
-    def type_uri(self) -> str:
-        return "urn:dothi:errors:Forbidden"  # not one of NGSI-LD's problem types
 
-
-class TooManyRequests(DothiError):
+class TooManyRequests(PlatformError):
     """A client over its limit; it may try again later."""
 
     status = 429
     problem = "TooManyRequests"
-
-    @property
-    def type_uri(self) -> str:
-        return "urn:dothi:errors:TooManyRequests"  # not one of NGSI-LD's problem types
 
 
 class NonexistentTenant(DothiError):

@@ -24,7 +24,7 @@ from typing import Any
 import yaml
 
 from dothi.broker.broker import Broker
-from dothi.errors import AlreadyExists, BadRequestData, DothiError, ResourceNotFound
+from dothi.errors import AlreadyExists, BadRequestData, PlatformError, ResourceNotFound
 from dothi.ngsild import merge
 from dothi.ngsild.entity import expand_attributes, expand_entity, first_value
 from dothi.ngsild.qlang import parse_q
@@ -41,15 +41,11 @@ KEY_VALUES = RenderOptions(fmt="keyValues")
 MAX_TEXT = 4000
 
 
-class InvalidTransition(DothiError):
+class InvalidTransition(PlatformError):
     """The incident cannot make that move from where it is."""
 
     status = 409
     problem = "InvalidTransition"
-
-    @property
-    def type_uri(self) -> str:
-        return "urn:dothi:errors:InvalidTransition"  # not one of NGSI-LD's problem types
 
 
 @dataclass(frozen=True)

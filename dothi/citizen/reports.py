@@ -25,11 +25,10 @@ from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from shapely.geometry import shape
-
 from dothi.broker.broker import Broker
 from dothi.citizen.catalogue import LOCALES, Catalogue, Service
 from dothi.errors import BadRequestData, ResourceNotFound, TooManyRequests
+from dothi.gis.admin_units import bounded_areas
 from dothi.ioc.incidents import IncidentDesk
 from dothi.ngsild import merge
 from dothi.ngsild.entity import expand_attributes, first_value
@@ -169,17 +168,11 @@ class ReportDesk:
         if point is None:
             return None
         geo = parse_geoquery("intersects", "Point", point["coordinates"], None)
-        best: tuple[float, dict] | None = None
-        for doc in query_all(self.broker.store, tenant, EntityQuery(
-                selectors=[Selector(types=parse_type_expr("AdministrativeArea",
-                                                          self.ctx.expand))],
-                geo=geo, expand=self.ctx.expand, limit=1000)):
-            where = self._value(doc, "location")
-            if isinstance(where, dict) and where.get("type") in ("Polygon", "MultiPolygon"):
-                size = shape(where).area
-                if best is None or size < best[0]:
-                    best = (size, render_entity(doc, self.ctx, KEY_VALUES))
-        return best[1] if best else None
+        areas = bounded_areas(self.broker, tenant, geo)
+        if not areas:
+            return None
+        doc, _ = min(areas, key=lambda area: area[1].area)
+        return render_entity(doc, self.ctx, KEY_VALUES)
 
     def _incident(self, tenant: str, service: Service, eid: str, agency: str,
                   area: dict | None, point: dict | None, address: str | None,

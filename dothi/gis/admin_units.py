@@ -16,10 +16,15 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+import shapely.geometry
+from shapely.geometry.base import BaseGeometry
+from shapely.ops import unary_union
+
 from dothi.broker.broker import Broker
 from dothi.gis.crs import label, resolve
 from dothi.gis.geometry import Geometries, Refused, geojson
 from dothi.gis.reader import open_source
+from dothi.ngsild.entity import first_value
 from dothi.ngsild.qlang import parse_q
 from dothi.ngsild.typeexpr import parse_type_expr
 from dothi.store.base import EntityQuery, Selector, query_all
@@ -103,6 +108,27 @@ def load(broker: Broker, tenant: str, province: str | None = None,
             progress(start + len(chunk), len(items))
     broker.store.analyze()
     return len(items) - len(errors), errors
+
+
+def bounded_areas(broker: Broker, tenant: str, geo: Any = None
+                  ) -> list[tuple[dict, BaseGeometry]]:
+    """The tenant's AdministrativeArea entities that have a boundary (units loaded without
+    one have only a point), each with its shape; only those meeting ``geo`` if given."""
+    ctx = broker.resolver.core
+    out = []
+    for doc in query_all(broker.store, tenant, EntityQuery(
+            selectors=[Selector(types=parse_type_expr("AdministrativeArea", ctx.expand))],
+            geo=geo, expand=ctx.expand, limit=1000)):
+        where = first_value(doc, ctx.expand("location"))
+        if isinstance(where, dict) and where.get("type") in ("Polygon", "MultiPolygon"):
+            out.append((doc, shapely.geometry.shape(where)))
+    return out
+
+
+def city_outline(broker: Broker, tenant: str) -> BaseGeometry | None:
+    """The union of the tenant's areas with a boundary; None without any."""
+    shapes = [s for _, s in bounded_areas(broker, tenant)]
+    return unary_union(shapes) if shapes else None
 
 
 def _with_boundary(broker: Broker, tenant: str) -> set[str]:

@@ -13,6 +13,7 @@ from typing import Any
 
 from dothi.broker.broker import Broker
 from dothi.errors import BadRequestData, ResourceNotFound
+from dothi.gis.admin_units import bounded_areas
 from dothi.ngsild.geo import parse_geoquery
 from dothi.ngsild.qlang import parse_q
 from dothi.ngsild.render import RenderOptions, render_entity
@@ -66,9 +67,7 @@ def lookup(broker: Broker, tenant: str, *, lon: float | None = None,
             "rules": [{"name": k, "vi": LABELS[k][0], "en": LABELS[k][1],
                        "value": item[k], **_use(k, item[k])} for k in RULES if k in item],
         })
-    # The areas with a boundary there (units loaded without one have only a point).
-    wards = [render_entity(d, ctx, KEY_VALUES)
-             for d in _all(broker, tenant, "AdministrativeArea", geo) if _polygonal(d, ctx)]
+    wards = [render_entity(d, ctx, KEY_VALUES) for d, _ in bounded_areas(broker, tenant, geo)]
     return {"where": where, "parcel": parcel, "zones": zones,
             "areas": [{"id": w["id"], "name": w.get("name"),
                        "level": w.get("administrativeLevel")} for w in wards],
@@ -118,8 +117,3 @@ def _all(broker: Broker, tenant: str, etype: str, geo: Any, q: str | None = None
         selectors=[Selector(types=parse_type_expr(etype, ctx.expand))],
         q=parse_q(q) if q else None, geo=geo, geo_attr=ctx.expand("location"),
         expand=ctx.expand, limit=1000))
-
-
-def _polygonal(doc: dict, ctx: Any) -> bool:
-    value = (doc.get(ctx.expand("location")) or [{}])[0].get("value")
-    return isinstance(value, dict) and value.get("type") in ("Polygon", "MultiPolygon")

@@ -21,6 +21,7 @@ from shapely.ops import unary_union
 
 from dothi.broker.broker import Broker
 from dothi.errors import DothiError
+from dothi.gis.admin_units import city_outline
 from dothi.gis.assessment import Assessor, metric_projection
 from dothi.kpi.catalogue import Catalogue, Method, scale_of
 from dothi.ngsild.entity import first_value
@@ -152,15 +153,10 @@ class Computer:
         return sum(means) / len(means), {**where, "withHistory": len(means)}
 
     def _city_area(self, tenant: str) -> dict[str, Any]:
-        docs = query_all(self.broker.store, tenant, EntityQuery(
-            selectors=[Selector(types=parse_type_expr("AdministrativeArea", self.ctx.expand))],
-            expand=self.ctx.expand, limit=1000))
-        shapes = [shape(g) for d in docs
-                  if isinstance(g := first_value(d, self.ctx.expand("location")), dict)
-                  and g.get("type") in ("Polygon", "MultiPolygon")]
-        if not shapes:
+        outline = city_outline(self.broker, tenant)
+        if outline is None:
             raise _Missing("no administrative area with a boundary")
-        return dict(mapping(unary_union(shapes).buffer(0)))
+        return dict(mapping(outline.buffer(0)))
 
     # -- from raw values --------------------------------------------------------------
 

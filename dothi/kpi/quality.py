@@ -27,9 +27,9 @@ from typing import Any
 import orjson
 import yaml
 from shapely.geometry import shape
-from shapely.ops import unary_union
 
 from dothi.broker.broker import Broker
+from dothi.gis.admin_units import city_outline
 from dothi.gis.assessment import metric_projection
 from dothi.iot.validation import (
     SchemaCatalogue,
@@ -208,17 +208,9 @@ class QualityRater:
 
     def _city(self, tenant: str) -> Any:
         """The union of the tenant's administrative areas, 1 km wider; None without any."""
-        docs = query_all(self.broker.store, tenant, EntityQuery(
-            selectors=[Selector(types=parse_type_expr("AdministrativeArea", self.ctx.expand))],
-            expand=self.ctx.expand, limit=1000))
-        shapes = []
-        for doc in docs:
-            where = render_entity(doc, self.ctx, KEY_VALUES).get("location")
-            if isinstance(where, dict) and where.get("type") in ("Polygon", "MultiPolygon"):
-                shapes.append(shape(where))
-        if not shapes:
+        union = city_outline(self.broker, tenant)
+        if union is None:
             return None
-        union = unary_union(shapes)
         to_m, to_deg = metric_projection(union.centroid.x, union.centroid.y)
         return to_deg(to_m(union).buffer(MARGIN_M))
 

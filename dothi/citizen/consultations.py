@@ -100,15 +100,18 @@ class ConsultationDesk:
         return doc
 
     def view(self, doc: dict, tenant: str, now: datetime | None = None) -> dict[str, Any]:
+        return {**self._terms(doc, now),
+                "publishedComments": self._count(tenant, f'refConsultation=="{doc["id"]}"')}
+
+    def _terms(self, doc: dict, now: datetime | None = None) -> dict[str, Any]:
+        """What the consultation says, and whether it is open ``now``."""
         item = render_entity(doc, self.ctx, KEY_VALUES)
         opens, closes = (_stamp(item[k]) for k in ("opensAt", "closesAt"))
         stamp = datetime_value(now or datetime.now(UTC))["@value"]
         status = "upcoming" if stamp < opens else "open" if stamp < closes else "closed"
         return {"id": doc["id"], "plan": item["refPlan"], "title": item["title"],
                 "description": item.get("description"), "opensAt": opens,
-                "closesAt": closes, "status": status,
-                "publishedComments": self._count(tenant, f'refConsultation=="{doc["id"]}"'),
-                "location": item.get("location")}
+                "closesAt": closes, "status": status, "location": item.get("location")}
 
     # -- comments ---------------------------------------------------------------------
 
@@ -116,7 +119,7 @@ class ConsultationDesk:
                 now: datetime | None = None) -> str:
         """A comment, waiting for moderation; returns its id."""
         when = (now or datetime.now(UTC)).replace(microsecond=0)
-        consultation = self.view(self.get(tenant, cid), tenant, when)
+        consultation = self._terms(self.get(tenant, cid), when)
         if consultation["status"] != "open":
             raise Conflict(f"This plan is not open for comment: it is {consultation['status']}"
                            f" (from {consultation['opensAt']} to {consultation['closesAt']})")

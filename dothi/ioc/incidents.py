@@ -31,7 +31,7 @@ from dothi.ngsild.qlang import parse_q
 from dothi.ngsild.render import RenderOptions, render_entity
 from dothi.ngsild.timeutil import now_iso
 from dothi.ngsild.typeexpr import parse_type_expr
-from dothi.store.base import UNCHANGED, EntityQuery, Selector, query_all
+from dothi.store.base import UNCHANGED, EntityQuery, Outcome, Selector, query_all
 
 log = logging.getLogger(__name__)
 INCIDENT = "Incident"
@@ -205,9 +205,8 @@ class IncidentDesk:
                                "value": [*(self.value(doc, "comments") or []), entry]}
             return out
 
-        self._update(tenant, eid, changes, drop_due=to not in self.flow.open)
+        doc = self._update(tenant, eid, changes, drop_due=to not in self.flow.open)
         if self.followers:
-            doc = self.broker.store.get(tenant, eid)
             for follower in self.followers:
                 try:
                     follower(tenant, doc or {})
@@ -258,7 +257,7 @@ class IncidentDesk:
                             "@type": "DateTime",
                             "@value": self.flow.due(severity, "acknowledge", when)}}}
 
-                escalated += self._update(tenant, doc["id"], changes)
+                escalated += self._update(tenant, doc["id"], changes) is not None
         return escalated
 
     # -- store plumbing ---------------------------------------------------------------
@@ -278,8 +277,9 @@ class IncidentDesk:
 
     def _update(self, tenant: str, eid: str,
                 changes: Callable[[dict], dict[str, Any] | None], *,
-                drop_due: bool = False) -> int:
-        """Read-modify-write of one incident in one transaction; 1 if it changed."""
+                drop_due: bool = False) -> dict | None:
+        """Read-modify-write of one incident in one transaction; the incident as written,
+        or None if it did not change."""
         due_iri = self.ctx.expand("dueAt")
 
         def change(old: dict | None) -> Any:
@@ -295,13 +295,14 @@ class IncidentDesk:
                 doc.pop(due_iri, None)
             return doc
 
-        return 1 if self._apply(tenant, eid, change) else 0
+        outcome = self._apply(tenant, eid, change)
+        return outcome.after if outcome.status in ("created", "updated") else None
 
-    def _apply(self, tenant: str, eid: str, change: Any) -> bool:
+    def _apply(self, tenant: str, eid: str, change: Any) -> Outcome:
         outcome = self.broker.apply(tenant, [(eid, change)])[0]
         if outcome.error is not None:
             raise outcome.error
-        return outcome.status in ("created", "updated")
+        return outcome
 
 
 def _text(value: Any, name: str, *, required: bool = False) -> str:

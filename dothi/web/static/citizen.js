@@ -63,10 +63,6 @@ function time(iso) {
     {dateStyle: "short", timeStyle: "short", timeZone: TZ}).format(new Date(iso));
 }
 
-function pick(texts) {
-  return texts && typeof texts === "object" ? texts[state.lang] || texts.vi : texts;
-}
-
 // -- language and tabs --------------------------------------------------------------------
 
 async function applyLanguage() {
@@ -134,10 +130,6 @@ function makeMap() {
   return map;
 }
 
-function mapReady() {
-  return new Promise(done => state.map.loaded() ? done() : state.map.once("load", done));
-}
-
 // The map has no basemap: the city's own layers give the place its context (boundaries,
 // the streets its sensors watch, planning zones).
 async function loadAreas() {
@@ -145,7 +137,7 @@ async function loadAreas() {
     api("/ioc/map/areas"), entitiesGeoJSON("TrafficFlowObserved,StreetlightGroup"),
     entitiesGeoJSON("PlanningZone")]);
   if (!state.map) return;
-  await mapReady();
+  await mapReady(state.map);
   state.map.getSource("areas").setData(areas);
   state.map.getSource("streets").setData(streets);
   state.map.getSource("zones").setData(zones);
@@ -183,10 +175,10 @@ async function loadWarnings() {
   const [lon, lat] = state.point;
   const messages = await api(`/citizen/warnings?lat=${lat}&lon=${lon}`);
   box.replaceChildren(...messages.map(m => el("article", {class: "warning", "data-testid": "warning"},
-    el("h2", {}, `${t("warning")}: ${pick(m.info.headline)}`),
-    m.info.description ? el("p", {}, pick(m.info.description)) : null,
-    m.info.instruction ? el("p", {}, el("strong", {}, pick(m.info.instruction))) : null,
-    el("p", {class: "meta"}, `${pick(m.area.description)} · ${time(m.sent)}`))));
+    el("h2", {}, `${t("warning")}: ${pick(m.info.headline, state.lang)}`),
+    m.info.description ? el("p", {}, pick(m.info.description, state.lang)) : null,
+    m.info.instruction ? el("p", {}, el("strong", {}, pick(m.info.instruction, state.lang))) : null,
+    el("p", {class: "meta"}, `${pick(m.area.description, state.lang)} · ${time(m.sent)}`))));
 }
 
 // -- reporting ----------------------------------------------------------------------------
@@ -308,7 +300,7 @@ async function loadPlanning() {
   const found = await api(`/planning/lookup?lat=${lat}&lon=${lon}`);
   box.replaceChildren(
     el("p", {"data-testid": "planning-summary"}, found.summary[state.lang]),
-    found.areas.length ? el("p", {class: "meta"}, `${t("areas")}: ${found.areas.map(a => pick(a.name)).join(", ")}`) : null,
+    found.areas.length ? el("p", {class: "meta"}, `${t("areas")}: ${found.areas.map(a => pick(a.name, state.lang)).join(", ")}`) : null,
     ...found.zones.map(z => el("table", {"data-testid": "zone"},
       el("caption", {}, `${t("zone")} ${z.zoneCode || ""}`),
       ...z.rules.map(r => el("tr", {},

@@ -35,6 +35,17 @@ async function api(path, options) {
   return type.includes("json") ? response.json() : null;
 }
 
+// A map that has loaded its style (layers can be given data).
+function mapReady(map) {
+  return new Promise(done => map.loaded() ? done() : map.once("load", done));
+}
+
+// A text in the page's language, from {"vi": ..., "en": ...} (Vietnamese when the other is
+// missing); anything else as it is.
+function pick(texts, lang) {
+  return texts && typeof texts === "object" ? texts[lang] || texts.vi : texts;
+}
+
 // The bounds of a GeoJSON collection of polygons, to fit a map to the city.
 function polygonBounds(collection) {
   const bounds = new maplibregl.LngLatBounds();

@@ -195,14 +195,10 @@ function createMap() {
   return map;
 }
 
-function mapReady() {
-  return new Promise(resolve => state.map.loaded() ? resolve() : state.map.once("load", resolve));
-}
-
 async function loadAreas() {
   const areas = await api("/ioc/map/areas");
   if (!state.map) return;
-  await mapReady();
+  await mapReady(state.map);
   state.map.getSource("areas").setData(areas);
   const bounds = polygonBounds(areas);
   if (!bounds.isEmpty()) state.map.fitBounds(bounds, {padding: 30, duration: 0});

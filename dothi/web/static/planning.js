@@ -47,8 +47,6 @@ function t(key, values) {
   return text;
 }
 
-function pick(texts) { return texts && typeof texts === "object" ? texts[state.lang] || texts.vi : texts; }
-
 function number(value, digits) {
   if (value === null || value === undefined) return "—";
   return new Intl.NumberFormat(state.lang === "en" ? "en-GB" : "vi-VN",
@@ -101,8 +99,6 @@ function makeMap() {
   return map;
 }
 
-function mapReady() { return new Promise(done => state.map.loaded() ? done() : state.map.once("load", done)); }
-
 async function loadLayers() {
   const [areas, layers, amenities] = await Promise.all([
     api("/ioc/map/areas"),
@@ -111,7 +107,7 @@ async function loadLayers() {
   state.layers = layers.map(l => ({id: l.id, title: l.title}));
   fillVariants();
   if (!state.map) return;
-  await mapReady();
+  await mapReady(state.map);
   state.map.getSource("areas").setData(areas);
   state.map.getSource("amenities").setData(amenities);
   const bounds = polygonBounds(areas);
@@ -125,7 +121,7 @@ function fillVariants() {
     const chosen = select.value;
     select.replaceChildren(
       ...(blank ? [el("option", {value: ""}, t("none"))] : [el("option", {value: ""}, t("allZones"))]),
-      ...state.layers.map(l => el("option", {value: l.id}, pick(l.title) || l.id)));
+      ...state.layers.map(l => el("option", {value: l.id}, pick(l.title, state.lang) || l.id)));
     select.value = chosen;
   }
 }
@@ -210,7 +206,7 @@ function render() {
   const box = document.getElementById("results");
   if (!state.result) { box.replaceChildren(); return; }
   const results = state.result;
-  const title = r => r.variant ? pick((state.layers.find(l => l.id === r.variant) || {}).title) || r.variant : t("allZones");
+  const title = r => r.variant ? pick((state.layers.find(l => l.id === r.variant) || {}).title, state.lang) || r.variant : t("allZones");
   const first = results[0];
   const rows = [
     [t("area"), r => number(r.area.ha, 1)],

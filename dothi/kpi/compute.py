@@ -207,7 +207,11 @@ class Computer:
 
     def _entity(self, r: Result, stamp: str) -> dict[str, Any]:
         indicator = self.catalogue.indicator(r.code)
-        start, end = period_bounds(r.period) if _is_period(r.period) else (None, None)
+        bounds: tuple[datetime, datetime] | None
+        try:
+            bounds = period_bounds(r.period)
+        except ValueError:  # a raw file's own label for its period
+            bounds = None
         body: dict[str, Any] = {
             "id": entity_id(r.city, r.code, r.period), "type": KPI,
             "name": _prop(indicator.name),
@@ -224,9 +228,9 @@ class Computer:
             "calculatedBy": _prop("dothi kpi compute"),
             "updatedAt": _prop({"@type": "DateTime", "@value": stamp}),
         }
-        if start is not None and end is not None:
+        if bounds is not None:
             body["calculationPeriod"] = _prop({
-                "from": start.isoformat(), "to": end.isoformat()})
+                "from": bounds[0].isoformat(), "to": bounds[1].isoformat()})
         return body
 
 
@@ -267,14 +271,6 @@ def _formula(r: Result) -> str:
     scale = f"{r.scale:g} × " if r.scale != 1 else ""
     return f"{scale}numerator / denominator" if r.denominator is not None \
         else f"{scale}numerator"
-
-
-def _is_period(period: str) -> bool:
-    try:
-        period_bounds(period)
-    except ValueError:
-        return False
-    return True
 
 
 def _prop(value: Any) -> dict[str, Any]:

@@ -49,6 +49,8 @@ from dothi.gis.assessment import Assessor, Rules
 from dothi.ioc.service import IocService
 from dothi.iot.service import IotService
 from dothi.kpi.catalogue import Catalogue as KpiCatalogue
+from dothi.kpi.framework import Framework
+from dothi.kpi.selfassess import SelfAssessment
 from dothi.ngsild.context import ContextCache
 from dothi.settings import Settings
 from dothi.store.base import open_store
@@ -134,6 +136,8 @@ def create_app(settings: Settings | None = None, broker: Broker | None = None, *
             Catalogue.load(settings.citizen_services, app.state.ioc.desk.flow),
             hourly_limit=settings.citizen_hourly_limit)
         app.state.kpi_catalogue = KpiCatalogue.load(settings.kpi_methods)
+        app.state.self_assessment = SelfAssessment(
+            app.state.broker, Framework.load(settings.kpi_framework, app.state.kpi_catalogue))
         app.state.assessor = Assessor(app.state.broker,
                                       Rules.load(settings.planning_assessment))
         app.state.consultations = ConsultationDesk(

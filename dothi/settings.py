@@ -88,6 +88,11 @@ class Settings(BaseSettings):
     planning_assessment: Path | None = None
     # How indicators are computed from the store (default: the shipped dothi/kpi/methods.yaml).
     kpi_methods: Path | None = None
+    # The maturity framework cities are assessed against: levels, dimensions, criteria
+    # (default: the shipped dothi/kpi/catalogues/vn-smart-city.yaml), and the keys with
+    # which assessors review the cities' self-assessments (comma separated).
+    kpi_framework: Path | None = None
+    assessor_keys: str = ""
     # What good data is per entity type, for the database quality score (default: the
     # shipped dothi/kpi/quality.yaml).
     kpi_quality: Path | None = None

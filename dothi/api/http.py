@@ -226,14 +226,24 @@ def keys(text: str) -> list[str]:
 def official(request: Request) -> int:
     """The number (1-based) of the official's key the request carries as its bearer
     token, one of ``DOTHI_OFFICIAL_KEYS``; 401 without one, 403 with another."""
+    return _key_number(request, request.app.state.settings.official_keys, "official")
+
+
+def assessor(request: Request) -> int:
+    """As ``official``, for the assessors who review cities' self-assessments
+    (``DOTHI_ASSESSOR_KEYS``)."""
+    return _key_number(request, request.app.state.settings.assessor_keys, "assessor")
+
+
+def _key_number(request: Request, setting: str, role: str) -> int:
     header = request.headers.get("authorization", "")
     if not header.lower().startswith("bearer "):
-        raise NotAuthenticated("Officials send their key as Authorization: Bearer <key>")
+        raise NotAuthenticated(f"An {role} sends their key as Authorization: Bearer <key>")
     given = header[7:].strip()
-    for number, key in enumerate(keys(request.app.state.settings.official_keys), 1):
+    for number, key in enumerate(keys(setting), 1):
         if hmac.compare_digest(given, key):
             return number
-    raise Forbidden("That key is not an official's")
+    raise Forbidden(f"That key is not an {role}'s")
 
 
 async def json_object(request: Request) -> dict[str, Any]:

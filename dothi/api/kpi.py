@@ -4,7 +4,6 @@ them (``/kpi/report``)."""
 
 from __future__ import annotations
 
-import re
 from collections import defaultdict
 from typing import Any
 
@@ -13,11 +12,14 @@ from fastapi.responses import FileResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from dothi.api.dashboard import WEB
-from dothi.api.http import broker, json_object, json_response, official, tenant
+from dothi.api.http import assessor, broker, json_object, json_response, official, tenant
 from dothi.errors import BadRequestData
 from dothi.kpi.catalogue import Catalogue
-from dothi.kpi.compute import KPI, Computer, entity_id, period_bounds
+from dothi.kpi.compute import KPI, Computer, entity_id
+from dothi.kpi.export import workbook
 from dothi.kpi.quality import ASSESSMENT
+from dothi.kpi.ranking import rank
+from dothi.kpi.selfassess import SelfAssessment, check_city_period
 from dothi.ngsild.qlang import parse_q
 from dothi.ngsild.render import RenderOptions, render_entity
 from dothi.ngsild.typeexpr import parse_type_expr
@@ -25,6 +27,7 @@ from dothi.store.base import EntityQuery, Selector, query_all
 
 router = APIRouter(prefix="/kpi", tags=["Indicators"])
 KEY_VALUES = RenderOptions(fmt="keyValues")
+XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
 
 def _catalogue(request: Request) -> Catalogue:
@@ -41,22 +44,13 @@ async def values(request: Request) -> Response:
     city = request.query_params.get("city")
     if not city or '"' in city or "\\" in city:
         raise BadRequestData("give city (as dothi kpi compute was given it)")
-    b, catalogue = broker(request), _catalogue(request)
-    ctx = b.resolver.core
+    catalogue = _catalogue(request)
+    targets = request.app.state.self_assessment.framework.targets()
 
     def work() -> dict[str, Any]:
-        docs = query_all(b.store, tenant(request), EntityQuery(
-            selectors=[Selector(types=parse_type_expr(KPI, ctx.expand))],
-            q=parse_q(f'city=="{city}"'), expand=ctx.expand, limit=1000))
-        by_code: dict[str, dict[str, Any]] = defaultdict(dict)
-        periods: set[str] = set()
-        for doc in docs:
-            item = render_entity(doc, ctx, KEY_VALUES)
-            by_code[item["kpiCode"]][item["period"]] = {
-                "value": item["kpiValue"], "provenance": item.get("provenance"),
-                "formula": item.get("calculationFormula")}
-            periods.add(item["period"])
-        codes = sorted(set(by_code) | set(catalogue.methods))
+        by_code = _by_code(request, city)
+        periods = {p for values in by_code.values() for p in values}
+        codes = sorted(set(by_code) | set(catalogue.methods) | set(targets))
         indicators = []
         for code in codes:
             indicator = catalogue.indicators.get(code)
@@ -67,10 +61,27 @@ async def values(request: Request) -> Response:
                                "dimension": indicator.dimension, "unit": indicator.unit,
                                "direction": indicator.direction, "core": indicator.core,
                                "method": code in catalogue.methods,
+                               "target": targets.get(code),
                                "values": by_code.get(code, {})})
         return {"city": city, "periods": sorted(periods), "indicators": indicators}
 
     return json_response(await run_in_threadpool(work))
+
+
+def _by_code(request: Request, city: str) -> dict[str, dict[str, Any]]:
+    """The city's indicator values: by code, then period, each with its provenance."""
+    b = broker(request)
+    ctx = b.resolver.core
+    docs = query_all(b.store, tenant(request), EntityQuery(
+        selectors=[Selector(types=parse_type_expr(KPI, ctx.expand))],
+        q=parse_q(f'city=="{city}"'), expand=ctx.expand, limit=1000))
+    by_code: dict[str, dict[str, Any]] = defaultdict(dict)
+    for doc in docs:
+        item = render_entity(doc, ctx, KEY_VALUES)
+        by_code[item["kpiCode"]][item["period"]] = {
+            "value": item["kpiValue"], "provenance": item.get("provenance"),
+            "formula": item.get("calculationFormula")}
+    return by_code
 
 
 @router.post("/values", status_code=201,
@@ -85,20 +96,15 @@ async def enter(request: Request) -> Response:
                            "note"}
     if unknown:
         raise BadRequestData(f"Unknown members {sorted(unknown)}")
-    city, period, evidence = body.get("city"), body.get("period"), body.get("evidence")
-    if not isinstance(city, str) or not re.fullmatch(r"[A-Za-z0-9_-]{1,64}", city):
-        raise BadRequestData("city is a name of letters, digits, - and _")
-    try:
-        period_bounds(str(period))
-    except ValueError as exc:
-        raise BadRequestData(str(exc)) from None
+    city, period = check_city_period(body.get("city"), body.get("period"))
+    evidence = body.get("evidence")
     if not isinstance(evidence, str) or not evidence.startswith(("https://", "http://")):
         raise BadRequestData("evidence is an http(s) link to the document the value comes "
                              "from")
     note = body.get("note")
     if note is not None and (not isinstance(note, str) or len(note) > 2000):
         raise BadRequestData("note is a text of at most 2,000 characters")
-    row = {"city": city, "period": str(period), "code": str(body.get("code") or ""),
+    row = {"city": city, "period": period, "code": str(body.get("code") or ""),
            "numerator": str(body.get("numerator") if body.get("numerator") is not None
                             else ""),
            "denominator": "" if body.get("denominator") is None else str(body["denominator"])}
@@ -132,3 +138,109 @@ async def quality(request: Request) -> Response:
         return sorted(rows, key=lambda r: -(r.get("score") or 0))
 
     return json_response(await run_in_threadpool(work))
+
+
+# -- the self-assessment, its review, the ranking and the workbook ---------------------
+
+
+def _desk(request: Request) -> SelfAssessment:
+    return request.app.state.self_assessment  # type: ignore[no-any-return]
+
+
+def _city_period(request: Request) -> tuple[str, str]:
+    return check_city_period(request.query_params.get("city"),
+                             request.query_params.get("period"))
+
+
+@router.get("/framework", summary="The maturity framework: levels, dimensions, criteria")
+async def framework(request: Request) -> Response:
+    return json_response(_desk(request).framework.describe())
+
+
+@router.get("/assessment", summary="A city's self-assessment of a period, as it stands")
+async def assessment(request: Request) -> Response:
+    city, period = _city_period(request)
+    return json_response(await run_in_threadpool(
+        _desk(request).get, tenant(request), city, period))
+
+
+@router.put("/assessment/answers/{code}",
+            summary="Declare a criterion met, with its evidence, or not (city officials)")
+async def answer(request: Request, code: str) -> Response:
+    """``{"met": true, "evidence": "https://…", "note": "…"}``; only while the assessment
+    is a draft or has been returned."""
+    number = official(request)
+    city, period = _city_period(request)
+    body = await json_object(request)
+    unknown = set(body) - {"met", "evidence", "note"}
+    if unknown:
+        raise BadRequestData(f"Unknown members {sorted(unknown)}")
+    return json_response(await run_in_threadpool(
+        _desk(request).answer, tenant(request), city, period, code, body.get("met"),
+        body.get("evidence"), body.get("note"), f"official key #{number}"))
+
+
+@router.post("/assessment/submit", summary="Submit the self-assessment (city officials)")
+async def submit(request: Request) -> Response:
+    number = official(request)
+    city, period = _city_period(request)
+    return json_response(await run_in_threadpool(
+        _desk(request).submit, tenant(request), city, period, f"official key #{number}"))
+
+
+@router.post("/assessment/review", summary="Accept or return a submitted self-assessment "
+             "(assessors)")
+async def review(request: Request) -> Response:
+    """``{"decision": "accept" | "return", "comments": "…", "rejected": {code: reason}}``;
+    a return needs comments or rejected criteria."""
+    number = assessor(request)
+    city, period = _city_period(request)
+    body = await json_object(request)
+    unknown = set(body) - {"decision", "comments", "rejected"}
+    if unknown:
+        raise BadRequestData(f"Unknown members {sorted(unknown)}")
+    return json_response(await run_in_threadpool(
+        _desk(request).review, tenant(request), city, period, body.get("decision"),
+        body.get("comments"), body.get("rejected"), f"assessor key #{number}"))
+
+
+@router.get("/assessment/versions", summary="Every version of a self-assessment")
+async def versions(request: Request) -> Response:
+    city, period = _city_period(request)
+    return json_response(await run_in_threadpool(
+        _desk(request).versions, tenant(request), city, period))
+
+
+@router.get("/assessment/trend", summary="A city's assessments over the periods")
+async def trend(request: Request) -> Response:
+    city, _ = check_city_period(request.query_params.get("city"), "2000")
+    return json_response(await run_in_threadpool(
+        _desk(request).trend, tenant(request), city))
+
+
+@router.get("/ranking", summary="The cities' accepted assessments of a period, ranked")
+async def ranking(request: Request) -> Response:
+    _, period = check_city_period("all", request.query_params.get("period"))
+    desk = _desk(request)
+    found = await run_in_threadpool(desk.cities, tenant(request), period)
+    return json_response(rank(desk.framework, found))
+
+
+@router.get("/report.xlsx", summary="A city's assessment report as an XLSX workbook")
+async def workbook_export(request: Request) -> Response:
+    city, period = _city_period(request)
+    lang = request.query_params.get("lang", "vi")
+    if lang not in ("vi", "en"):
+        raise BadRequestData('lang is "vi" or "en"')
+    desk = _desk(request)
+
+    def work() -> bytes:
+        indicators = {code: {p: v["value"] for p, v in values.items()}
+                      for code, values in _by_code(request, city).items()}
+        return workbook(desk.framework, _catalogue(request),
+                        desk.get(tenant(request), city, period),
+                        desk.trend(tenant(request), city), indicators, lang)
+
+    return Response(await run_in_threadpool(work), media_type=XLSX, headers={
+        "Content-Disposition": f'attachment; filename="dothi-{city}-{period.replace("/", "_")}'
+                               f'-{lang}.xlsx"'})

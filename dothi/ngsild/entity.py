@@ -338,6 +338,11 @@ def _check_geometry(name: str, value: dict) -> None:
         raise BadRequestData(f"GeoProperty {name}: {exc.detail}") from None
 
 
+def prop(value: Any) -> dict[str, Any]:
+    """A Property holding ``value``, as the platform's own services write them."""
+    return {"type": "Property", "value": value}
+
+
 def first_value(doc: dict, iri: str) -> Any:
     """The plain value of an expanded document's first instance of ``iri``: a Property's
     value (a DateTime's text), a Relationship's object id; None without one."""

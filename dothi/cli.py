@@ -294,6 +294,7 @@ def demo(
         path = Path(tmp) / "demo-city.json"
         write_demo_file(path)
         load([path], db=db, tenant="urn:ngsi-ld:tenant:default", batch=1000)
+    _demo_assessments(db)
     if not serve_after:
         return
     settings = _settings(db, port=port)
@@ -314,6 +315,34 @@ def demo(
             raise typer.Exit(2) from None
         _start_demo_simulation(settings.port, broker, when, speed)
     serve(db=db, host=None, port=port, workers=None)
+
+
+def _demo_assessments(db: str | None) -> None:
+    """The demo's indicators, data quality scores and self-assessments, for the report."""
+    from dothi.app import build_broker
+    from dothi.gis.assessment import Assessor, Rules
+    from dothi.kpi.catalogue import Catalogue
+    from dothi.kpi.demo import assess_demo
+    from dothi.kpi.framework import Framework
+    from dothi.kpi.quality import QualityRater
+    from dothi.kpi.selfassess import SelfAssessment
+
+    settings = _settings(db)
+    tenant = "urn:ngsi-ld:tenant:default"
+    broker = build_broker(settings)
+    try:
+        with console.status("Assessing the demo cities"):
+            catalogue = Catalogue.load(settings.kpi_methods)
+            desk = SelfAssessment(broker, Framework.load(settings.kpi_framework, catalogue))
+            count = assess_demo(broker, catalogue, desk,
+                                Assessor(broker, Rules.load(settings.planning_assessment)),
+                                tenant)
+            rater = QualityRater(broker, settings.kpi_quality)
+            rater.store(tenant, rater.rate(tenant))
+    finally:
+        broker.store.close()
+    console.print(f"{count} self-assessments of the demo cities; the report: /kpi/report",
+                  markup=False)
 
 
 def _city_time(text: str | None, city: str = "danang") -> datetime | None:
@@ -738,6 +767,104 @@ def kpi_quality(
             console.print(f"{q.entity_type}: {problem}", markup=False, soft_wrap=True)
     console.print(f"{len(results)} datasets scored; {stored} kept as DataQualityAssessment "
                   "entities (their history is the trend).", markup=False)
+
+
+
+@kpi_app.command("report")
+def kpi_report(
+    city: str = typer.Option(..., help="The city (as dothi kpi compute was given it)"),
+    period: str = typer.Option(..., help="A year (2025) or dates (2025-01-01/2025-07-01)"),
+    out: Path = typer.Option(..., help="The XLSX workbook to write"),
+    lang: str = typer.Option("vi", help="vi or en"),
+    db: str | None = DbOption,
+    tenant: str = typer.Option("urn:ngsi-ld:tenant:default", help="NGSILD-Tenant"),
+) -> None:
+    """Write a city's assessment of a period as an XLSX workbook: the level, the scores
+    with a radar chart, the criteria, the trend over the periods and the indicators."""
+    from dothi.app import build_broker
+    from dothi.errors import DothiError
+    from dothi.kpi.catalogue import Catalogue
+    from dothi.kpi.compute import KPI
+    from dothi.kpi.export import workbook
+    from dothi.kpi.framework import Framework
+    from dothi.kpi.selfassess import SelfAssessment, check_city_period
+    from dothi.ngsild.qlang import parse_q
+    from dothi.ngsild.render import RenderOptions, render_entity
+    from dothi.ngsild.typeexpr import parse_type_expr
+    from dothi.store.base import EntityQuery, Selector, query_all
+
+    settings = _settings(db)
+    try:
+        check_city_period(city, period)
+        if lang not in ("vi", "en"):
+            raise ValueError("--lang is vi or en")
+        catalogue = Catalogue.load(settings.kpi_methods)
+        framework = Framework.load(settings.kpi_framework, catalogue)
+    except (ValueError, KeyError, DothiError) as exc:
+        console.print(str(exc), style="red", markup=False, soft_wrap=True)
+        raise typer.Exit(2) from None
+    broker = build_broker(settings)
+    try:
+        desk = SelfAssessment(broker, framework)
+        ctx = broker.resolver.core
+        indicators: dict[str, dict[str, float]] = {}
+        for doc in query_all(broker.store, tenant, EntityQuery(
+                selectors=[Selector(types=parse_type_expr(KPI, ctx.expand))],
+                q=parse_q(f'city=="{city}"'), expand=ctx.expand, limit=1000)):
+            item = render_entity(doc, ctx, RenderOptions(fmt="keyValues"))
+            indicators.setdefault(item["kpiCode"], {})[item["period"]] = item["kpiValue"]
+        state = desk.get(tenant, city, period)
+        out.write_bytes(workbook(framework, catalogue, state, desk.trend(tenant, city),
+                                 indicators, lang))
+    finally:
+        broker.store.close()
+    console.print(f"{city} {period}: level {state['level']} ({state['levelName'][lang]}), "
+                  f"{state['status']}, version {state['version']}; written to {out}",
+                  markup=False)
+
+
+@kpi_app.command("rank")
+def kpi_rank(
+    period: str = typer.Option(..., help="A year (2025) or dates (2025-01-01/2025-07-01)"),
+    db: str | None = DbOption,
+    tenant: str = typer.Option("urn:ngsi-ld:tenant:default", help="NGSILD-Tenant"),
+) -> None:
+    """Rank the cities' accepted assessments of a period, with each city's best and worst
+    rank under other weightings, and the method."""
+    from rich.table import Table
+
+    from dothi.app import build_broker
+    from dothi.errors import DothiError
+    from dothi.kpi.catalogue import Catalogue
+    from dothi.kpi.framework import Framework
+    from dothi.kpi.ranking import rank
+    from dothi.kpi.selfassess import SelfAssessment, check_city_period
+
+    settings = _settings(db)
+    try:
+        check_city_period("all", period)
+        framework = Framework.load(settings.kpi_framework, Catalogue.load(settings.kpi_methods))
+    except (ValueError, KeyError, DothiError) as exc:
+        console.print(str(exc), style="red", markup=False, soft_wrap=True)
+        raise typer.Exit(2) from None
+    broker = build_broker(settings)
+    try:
+        ranking = rank(framework, SelfAssessment(broker, framework).cities(tenant, period))
+    finally:
+        broker.store.close()
+    table = Table(title=f"Cities ranked, {period}")
+    for column in ("rank", "city", "composite", "level", "under other weights", "tie"):
+        table.add_column(column, justify="left" if column in ("city", "tie") else "right")
+    for r in ranking["rows"]:
+        best, worst = r["sensitivity"]["best"], r["sensitivity"]["worst"]
+        tie = r["tie"]
+        table.add_row(str(r["rank"]), r["city"], f"{r['composite']:.2f}", str(r["level"]),
+                      str(best) if best == worst else f"{best}-{worst}",
+                      f"with {', '.join(tie['with'])}: {tie['settledBy']}" if tie else "")
+    Console().print(table)
+    for r in ranking["notRanked"]:
+        console.print(f"{r['city']}: not ranked ({r['status']})", markup=False)
+    console.print(ranking["method"]["en"], markup=False, soft_wrap=True)
 
 
 if __name__ == "__main__":

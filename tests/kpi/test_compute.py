@@ -155,7 +155,7 @@ def test_the_documented_commands(tmp_path: Path) -> None:
 
     doc = (Path(__file__).resolve().parents[2] / "docs" / "kpi.md").read_text(encoding="utf-8")
     commands = re.findall(r"```sh\n(dothi [^\n]*)\n```", doc)
-    assert len(commands) == 3
+    assert len(commands) == 5
     subprocess.run([sys.executable, "-m", "dothi.cli", "demo", "--db", "dothi-demo.db",
                     "--no-serve"], cwd=tmp_path, check=True, capture_output=True)
     (tmp_path / "raw-values.csv").write_text(RAW, encoding="utf-8")
@@ -166,6 +166,13 @@ def test_the_documented_commands(tmp_path: Path) -> None:
         assert done.returncode == 0, (command, done.stderr)
         if args[1] == "quality":
             assert "Database quality" in done.stdout and "datasets scored" in done.stderr
+            continue
+        if args[1] == "rank":
+            assert "Cities ranked, 2026" in done.stdout and "haiphong" in done.stderr
+            continue
+        if args[1] == "report":
+            assert (tmp_path / "report.xlsx").stat().st_size > 5000
+            assert "danang 2026: level" in done.stderr
             continue
         with (tmp_path / "values.csv").open(encoding="utf-8") as f:
             values = {r["code"]: r for r in csv.DictReader(f)}

@@ -679,19 +679,21 @@ def kpi_compute(
     from dothi.gis.assessment import Assessor, Rules
     from dothi.kpi.catalogue import Catalogue
     from dothi.kpi.compute import Computer, period_bounds, read_raw
+    from dothi.kpi.framework import Framework
 
     settings = _settings(db)
     try:
         period_bounds(period)
         catalogue = Catalogue.load(settings.kpi_methods)
+        targets = Framework.load(settings.kpi_framework, catalogue).targets()
         rows = read_raw(raw) if raw is not None else None
-    except ValueError as exc:
+    except (ValueError, KeyError) as exc:
         console.print(str(exc), style="red", markup=False, soft_wrap=True)
         raise typer.Exit(2) from None
     broker = build_broker(settings)
     try:
         computer = Computer(broker, catalogue,
-                            Assessor(broker, Rules.load(settings.planning_assessment)))
+                            Assessor(broker, Rules.load(settings.planning_assessment)), targets)
         with Progress(TextColumn("[bold]Computing"), BarColumn(), MofNCompleteColumn(),
                       console=console) as progress:
             task = progress.add_task("indicators", total=None)

@@ -57,6 +57,7 @@ async def values(request: Request) -> Response:
             if indicator is None:
                 continue
             indicators.append({"code": code, "name": indicator.name,
+                               "nameVi": indicator.name_vi or None,
                                "catalogue": indicator.catalogue,
                                "dimension": indicator.dimension, "unit": indicator.unit,
                                "direction": indicator.direction, "core": indicator.core,
@@ -111,7 +112,8 @@ async def enter(request: Request) -> Response:
     b, catalogue = broker(request), _catalogue(request)
 
     def work() -> dict[str, Any]:
-        computer = Computer(b, catalogue, request.app.state.assessor)
+        computer = Computer(b, catalogue, request.app.state.assessor,
+                            _desk(request).framework.targets())
         (result,) = computer.from_raw([row], f"entered with official key #{number}")
         if result.value is None:
             raise BadRequestData(f"{row['code']}: {result.missing}")

@@ -28,6 +28,7 @@ class Indicator:
     direction: str  # higher, lower, or what the catalogue says
     core: bool
     definition: str
+    name_vi: str = ""  # dothi's translation (catalogues/u4ssc_names_vi.csv); "" if none
 
 
 @dataclass(frozen=True)
@@ -45,6 +46,8 @@ class Catalogue:
     @classmethod
     def load(cls, methods: Path | None = None) -> Catalogue:
         indicators: dict[str, Indicator] = {}
+        with (CATALOGUES / "u4ssc_names_vi.csv").open(encoding="utf-8") as f:
+            vietnamese = {row["kpi_code"]: row["name_vi"] for row in csv.DictReader(f)}
         with (CATALOGUES / "u4ssc_kpis.csv").open(encoding="utf-8") as f:
             for row in csv.DictReader(f):
                 indicators[row["kpi_code"]] = Indicator(
@@ -52,7 +55,7 @@ class Catalogue:
                     dimension=row["dimension"], unit=row["unit"],
                     direction=row["desirable_direction"],
                     core=row["core_or_advanced"].startswith("Core"),
-                    definition=row["definition"])
+                    definition=row["definition"], name_vi=vietnamese.get(row["kpi_code"], ""))
         with (CATALOGUES / "iso37120_2014_indicators.csv").open(encoding="utf-8") as f:
             for row in csv.DictReader(f):
                 if not row["iso37120_2014_clause_reconstructed"]:

@@ -63,10 +63,12 @@ def period_bounds(period: str) -> tuple[datetime, datetime]:
 
 
 class Computer:
-    def __init__(self, broker: Broker, catalogue: Catalogue, assessor: Assessor) -> None:
+    def __init__(self, broker: Broker, catalogue: Catalogue, assessor: Assessor,
+                 targets: dict[str, dict[str, float]] | None = None) -> None:
         self.broker = broker
         self.catalogue = catalogue
         self.assessor = assessor
+        self.targets = targets or {}  # the framework's, by indicator code
         self.ctx = broker.resolver.core
 
     # -- from the store ---------------------------------------------------------------
@@ -228,6 +230,8 @@ class Computer:
             "calculatedBy": _prop("dothi kpi compute"),
             "updatedAt": _prop({"@type": "DateTime", "@value": stamp}),
         }
+        if r.code in self.targets:
+            body["kpiTarget"] = _prop(self.targets[r.code])
         if bounds is not None:
             body["calculationPeriod"] = _prop({
                 "from": bounds[0].isoformat(), "to": bounds[1].isoformat()})

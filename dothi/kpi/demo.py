@@ -35,7 +35,7 @@ DECLARED = {
 def assess_demo(broker: Broker, catalogue: Catalogue, desk: SelfAssessment,
                 assessor: Assessor, tenant: str) -> int:
     """Computes, enters and reviews the demo's assessments; returns how many."""
-    computer = Computer(broker, catalogue, assessor)
+    computer = Computer(broker, catalogue, assessor, desk.framework.targets())
     computer.store(tenant, computer.compute(tenant, "danang", "2026"))
     computer.store(tenant, computer.from_raw(read_raw(VALUES), VALUES.name))
     for (city, period), (codes, returned) in DECLARED.items():

@@ -120,7 +120,9 @@ def workbook(framework: Framework, catalogue: Catalogue, state: dict[str, Any],
     _header(sheet, [t["code"], t["indicator"], t["unit"], *periods])
     for code in sorted(indicators):
         indicator = catalogue.indicators.get(code)
-        sheet.append([code, indicator.name if indicator else "",
+        name = "" if indicator is None else \
+            indicator.name_vi if lang == "vi" and indicator.name_vi else indicator.name
+        sheet.append([code, name,
                       indicator.unit if indicator else "",
                       *(indicators[code].get(p) for p in periods)])
     _widths(sheet, [18, 44, 24] + [12] * len(periods))

@@ -32,7 +32,7 @@ from dothi.web.browser import (
 )
 
 SHOTS = ("dashboard.png", "dashboard-en.png", "incident.png", "sensor.png", "citizen.png",
-         "planning.png")
+         "planning.png", "kpi.png")
 # Where the citizen stands, and the area the planner draws (the demo city's illustrative
 # zoning plan of central Hải Châu).
 CITIZEN_PLACE = (108.2145, 16.0598)
@@ -129,6 +129,7 @@ def _photograph(url: str, out: Path, say: Callable[[str], None],
             page.close()
             taken.append(_citizen(browser, url, out / "citizen.png", say))
             taken.append(_planner(browser, url, out / "planning.png", say))
+            taken.append(_report(browser, url, out / "kpi.png", say))
         finally:
             browser.close()
     return taken
@@ -155,6 +156,14 @@ def _planner(browser: Any, url: str, path: Path, say: Callable[[str], None]) -> 
     page.locator("[data-testid=assess]").click()
     page.locator("[data-testid=figures]").wait_for()
     return _shot(page, path, say, state="planning")
+
+
+def _report(browser: Any, url: str, path: Path, say: Callable[[str], None]) -> Path:
+    """The demo city's assessment report: level, radar and trend (a page with no map)."""
+    page, _ = open_page(browser, url, "/kpi/report?city=danang", "kpiReady")
+    say(f"Writing {path}")
+    page.screenshot(path=str(path))
+    return path
 
 
 def _shot(page: Any, path: Path, say: Callable[[str], None], *, state: str = "dashboard",

@@ -58,6 +58,14 @@ def test_submit_return_correct_accept(http: TestClient) -> None:
     assert fresh["outcomes"]["DT-1.03"]["reason"] == "no-value"
 
     enter_values(http, "hue", VALUES)
+    # Each value carries its target, from the framework's criterion on it.
+    kept = http.get("/ngsi-ld/v1/entities/urn:ngsi-ld:KeyPerformanceIndicator:hue:"
+                    "EC-ICT-ICT-4C:2025", params={"options": "keyValues"}).json()
+    assert kept["kpiTarget"] == {"atLeast": 95.0} and kept["kpiValue"] == 97.0
+    listed = {i["code"]: i for i in http.get("/kpi/values", params={"city": "hue"}).json()[
+        "indicators"]}
+    assert listed["EN: EN: AQ: 1C"]["target"] == {"atMost": 25.0}
+    assert listed["EN: EN: AQ: 1C"]["nameVi"] == "Ô nhiễm không khí"
     state = declare(http, "hue", FOUNDATION)
     assert state["version"] == len(FOUNDATION)
     assert state["outcomes"]["DT-1.03"] == {"passed": True, "reason": "met", "value": 97.0,

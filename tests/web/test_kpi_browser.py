@@ -50,7 +50,7 @@ def test_the_report_shows_values_trends_and_quality(assessed: str, browser: Any)
     assert row.locator("[data-testid=value]").inner_text().startswith(
         f"{latest:.2f}".replace(".", ","))
     assert row.locator("svg").get_attribute("data-points") == "3"
-    assert "thấp hơn là tốt" in row.inner_text()
+    assert "thấp hơn là tốt" in row.inner_text() and "Ô nhiễm không khí" in row.inner_text()
     missing = page.locator("[data-testid=indicator][data-code='SC: EH: H: 4A']")
     assert "chưa có số liệu" in missing.inner_text()
     computed = sum(1 for i in values["indicators"] if "2026" in i["values"])
@@ -63,7 +63,7 @@ def test_the_report_shows_values_trends_and_quality(assessed: str, browser: Any)
     page.locator("[data-testid=lang]").click()
     assert page.locator("#assessment + #tiles + h2").inner_text() == "Data coverage by dimension"
     assert row.locator("[data-testid=value]").inner_text().startswith("26.1")
-    assert "lower is better" in row.inner_text()
+    assert "lower is better" in row.inner_text() and "Air Pollution" in row.inner_text()
     assert errors == []
 
 

@@ -244,7 +244,8 @@ function row(indicator, periods) {
   const direction = indicator.direction === "higher" || indicator.direction === "lower" ? ` (${t(indicator.direction)})` : "";
   return el("tr", {"data-testid": "indicator", "data-code": indicator.code},
     el("td", {}, indicator.code),
-    el("td", {}, indicator.name, el("div", {class: "note"}, indicator.unit + direction)),
+    el("td", {}, state.lang === "vi" && indicator.nameVi ? indicator.nameVi : indicator.name,
+       el("div", {class: "note"}, indicator.unit + direction)),
     el("td", {class: "value", "data-testid": "value"}, current ? number(current.value) : el("span", {class: "missing"}, t("missing")),
        current ? el("details", {}, el("summary", {}, t("provenance")),
                     el("pre", {}, JSON.stringify(current.provenance, null, 1))) : null),

@@ -22,7 +22,7 @@ import re
 from typing import Any
 
 from dothi.broker.broker import Broker
-from dothi.errors import BadRequestData, Conflict, ResourceNotFound
+from dothi.errors import AlreadyExists, BadRequestData, Conflict, ResourceNotFound
 from dothi.kpi.compute import KPI, period_bounds
 from dothi.kpi.framework import Framework
 from dothi.ngsild import merge
@@ -216,8 +216,9 @@ class SelfAssessment:
             refAssessment={"type": "Relationship", "object": eid})
         try:
             self.broker.create(tenant, record, self.ctx)
-        except Exception as exc:  # two writers raced for one version number
-            raise Conflict(f"version {state['version']} was written twice: {exc}") from None
+        except AlreadyExists:  # two writers raced for one version number
+            raise Conflict(f"version {state['version']} was written twice; read the "
+                           "assessment again") from None
         return state
 
     def _state(self, state: dict[str, Any], values: dict[str, float]) -> dict[str, Any]:

@@ -786,14 +786,9 @@ def kpi_report(
     from dothi.app import build_broker
     from dothi.errors import DothiError
     from dothi.kpi.catalogue import Catalogue
-    from dothi.kpi.compute import KPI
-    from dothi.kpi.export import workbook
+    from dothi.kpi.export import city_workbook
     from dothi.kpi.framework import Framework
     from dothi.kpi.selfassess import SelfAssessment, check_city_period
-    from dothi.ngsild.qlang import parse_q
-    from dothi.ngsild.render import RenderOptions, render_entity
-    from dothi.ngsild.typeexpr import parse_type_expr
-    from dothi.store.base import EntityQuery, Selector, query_all
 
     settings = _settings(db)
     try:
@@ -807,17 +802,9 @@ def kpi_report(
         raise typer.Exit(2) from None
     broker = build_broker(settings)
     try:
-        desk = SelfAssessment(broker, framework)
-        ctx = broker.resolver.core
-        indicators: dict[str, dict[str, float]] = {}
-        for doc in query_all(broker.store, tenant, EntityQuery(
-                selectors=[Selector(types=parse_type_expr(KPI, ctx.expand))],
-                q=parse_q(f'city=="{city}"'), expand=ctx.expand, limit=1000)):
-            item = render_entity(doc, ctx, RenderOptions(fmt="keyValues"))
-            indicators.setdefault(item["kpiCode"], {})[item["period"]] = item["kpiValue"]
-        state = desk.get(tenant, city, period)
-        out.write_bytes(workbook(framework, catalogue, state, desk.trend(tenant, city),
-                                 indicators, lang))
+        state, book = city_workbook(SelfAssessment(broker, framework), catalogue, tenant,
+                                    city, period, lang)
+        out.write_bytes(book)
     finally:
         broker.store.close()
     console.print(f"{city} {period}: level {state['level']} ({state['levelName'][lang]}), "

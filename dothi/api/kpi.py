@@ -4,7 +4,6 @@ them (``/kpi/report``)."""
 
 from __future__ import annotations
 
-from collections import defaultdict
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -15,12 +14,11 @@ from dothi.api.dashboard import WEB
 from dothi.api.http import assessor, broker, json_object, json_response, official, tenant
 from dothi.errors import BadRequestData
 from dothi.kpi.catalogue import Catalogue
-from dothi.kpi.compute import KPI, Computer, entity_id
-from dothi.kpi.export import workbook
+from dothi.kpi.compute import Computer, city_values, entity_id
+from dothi.kpi.export import city_workbook
 from dothi.kpi.quality import ASSESSMENT
 from dothi.kpi.ranking import rank
 from dothi.kpi.selfassess import SelfAssessment, check_city_period
-from dothi.ngsild.qlang import parse_q
 from dothi.ngsild.render import RenderOptions, render_entity
 from dothi.ngsild.typeexpr import parse_type_expr
 from dothi.store.base import EntityQuery, Selector, query_all
@@ -48,7 +46,7 @@ async def values(request: Request) -> Response:
     targets = request.app.state.self_assessment.framework.targets()
 
     def work() -> dict[str, Any]:
-        by_code = _by_code(request, city)
+        by_code = city_values(broker(request), tenant(request), city)
         periods = {p for values in by_code.values() for p in values}
         codes = sorted(set(by_code) | set(catalogue.methods) | set(targets))
         indicators = []
@@ -67,22 +65,6 @@ async def values(request: Request) -> Response:
         return {"city": city, "periods": sorted(periods), "indicators": indicators}
 
     return json_response(await run_in_threadpool(work))
-
-
-def _by_code(request: Request, city: str) -> dict[str, dict[str, Any]]:
-    """The city's indicator values: by code, then period, each with its provenance."""
-    b = broker(request)
-    ctx = b.resolver.core
-    docs = query_all(b.store, tenant(request), EntityQuery(
-        selectors=[Selector(types=parse_type_expr(KPI, ctx.expand))],
-        q=parse_q(f'city=="{city}"'), expand=ctx.expand, limit=1000))
-    by_code: dict[str, dict[str, Any]] = defaultdict(dict)
-    for doc in docs:
-        item = render_entity(doc, ctx, KEY_VALUES)
-        by_code[item["kpiCode"]][item["period"]] = {
-            "value": item["kpiValue"], "provenance": item.get("provenance"),
-            "formula": item.get("calculationFormula")}
-    return by_code
 
 
 @router.post("/values", status_code=201,
@@ -234,15 +216,8 @@ async def workbook_export(request: Request) -> Response:
     lang = request.query_params.get("lang", "vi")
     if lang not in ("vi", "en"):
         raise BadRequestData('lang is "vi" or "en"')
-    desk = _desk(request)
-
-    def work() -> bytes:
-        indicators = {code: {p: v["value"] for p, v in values.items()}
-                      for code, values in _by_code(request, city).items()}
-        return workbook(desk.framework, _catalogue(request),
-                        desk.get(tenant(request), city, period),
-                        desk.trend(tenant(request), city), indicators, lang)
-
-    return Response(await run_in_threadpool(work), media_type=XLSX, headers={
+    _, book = await run_in_threadpool(city_workbook, _desk(request), _catalogue(request),
+                                      tenant(request), city, period, lang)
+    return Response(book, media_type=XLSX, headers={
         "Content-Disposition": f'attachment; filename="dothi-{city}-{period.replace("/", "_")}'
                                f'-{lang}.xlsx"'})

@@ -26,6 +26,7 @@ from dothi.gis.assessment import Assessor, metric_projection
 from dothi.kpi.catalogue import Catalogue, Method, scale_of
 from dothi.ngsild.entity import first_value
 from dothi.ngsild.qlang import parse_q
+from dothi.ngsild.render import RenderOptions, render_entity
 from dothi.ngsild.temporal import TimeQuery
 from dothi.ngsild.typeexpr import parse_type_expr
 from dothi.store.base import EntityQuery, Selector, query_all
@@ -236,6 +237,22 @@ class Computer:
             body["calculationPeriod"] = _prop({
                 "from": bounds[0].isoformat(), "to": bounds[1].isoformat()})
         return body
+
+
+def city_values(broker: Broker, tenant: str, city: str) -> dict[str, dict[str, Any]]:
+    """A city's stored indicator values: by code, then period, each with its provenance
+    and formula."""
+    ctx = broker.resolver.core
+    docs = query_all(broker.store, tenant, EntityQuery(
+        selectors=[Selector(types=parse_type_expr(KPI, ctx.expand))],
+        q=parse_q(f'city=="{city}"'), expand=ctx.expand, limit=1000))
+    by_code: dict[str, dict[str, Any]] = {}
+    for doc in docs:
+        item = render_entity(doc, ctx, RenderOptions(fmt="keyValues"))
+        by_code.setdefault(item["kpiCode"], {})[item["period"]] = {
+            "value": item["kpiValue"], "provenance": item.get("provenance"),
+            "formula": item.get("calculationFormula")}
+    return by_code
 
 
 class _Missing(DothiError):

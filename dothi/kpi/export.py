@@ -13,7 +13,9 @@ from openpyxl.chart import LineChart, RadarChart, Reference
 from openpyxl.styles import Font, PatternFill
 
 from dothi.kpi.catalogue import Catalogue
+from dothi.kpi.compute import city_values
 from dothi.kpi.framework import Framework
+from dothi.kpi.selfassess import SelfAssessment
 
 TEXT = {
     "vi": {"summary": "Tổng quan", "criteria": "Tiêu chí", "trend": "Xu hướng",
@@ -47,6 +49,16 @@ TEXT = {
 }
 BOLD = Font(bold=True)
 HEAD = PatternFill("solid", fgColor="DCE8F5")
+
+
+def city_workbook(desk: SelfAssessment, catalogue: Catalogue, tenant: str, city: str,
+                  period: str, lang: str) -> tuple[dict[str, Any], bytes]:
+    """The period's assessment of the city, and its workbook."""
+    indicators = {code: {p: v["value"] for p, v in values.items()}
+                  for code, values in city_values(desk.broker, tenant, city).items()}
+    state = desk.get(tenant, city, period)
+    return state, workbook(desk.framework, catalogue, state, desk.trend(tenant, city),
+                           indicators, lang)
 
 
 def workbook(framework: Framework, catalogue: Catalogue, state: dict[str, Any],

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+import shapely
 from pyproj import Geod
 
 from dothi.errors import BadRequestData
@@ -103,3 +104,18 @@ def test_geometry_validation_and_bbox() -> None:
                 {"type": "Polygon", "coordinates": [[[0, 0], [1, 0], [0, 0]]]}, "POINT(1 2)"):
         with pytest.raises(BadRequestData):
             validate_geometry(bad)
+
+
+@pytest.mark.parametrize("ring, expected", [
+    ([[0.5, 0.5], [2, 0.5], [2, 2], [0.5, 2], [0.5, 0.5]], True),  # a corner inside
+    ([[1, 1], [2, 1], [2, 2], [1, 2], [1, 1]], True),  # touches the rectangle's corner
+    ([[-1, -1], [3, -1], [3, 3], [-1, 3], [-1, -1]], True),  # around it: no vertex inside
+    ([[-1, 0.5], [3, 0.5], [3, 0.6], [-1, 0.6], [-1, 0.5]], True),  # across it
+    ([[1.5, 1.5], [2, 1.5], [2, 2], [1.5, 2], [1.5, 1.5]], False),  # beside it
+])
+def test_polygons_intersect_a_rectangle(ring: list, expected: bool) -> None:
+    """A vertex inside settles it without shapely; anything else is left to shapely."""
+    query = parse_geoquery("intersects", "Polygon", "[[[0,0],[1,0],[1,1],[0,1],[0,0]]]", None)
+    assert query is not None
+    assert query.matches({"type": "Polygon", "coordinates": [ring]}) is expected
+    assert bool(shapely.intersects(query._shape, shapely.Polygon(ring))) is expected

@@ -200,7 +200,7 @@ class GeoQuery:
     def _vertex_in_rectangle(self, value: dict) -> bool:
         """A polygon with a vertex inside (or on) a query rectangle intersects it: the
         common case of a shape that a bbox cuts through, decided without building it
-        (bench/ogc.py: a quarter of the candidates of each query)."""
+        (bench/ogc.py: about 40 % of the candidates of a query)."""
         rect = self._rectangle
         if rect is None or value.get("type") != "Polygon":
             return False

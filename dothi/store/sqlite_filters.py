@@ -132,8 +132,7 @@ def _sources(term: Term, element: str) -> list[_Source]:
 
 def _by_type(element: str, parts: list[tuple[_Source, Fragment]], empty: str) -> Fragment:
     """Any of ``parts`` holds, each only for the attribute types of its source: one CASE on
-    the instance's type, so the type is read once, not once per source (``far>2`` on
-    bench/ogc.py's polygons: 0.86 to 0.71 ms per query, before this the largest cost in it)."""
+    the instance's type, so the type is read once, not once per source."""
     if not parts:
         return empty, []
     untyped = [fragment for source, fragment in parts if source.types is None]

@@ -56,6 +56,14 @@ class BadRequestData(DothiError):
     problem = "BadRequestData"
 
 
+def only_members(body: dict[str, Any], allowed: set[str], hint: str = "") -> None:
+    """Refuse a body of the platform's own APIs that has members other than ``allowed``;
+    ``hint`` ends the message (what to give instead)."""
+    unknown = set(body) - allowed
+    if unknown:
+        raise BadRequestData(f"Unknown members {sorted(unknown)}{hint}")
+
+
 class ResourceNotFound(DothiError):
     status = 404
     problem = "ResourceNotFound"

@@ -14,7 +14,7 @@ from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
 from dothi.api.http import broker, int_param, json_object, json_response, tenant
-from dothi.errors import BadRequestData, ResourceNotFound
+from dothi.errors import BadRequestData, ResourceNotFound, only_members
 from dothi.ioc.aqi import METHOD, round_index
 from dothi.ioc.cap import atom_feed, to_xml
 from dothi.ioc.incidents import IncidentDesk
@@ -32,9 +32,7 @@ def _desk(request: Request) -> IncidentDesk:
 
 def _known(body: dict[str, Any], allowed: set[str], texts: set[str]) -> None:
     """Only the ``allowed`` members, and those of ``texts`` strings when given."""
-    unknown = set(body) - allowed
-    if unknown:
-        raise BadRequestData(f"Unknown members {sorted(unknown)}; allowed: {sorted(allowed)}")
+    only_members(body, allowed, f"; allowed: {sorted(allowed)}")
     for name in texts:
         if name in body and not isinstance(body[name], str):
             raise BadRequestData(f"{name} must be a string")

@@ -12,7 +12,7 @@ from starlette.concurrency import run_in_threadpool
 
 from dothi.api.dashboard import WEB
 from dothi.api.http import assessor, broker, json_object, json_response, official, tenant
-from dothi.errors import BadRequestData
+from dothi.errors import BadRequestData, only_members
 from dothi.kpi.catalogue import Catalogue
 from dothi.kpi.compute import Computer, city_values, entity_id
 from dothi.kpi.export import city_workbook
@@ -75,10 +75,8 @@ async def enter(request: Request) -> Response:
     evidence (an http(s) link to the document) and the key that entered it."""
     number = official(request)
     body = await json_object(request)
-    unknown = set(body) - {"city", "period", "code", "numerator", "denominator", "evidence",
-                           "note"}
-    if unknown:
-        raise BadRequestData(f"Unknown members {sorted(unknown)}")
+    only_members(body, {"city", "period", "code", "numerator", "denominator", "evidence",
+                        "note"})
     city, period = check_city_period(body.get("city"), body.get("period"))
     evidence = body.get("evidence")
     if not isinstance(evidence, str) or not evidence.startswith(("https://", "http://")):
@@ -156,9 +154,7 @@ async def answer(request: Request, code: str) -> Response:
     number = official(request)
     city, period = _city_period(request)
     body = await json_object(request)
-    unknown = set(body) - {"met", "evidence", "note"}
-    if unknown:
-        raise BadRequestData(f"Unknown members {sorted(unknown)}")
+    only_members(body, {"met", "evidence", "note"})
     return json_response(await run_in_threadpool(
         _desk(request).answer, tenant(request), city, period, code, body.get("met"),
         body.get("evidence"), body.get("note"), f"official key #{number}"))
@@ -180,9 +176,7 @@ async def review(request: Request) -> Response:
     number = assessor(request)
     city, period = _city_period(request)
     body = await json_object(request)
-    unknown = set(body) - {"decision", "comments", "rejected"}
-    if unknown:
-        raise BadRequestData(f"Unknown members {sorted(unknown)}")
+    only_members(body, {"decision", "comments", "rejected"})
     return json_response(await run_in_threadpool(
         _desk(request).review, tenant(request), city, period, body.get("decision"),
         body.get("comments"), body.get("rejected"), f"assessor key #{number}"))

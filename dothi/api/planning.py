@@ -10,7 +10,7 @@ from starlette.concurrency import run_in_threadpool
 
 from dothi.api.dashboard import WEB
 from dothi.api.http import broker, json_object, json_response, tenant
-from dothi.errors import BadRequestData
+from dothi.errors import BadRequestData, only_members
 from dothi.gis.assessment import Assessor
 from dothi.gis.planning import lookup
 
@@ -40,9 +40,7 @@ def _assessor(request: Request) -> Assessor:
              "floods and (for a plan variant) land use")
 async def assess(request: Request) -> Response:
     body = await json_object(request)
-    unknown = set(body) - {"area", "variant"}
-    if unknown:
-        raise BadRequestData(f"Unknown members {sorted(unknown)}; give area and variant")
+    only_members(body, {"area", "variant"}, "; give area and variant")
     variant = body.get("variant")
     if variant is not None and not isinstance(variant, str):
         raise BadRequestData("variant is a planning layer's id")
@@ -53,9 +51,7 @@ async def assess(request: Request) -> Response:
 @router.post("/compare", summary="Plan variants side by side over one area")
 async def compare(request: Request) -> Response:
     body = await json_object(request)
-    unknown = set(body) - {"area", "variants"}
-    if unknown:
-        raise BadRequestData(f"Unknown members {sorted(unknown)}; give area and variants")
+    only_members(body, {"area", "variants"}, "; give area and variants")
     return json_response(await run_in_threadpool(_assessor(request).compare, tenant(request),
                                                  body.get("area"), body.get("variants")))
 

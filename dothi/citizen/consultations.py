@@ -24,7 +24,7 @@ from shapely.geometry import shape
 
 from dothi.broker.broker import Broker
 from dothi.citizen.reports import PERSONAL, client_key, datetime_value, personal_fields
-from dothi.errors import BadRequestData, Conflict, ResourceNotFound, TooManyRequests
+from dothi.errors import BadRequestData, Conflict, ResourceNotFound, TooManyRequests, only_members
 from dothi.ngsild import merge
 from dothi.ngsild.entity import expand_attributes, first_value
 from dothi.ngsild.geo import parse_geoquery
@@ -58,9 +58,7 @@ class ConsultationDesk:
         "closes"}``; returns its id."""
         if not isinstance(body, dict):
             raise BadRequestData("A consultation is a JSON object")
-        unknown = set(body) - {"plan", "title", "description", "opens", "closes"}
-        if unknown:
-            raise BadRequestData(f"Unknown members {sorted(unknown)}")
+        only_members(body, {"plan", "title", "description", "opens", "closes"})
         plan = body.get("plan")
         if not isinstance(plan, str) or self.broker.store.get(tenant, plan) is None:
             raise BadRequestData("plan is the id of an entity of this tenant (a planning "
@@ -125,9 +123,7 @@ class ConsultationDesk:
                            f" (from {consultation['opensAt']} to {consultation['closesAt']})")
         if not isinstance(body, dict):
             raise BadRequestData("A comment is a JSON object")
-        unknown = set(body) - {"text", "position", "location", *PERSONAL}
-        if unknown:
-            raise BadRequestData(f"Unknown members {sorted(unknown)}")
+        only_members(body, {"text", "position", "location", *PERSONAL})
         text = body.get("text")
         if not isinstance(text, str) or not text.strip() or len(text) > MAX_TEXT:
             raise BadRequestData(f"text is the comment, 1 to {MAX_TEXT} characters")

@@ -21,7 +21,7 @@ from typing import Any
 from shapely.geometry import Point, shape
 
 from dothi.broker.broker import Broker
-from dothi.errors import AlreadyExists, BadRequestData, ResourceNotFound
+from dothi.errors import AlreadyExists, BadRequestData, ResourceNotFound, only_members
 from dothi.ngsild.entity import expand_entity
 from dothi.ngsild.timeutil import now_iso
 from dothi.ngsild.typeexpr import parse_type_expr
@@ -78,10 +78,7 @@ class WarningDesk:
         allowed = {"event", "category", "urgency", "severity", "certainty", "headline",
                    "description", "instruction", "area", "expires", "status", "note",
                    "incident", "web"}
-        unknown = set(body) - allowed
-        if unknown:
-            raise BadRequestData(f"Unknown members {sorted(unknown)}; allowed: "
-                                 f"{sorted(allowed)}")
+        only_members(body, allowed, f"; allowed: {sorted(allowed)}")
         given = dict(body)
         if incident is not None:
             # What the operator did not say is taken from the incident.

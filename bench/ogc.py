@@ -1,6 +1,10 @@
 """OGC API - Features: dothi against pygeoapi on the same 100,000 features, in one run.
 
-    python bench/ogc.py [--features 100000] [--seconds 10] [--clients 8]
+    python bench/ogc.py [--features 100000] [--seconds 10] [--clients 8] [--work DIR]
+
+With ``--work DIR`` the GeoPackage, the SQLite database and both PostgreSQL databases are
+kept, and a later run with the same DIR and feature count measures again without
+importing (the import column then says "kept").
 
 The layer: a grid of small planning-zone polygons over Đà Nẵng with four fields, written
 as a GeoPackage. dothi imports it (``dothi import``) into SQLite and into PostgreSQL +
@@ -130,15 +134,19 @@ def pygeoapi_venv() -> Path:
     return venv
 
 
-def pg_database(name: str) -> str:
+def pg_url(name: str) -> str:
+    return PG.rsplit("/", 1)[0] + "/" + name
+
+
+def pg_database(name: str) -> None:
+    """A new, empty database ``name`` with PostGIS."""
     import psycopg
 
     with psycopg.connect(PG, autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
         conn.execute(f'CREATE DATABASE "{name}"')
-    with psycopg.connect(PG.rsplit("/", 1)[0] + "/" + name, autocommit=True) as conn:
+    with psycopg.connect(pg_url(name), autocommit=True) as conn:
         conn.execute("CREATE EXTENSION IF NOT EXISTS postgis")
-    return PG.rsplit("/", 1)[0] + "/" + name
 
 
 def analyze(name: str) -> None:
@@ -147,7 +155,7 @@ def analyze(name: str) -> None:
     between runs without this)."""
     import psycopg
 
-    with psycopg.connect(PG.rsplit("/", 1)[0] + "/" + name, autocommit=True) as conn:
+    with psycopg.connect(pg_url(name), autocommit=True) as conn:
         conn.execute("VACUUM ANALYZE")
 
 
@@ -221,6 +229,7 @@ def main() -> None:
     parser.add_argument("--features", type=int, default=100_000)
     parser.add_argument("--seconds", type=float, default=10)
     parser.add_argument("--clients", type=int, default=8)
+    parser.add_argument("--work", type=Path, help="keep the data here and reuse it")
     args = parser.parse_args()
     if shutil.which("ogr2ogr") is None:
         raise SystemExit("needs GDAL's ogr2ogr (Debian gdal-bin) to load pygeoapi's table")
@@ -230,35 +239,46 @@ def main() -> None:
     for column in ("server", "import", "bbox req/s", "CQL2 req/s", "errors"):
         table.add_column(column, justify="right" if column != "server" else "left")
     with tempfile.TemporaryDirectory() as tmp:
-        work = Path(tmp)
+        work = args.work or Path(tmp)
+        work.mkdir(parents=True, exist_ok=True)
+        loaded = work / f"loaded-{n}"  # written once all three stores hold the layer
+        kept = loaded.exists()
         gpkg = work / "zones.gpkg"
-        write_layer(gpkg, n)
-        pg_name = "dothi_bench_ogc"
-        pg_url = pg_database(pg_name)
+        pg_name, py_db = "dothi_bench_ogc", "dothi_bench_pygeoapi"
+        pg_dothi = pg_url(pg_name)
+        if not kept:
+            loaded.unlink(missing_ok=True)
+            (work / "ogc.db").unlink(missing_ok=True)
+            write_layer(gpkg, n)
+            pg_database(pg_name)
         servers: list[tuple[str, str, str, subprocess.Popen[str], str]] = []
         try:
             for label, db in (("dothi, SQLite", str(work / "ogc.db")),
-                              ("dothi, PostgreSQL", pg_url)):
-                started = time.monotonic()
-                subprocess.run([sys.executable, "-m", "dothi.cli", "import", str(gpkg),
-                                "--db", db, "--type", "PlanningZone", "--layer", "zones"],
-                               check=True, capture_output=True)
-                took = time.monotonic() - started
+                              ("dothi, PostgreSQL", pg_dothi)):
+                took = "kept"
+                if not kept:
+                    started = time.monotonic()
+                    subprocess.run([sys.executable, "-m", "dothi.cli", "import", str(gpkg),
+                                    "--db", db, "--type", "PlanningZone", "--layer", "zones"],
+                                   check=True, capture_output=True)
+                    took = f"{time.monotonic() - started:.0f} s"
                 proc, url = run.start_server(Path(db) if "://" not in db else db, 1)  # type: ignore[arg-type]
-                servers.append((label, f"{took:.0f} s", url + "/ogc", proc, "cql2-text"))
-            py_db = "dothi_bench_pygeoapi"
-            pg_database(py_db)
-            started = time.monotonic()
-            subprocess.run(["ogr2ogr", "-f", "PostgreSQL",
-                            f"PG:host=127.0.0.1 user=postgres dbname={py_db}", str(gpkg),
-                            "-nln", "zones", "-lco", "GEOMETRY_NAME=geom", "-lco", "FID=fid",
-                            "-lco", "LAUNDER=NO", "-overwrite"], check=True, capture_output=True)
-            took = time.monotonic() - started
-            for name in (pg_name, py_db):  # fresh tables: plans from statistics, not chance
-                analyze(name)
+                servers.append((label, took, url + "/ogc", proc, "cql2-text"))
+            took = "kept"
+            if not kept:
+                pg_database(py_db)
+                started = time.monotonic()
+                subprocess.run(["ogr2ogr", "-f", "PostgreSQL",
+                                f"PG:host=127.0.0.1 user=postgres dbname={py_db}", str(gpkg),
+                                "-nln", "zones", "-lco", "GEOMETRY_NAME=geom", "-lco",
+                                "FID=fid", "-lco", "LAUNDER=NO", "-overwrite"], check=True,
+                               capture_output=True)
+                took = f"{time.monotonic() - started:.0f} s (ogr2ogr)"
+                for name in (pg_name, py_db):  # fresh tables: plans from statistics, not chance
+                    analyze(name)
+                loaded.touch()
             proc, url = start_pygeoapi(pygeoapi_venv(), work, py_db)
-            servers.append(("pygeoapi 0.21, PostgreSQL", f"{took:.0f} s (ogr2ogr)", url, proc,
-                            "cql-text"))
+            servers.append(("pygeoapi 0.21, PostgreSQL", took, url, proc, "cql-text"))
 
             for make in (bbox_params, filter_params):
                 seen = {label: matched(f"{url}/collections/zones/items",

@@ -8,6 +8,7 @@ become the geo-query, property filters and CQL2 comparisons the q expression."""
 from __future__ import annotations
 
 import html
+import math
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import quote, urlencode
@@ -21,8 +22,9 @@ from dothi.api.http import GEOJSON, broker, int_param, tenant
 from dothi.errors import BadRequestData, ResourceNotFound
 from dothi.gis import cql
 from dothi.gis.importer import LAYER_TYPE, layer_id
+from dothi.ngsild import qlang
 from dothi.ngsild.geo import GeoQuery, parse_geoquery
-from dothi.ngsild.qlang import parse_q
+from dothi.ngsild.qlang import DATETIME, NUMBER, STRING, AttrPath, Literal, QExpr, Term
 from dothi.ngsild.render import RenderOptions, render_entity
 from dothi.ngsild.typeexpr import parse_type_expr
 from dothi.store.base import EntityQuery, Selector
@@ -202,7 +204,7 @@ async def items(request: Request, cid: str) -> Response:
     limit = _bounded(int_param(params.get("limit"), "limit", DEFAULT_LIMIT), "limit",
                      MAX_LIMIT)
     offset = int_param(params.get("offset"), "offset", 0)
-    terms = []
+    terms: list[QExpr] = []
     geo = None
     if params.get("bbox") is not None:
         crs = params.get("bbox-crs")
@@ -214,14 +216,14 @@ async def items(request: Request, cid: str) -> Response:
         if not isinstance(field, str):
             raise BadRequestData("datetime: this collection's features have no temporal "
                                  "property (dothi import --datetime FIELD gives them one)")
-        terms.append(_datetime_q(field, params["datetime"]))
+        terms.extend(_datetime_terms(field, params["datetime"]))
     for name, value in params.items():
         if name in ITEM_PARAMS:
             continue
         if name not in names:
             raise BadRequestData(f"unknown parameter {name!r}; queryables: "
                                  f"{', '.join(sorted(names)) or 'none'}")
-        terms.append(f"{name}=={_value_literal(value)}")
+        terms.append(Term(AttrPath((name,)), "==", _value_literal(value)))
     if params.get("filter") is not None:
         if params.get("filter-crs") not in (None, CRS84):
             raise BadRequestData(f"filter-crs: only {CRS84}")
@@ -230,8 +232,8 @@ async def items(request: Request, cid: str) -> Response:
                                        names)
         except ValueError as exc:
             raise BadRequestData(f"filter: {exc}") from None
-        if translated.q:
-            terms.append(f"({translated.q})")
+        if translated.q is not None:
+            terms.append(translated.q)
         if translated.georel is not None:
             if geo is not None:
                 raise BadRequestData("bbox and a spatial filter together are not supported: "
@@ -241,12 +243,10 @@ async def items(request: Request, cid: str) -> Response:
             geo = _geo(translated.georel, translated.geometry)
     b = broker(request)
     ctx = b.resolver.core
-    try:
-        # The layer last: every candidate of the index passes it, so SQLite, which checks
-        # an AND's terms in order, checks it only on what the client's terms left.
-        q = parse_q(" ; ".join([*terms, f'refGisLayer=="{layer_id(cid)}"']))
-    except Exception as exc:  # noqa: BLE001
-        raise BadRequestData(f"filter: {exc}") from None
+    # The layer last: every candidate of the index passes it, so SQLite, which checks an
+    # AND's terms in order, checks it only on what the client's terms left.
+    terms.append(Term(AttrPath(("refGisLayer",)), "==", Literal(STRING, layer_id(cid))))
+    q = qlang.join(qlang.And, terms)
     query = EntityQuery(selectors=[Selector(types=parse_type_expr(
         str(layer.get("featureType", "GisFeature")), ctx.expand))], q=q, geo=geo,
         geo_attr=ctx.expand("location"), expand=ctx.expand, limit=limit, offset=offset)
@@ -324,7 +324,7 @@ def _geo(georel: str, geometry: dict[str, Any]) -> GeoQuery:
     return found
 
 
-def _datetime_q(field: str, text: str) -> str:
+def _datetime_terms(field: str, text: str) -> list[QExpr]:
     """OGC API's datetime (an instant, a date, or an interval a/b with .. or nothing for an
     open end) as q terms on the layer's temporal field."""
     def instant(part: str, *, end: bool) -> str | None:
@@ -353,8 +353,9 @@ def _datetime_q(field: str, text: str) -> str:
         raise BadRequestData(f"datetime {text!r}: an interval needs at least one end")
     if start is not None and end is not None and start > end:
         raise BadRequestData(f"datetime {text!r}: the interval ends before it starts")
-    terms = ([f"{field}>={start}"] if start else []) + ([f"{field}<={end}"] if end else [])
-    return ";".join(terms)
+    path = AttrPath((field,))
+    return [Term(path, op, Literal(DATETIME, when))
+            for op, when in ((">=", start), ("<=", end)) if when is not None]
 
 
 def _bounded(value: int, name: str, high: int) -> int:
@@ -378,13 +379,16 @@ def _bbox(text: str) -> dict[str, Any]:
     return cql.box(x0, y0, x1, y1)
 
 
-def _value_literal(text: str) -> str:
+def _value_literal(text: str) -> Literal:
     """A property filter's value: a number as a number, anything else as a string."""
-    try:
-        float(text)
-        return text
-    except ValueError:
-        return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    for number in (int, float):
+        try:
+            value = number(text)
+        except ValueError:
+            continue
+        if math.isfinite(value):
+            return Literal(NUMBER, value)
+    return Literal(STRING, text)
 
 
 def _links_html(links: list[dict[str, Any]]) -> str:

@@ -1,23 +1,42 @@
-"""CQL2 filters (text and JSON, parsed by pygeofilter) as the store's own query: an
-NGSI-LD q expression for the comparisons and one geo-query for a spatial predicate, so a
-filtered request costs what the equivalent NGSI-LD query costs.
+"""CQL2 filters as the store's own query: an NGSI-LD q syntax tree for the comparisons
+and one geo-query for a spatial predicate, so a filtered request costs what the equivalent
+NGSI-LD query costs. CQL2 text is read by ``dothi.gis.cql_text``, CQL2 JSON by
+pygeofilter; both give pygeofilter's syntax tree, translated here.
 
-Supported: =, <>, <, <=, >, >=, LIKE, BETWEEN, IN, IS NOT NULL, their NOT forms, AND,
-OR and parentheses (IS NULL is not: NGSI-LD q can say that an attribute is there, not that
-it is absent); one spatial predicate (S_INTERSECTS, S_WITHIN, S_CONTAINS, S_DISJOINT,
-S_EQUALS, S_OVERLAPS) on the feature geometry, AND-ed with the rest. Anything else is
-refused with what is supported."""
+Supported: =, <>, <, <=, >, >=, LIKE (CASEI for case-insensitive), BETWEEN, IN,
+IS NOT NULL, their NOT forms, AND, OR and parentheses (IS NULL is not: NGSI-LD q can say
+that an attribute is there, not that it is absent); one spatial predicate (S_INTERSECTS,
+S_WITHIN, S_CONTAINS, S_DISJOINT, S_EQUALS, S_OVERLAPS) on the feature geometry, AND-ed
+with the rest. Anything else is refused with what is supported."""
 
 from __future__ import annotations
 
 import json
+import math
 import re
 from dataclasses import dataclass
 from typing import Any
 
 from pygeofilter import ast, values
 from pygeofilter.parsers.cql2_json import parse as parse_json
-from pygeofilter.parsers.cql2_text import parse as parse_text  # builds its parser: ~0.5 s
+
+from dothi.gis import cql_text
+from dothi.gis.cql_text import Unsupported
+from dothi.ngsild import qlang
+from dothi.ngsild.qlang import (
+    BOOLEAN,
+    NUMBER,
+    STRING,
+    AttrPath,
+    Literal,
+    Pattern,
+    QExpr,
+    Range,
+    Term,
+    ValueList,
+)
+
+__all__ = ["Translated", "Unsupported", "box", "parse", "translate"]
 
 SPATIAL = {ast.GeometryIntersects: "intersects", ast.GeometryWithin: "within",
            ast.GeometryContains: "contains", ast.GeometryDisjoint: "disjoint",
@@ -28,30 +47,26 @@ NEGATED = {"==": "!=", "!=": "==", "<": ">=", "<=": ">", ">": "<=", ">=": "<"}
 GEOMETRY_NAMES = {"geometry", "geom", "location", "the_geom", "shape"}
 
 
-class Unsupported(ValueError):
-    pass
-
-
 @dataclass
 class Translated:
-    q: str | None
+    q: QExpr | None
     georel: str | None = None
     geometry: dict[str, Any] | None = None
 
 
 def parse(text: str | None, lang: str | None) -> Any:
-    """The filter's AST; ValueError with the parser's message when it does not parse."""
+    """The filter's AST; ValueError with what is wrong when it does not parse."""
     if text is None:
         return None
     lang = lang or "cql2-text"
     try:
         if lang == "cql2-text":
-            return parse_text(text)
+            return cql_text.parse(text)
         if lang == "cql2-json":
             return parse_json(json.loads(text))
     except Unsupported:
         raise
-    except Exception as exc:  # noqa: BLE001 - lark's and json's errors, as they are
+    except Exception as exc:  # noqa: BLE001 - the readers' and json's errors, as they are
         raise ValueError(f"the {lang} filter does not parse: {exc}") from None
     raise ValueError(f"filter-lang {lang!r}: cql2-text or cql2-json")
 
@@ -64,7 +79,8 @@ def translate(node: Any, queryables: set[str]) -> Translated:
         (spatial if type(part) in SPATIAL or isinstance(part, ast.BBox) else rest).append(part)
     if len(spatial) > 1:
         raise Unsupported("one spatial predicate per filter")
-    out = Translated(" ; ".join(f"({_q(p, queryables)})" for p in rest) or None)
+    out = Translated(qlang.join(qlang.And, [_q(p, queryables) for p in rest])
+                     if rest else None)
     if spatial:
         out.georel, out.geometry = _spatial(spatial[0], queryables)
     return out
@@ -100,7 +116,9 @@ def _geometry(node: Any) -> dict[str, Any]:
     if isinstance(node, values.Geometry):
         return json.loads(json.dumps(node.geometry))  # tuples to lists
     if isinstance(node, values.Envelope):
-        return box(node.x1, node.y1, node.x2, node.y2)
+        # pygeofilter's CQL2 JSON reader fills Envelope(x1, x2, y1, y2) from a bbox's
+        # [minx, miny, maxx, maxy] in that order, so its fields hold them positionally.
+        return box(node.x1, node.x2, node.y1, node.y2)
     if isinstance(node, ast.Function) and node.name.lower() == "bbox" and \
             len(node.arguments) in (4, 6):
         a = node.arguments
@@ -115,69 +133,84 @@ def box(x0: float, y0: float, x1: float, y1: float) -> dict[str, Any]:
                                                 [x0, y0]]]}
 
 
-def _name(node: Any, queryables: set[str]) -> str:
+def _path(node: Any, queryables: set[str]) -> AttrPath:
     if not isinstance(node, ast.Attribute):
         raise Unsupported("a comparison has a property on its left and a literal on its right")
     if node.name not in queryables:
         raise ValueError(f"{node.name!r} is not a queryable of this collection "
                          f"({', '.join(sorted(queryables)) or 'none'})")
-    return str(node.name)
+    return AttrPath((str(node.name),))
 
 
-def _literal(value: Any) -> str:
+def _literal(value: Any) -> Literal:
     if isinstance(value, bool):
-        return "true" if value else "false"
+        return Literal(BOOLEAN, value)
     if isinstance(value, int | float):
-        return repr(value)
+        if not math.isfinite(value):
+            raise ValueError(f"number {value} is out of range")
+        return Literal(NUMBER, value)
     if isinstance(value, str):
-        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+        return Literal(STRING, value)
     raise Unsupported(f"literal {value!r}: strings, numbers and booleans")
 
 
-def _q(node: Any, queryables: set[str], negate: bool = False) -> str:
+def _q(node: Any, queryables: set[str], negate: bool = False) -> QExpr:
     if isinstance(node, ast.Not):
         return _q(node.sub_node, queryables, not negate)
     if isinstance(node, ast.And | ast.Or):
-        joiner = ";" if isinstance(node, ast.And) != negate else "|"  # De Morgan
-        return (f"({_q(node.lhs, queryables, negate)}){joiner}"
-                f"({_q(node.rhs, queryables, negate)})")
+        kind = qlang.And if isinstance(node, ast.And) != negate else qlang.Or  # De Morgan
+        return qlang.join(kind, [_q(node.lhs, queryables, negate),
+                                 _q(node.rhs, queryables, negate)])
     if type(node) in COMPARE:
         op = COMPARE[type(node)]
-        return f"{_name(node.lhs, queryables)}{NEGATED[op] if negate else op}" \
-               f"{_literal(node.rhs)}"
+        return Term(_path(node.lhs, queryables), NEGATED[op] if negate else op,
+                    _literal(node.rhs))
     if isinstance(node, ast.In):
-        no = negate != node.not_
-        listed = ",".join(_literal(v) for v in node.sub_nodes)
-        return f"{_name(node.lhs, queryables)}{'!=' if no else '=='}{listed}"
+        items = tuple(_literal(v) for v in node.sub_nodes)
+        return Term(_path(node.lhs, queryables), "!=" if negate != node.not_ else "==",
+                    items[0] if len(items) == 1 else ValueList(items))
     if isinstance(node, ast.Between):
-        no = negate != node.not_
-        name = _name(node.lhs, queryables)
-        span = f"{_literal(node.low)}..{_literal(node.high)}"
-        return f"{name}{'!=' if no else '=='}{span}"
+        low, high = _literal(node.low), _literal(node.high)
+        if low.kind != high.kind or low.kind not in (NUMBER, STRING):
+            raise ValueError("BETWEEN takes two numbers or two character literals")
+        if low.value > high.value:  # type: ignore[operator]
+            raise ValueError("BETWEEN: the low end is above the high end")
+        return Term(_path(node.lhs, queryables), "!=" if negate != node.not_ else "==",
+                    Range(low, high))
     if isinstance(node, ast.IsNull):
         if negate == node.not_:  # NGSI-LD q can say that an attribute is there, not absent
             raise Unsupported("IS NULL is not supported (IS NOT NULL is)")
-        return _name(node.lhs, queryables)
+        return Term(_path(node.lhs, queryables))
     if isinstance(node, ast.Like):
-        no = negate != node.not_
-        regex = _like_regex(node)
-        return f"{_name(node.lhs, queryables)}{'!~=' if no else '~='}{_literal(regex)}"
+        return Term(_path(node.lhs, queryables), "!~=" if negate != node.not_ else "~=",
+                    Pattern(_like_regex(node)))
+    if type(node) in SPATIAL or isinstance(node, ast.BBox):
+        raise Unsupported("a spatial predicate is supported AND-ed with the rest of the "
+                          "filter, not under OR or NOT")
+    if isinstance(node, ast.SpatialComparisonPredicate | ast.Relate):
+        raise Unsupported("S_TOUCHES, S_CROSSES and RELATE are not supported; spatial "
+                          "predicates: S_INTERSECTS, S_WITHIN, S_CONTAINS, S_DISJOINT, "
+                          "S_EQUALS, S_OVERLAPS")
     raise Unsupported(f"{type(node).__name__} is not supported; supported: comparisons, "
                       "LIKE, BETWEEN, IN, IS NULL, NOT, AND, OR and one spatial predicate")
 
 
 def _like_regex(node: Any) -> str:
+    """CQL2's LIKE pattern as a regular expression: % is any run of characters, _ one
+    character, \\ escapes the next. The pattern's own wildcard fields are not read:
+    pygeofilter's CQL2 JSON reader sets "." as the one-character wildcard, which CQL2
+    does not have."""
     out = []
     escaped = False
     for ch in node.pattern:
         if escaped:
             out.append(re.escape(ch))
             escaped = False
-        elif ch == node.escapechar:
+        elif ch == "\\":
             escaped = True
-        elif ch == node.wildcard:
+        elif ch == "%":
             out.append(".*")
-        elif ch in (node.singlechar, "_"):
+        elif ch == "_":
             out.append(".")
         else:
             out.append(re.escape(ch))

@@ -212,13 +212,13 @@ class _Reader:
         items = [self.parse_and()]
         while any(self.take(token) for token in self.or_tokens):
             items.append(self.parse_and())
-        return _join(self.or_type, items)
+        return join(self.or_type, items)
 
     def parse_and(self) -> Any:
         items = [self.parse_primary()]
         while self.take(";"):
             items.append(self.parse_primary())
-        return _join(self.and_type, items)
+        return join(self.and_type, items)
 
     def parse_primary(self) -> Any:
         if not self.take("("):
@@ -469,7 +469,9 @@ class _QParser(_Reader):
         return value
 
 
-def _join(kind: type, items: list[Any]) -> Any:
+def join(kind: type, items: list[Any]) -> Any:
+    """``items`` under one ``kind`` (And or Or), an item of that kind merged into it; one
+    item alone is itself."""
     if len(items) == 1:
         return items[0]
     flat: list[Any] = []

@@ -109,11 +109,23 @@ def test_paging(layer: TestClient) -> None:
      lambda z: z["far"] > 2 and z["landUse"] == "residential"),
     ({"filter": "landUse = 'green' OR maxHeight >= 33"},
      lambda z: z["landUse"] == "green" or z["maxHeight"] >= 33),
-    # pygeofilter's CQL2 text grammar takes no NOT before a parenthesised OR; JSON does.
     ({"filter": json.dumps({"op": "not", "args": [{"op": "or", "args": [
         {"op": "=", "args": [{"property": "landUse"}, "green"]},
         {"op": "<", "args": [{"property": "far"}, 2]}]}]}), "filter-lang": "cql2-json"},
      lambda z: not (z["landUse"] == "green" or z["far"] < 2)),
+    ({"filter": "NOT (landUse = 'green' OR far < 2)"},
+     lambda z: not (z["landUse"] == "green" or z["far"] < 2)),
+    # AND binds tighter than OR, as CQL2 says (pygeofilter 0.4.0 read this as (a OR b) AND c)
+    ({"filter": "landUse = 'green' OR far > 3 AND maxHeight < 20"},
+     lambda z: z["landUse"] == "green" or z["far"] > 3 and z["maxHeight"] < 20),
+    ({"filter": "CASEI(landUse) LIKE CASEI('GR%')"}, lambda z: z["landUse"] == "green"),
+    ({"filter": "code LIKE '_2'"}, lambda z: z["code"].endswith("2")),
+    ({"filter": json.dumps({"op": "like", "args": [{"property": "code"}, "_3"]}),
+      "filter-lang": "cql2-json"}, lambda z: z["code"].endswith("3")),
+    ({"filter": json.dumps({"op": "s_within", "args": [
+        {"property": "geometry"}, {"bbox": [108.18, 16.03, 108.205, 16.065]}]}),
+      "filter-lang": "cql2-json"},
+     lambda z: z["shape"].within(shapely.box(108.18, 16.03, 108.205, 16.065))),
     ({"filter": "NOT landUse = 'green'"}, lambda z: z["landUse"] != "green"),
     ({"filter": "code LIKE 'A%'"}, lambda z: z["code"].startswith("A")),
     ({"filter": "far BETWEEN 1 AND 2"}, lambda z: 1 <= z["far"] <= 2),
@@ -142,6 +154,9 @@ def test_filters_match_shapely(layer: TestClient, params: dict[str, str], test: 
 @pytest.mark.parametrize(("params", "says"), [
     ({"filter": "height > 3"}, "not a queryable"),
     ({"filter": "far >"}, "does not parse"),
+    ({"filter": "far > 2 landUse"}, "expected AND, OR or the end at position 9"),
+    ({"filter": "far BETWEEN 3 AND 1"}, "the low end is above the high end"),
+    ({"filter": "built > DATE('2024-01-01')"}, "temporal literals"),
     ({"filter": "code IS NULL"}, "IS NULL is not supported"),
     ({"filter": "far = 1", "filter-lang": "sql"}, "cql2-text or cql2-json"),
     ({"filter": "S_TOUCHES(geometry, POINT(108 16))"}, "not supported"),

@@ -713,8 +713,8 @@ def _type_sql(expr: TypeExpr, tenant: str, key: str) -> tuple[str, list[Any]]:
 
 # The geo-query of the query this thread is running, read by the SQL functions below.
 # They are registered once per connection: registering a function expires every prepared
-# statement of the connection, so registering them per query made SQLite compile each
-# geo-query's SQL again (bench/ogc.py's CQL2 filter: about 2 of the store's 3 ms).
+# statement of the connection, so registering them per query made SQLite compile the next
+# statements again (the store's query for bench/ogc.py's CQL2 filter: 3.1 ms, now 2.1).
 _running = threading.local()
 
 

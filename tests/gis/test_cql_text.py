@@ -3,6 +3,8 @@ standard right, the standard's meaning where it does not, and errors that say wh
 
 from __future__ import annotations
 
+import random
+
 import pytest
 from pygeofilter import ast, values
 from pygeofilter.parsers.cql2_text import parse as pygeofilter_parse
@@ -99,3 +101,34 @@ def test_syntax_errors_say_where(text: str, says: str) -> None:
 def test_valid_but_unsupported(text: str, says: str) -> None:
     with pytest.raises(Unsupported, match=says):
         parse(text)
+
+
+def test_any_token_soup_parses_or_says_why() -> None:
+    """Random sequences of CQL2's own tokens (a fuzz run with a fixed seed): each parses
+    or raises ValueError, never another error."""
+    vocabulary = ["aa", '"b c"', "1", "-2.5", "'x'", "'it''s'", "TRUE", "AND", "OR", "NOT",
+                  "LIKE", "BETWEEN", "IN", "IS", "NULL", "CASEI", "(", ")", ",", "=", "<>",
+                  "<", ">=", "+", "-", "S_INTERSECTS", "geometry", "POINT", "POLYGON",
+                  "MULTIPOINT", "GEOMETRYCOLLECTION", "Z", "BBOX", "T_AFTER", "DATE", "!="]
+    rng = random.Random(950)
+    for _ in range(5000):
+        text = " ".join(rng.choice(vocabulary) for _ in range(rng.randint(1, 14)))
+        try:
+            parse(text)
+        except ValueError:
+            pass
+
+
+@pytest.mark.parametrize("text", [
+    f"landUse = 'green' AND far > 2 AND S_INTERSECTS(geometry, {POLYGON})",
+    "NOT (code IN ('A1', 'B2') OR far NOT BETWEEN -1 AND 2.5e1) AND x IS NOT NULL",
+    "CASEI(name) LIKE CASEI('đà%') OR S_WITHIN(geometry, BBOX(1, 2, 3, 4))",
+    "S_INTERSECTS(geometry, GEOMETRYCOLLECTION(POINT Z(1 2 3), MULTIPOINT((1 2), (3 4))))",
+])
+def test_every_prefix_parses_or_says_why(text: str) -> None:
+    """A filter cut off at any character ends in a ValueError, never another error."""
+    for end in range(len(text) + 1):
+        try:
+            parse(text[:end])
+        except ValueError:
+            pass

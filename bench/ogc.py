@@ -247,7 +247,6 @@ def main() -> None:
         pg_name, py_db = "dothi_bench_ogc", "dothi_bench_pygeoapi"
         pg_dothi = pg_url(pg_name)
         if not kept:
-            loaded.unlink(missing_ok=True)
             (work / "ogc.db").unlink(missing_ok=True)
             write_layer(gpkg, n)
             pg_database(pg_name)

@@ -114,7 +114,7 @@ def _geometry_attribute(node: Any) -> None:
 
 def _geometry(node: Any) -> dict[str, Any]:
     if isinstance(node, values.Geometry):
-        return json.loads(json.dumps(node.geometry))  # tuples to lists
+        return dict(node.geometry)  # both readers give GeoJSON with lists, as JSON does
     if isinstance(node, values.Envelope):
         # pygeofilter's CQL2 JSON reader fills Envelope(x1, x2, y1, y2) from a bbox's
         # [minx, miny, maxx, maxy] in that order, so its fields hold them positionally.

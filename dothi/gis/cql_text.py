@@ -21,6 +21,7 @@ name; anything else is a syntax error that gives its position."""
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Any
 
 from pygeofilter import ast, values
@@ -125,6 +126,14 @@ class _Reader:
         found = "the end" if token.kind == "end" else repr(token.text)
         return ValueError(f"{what} at position {token.pos + 1}, found {found}")
 
+    def listed(self, read: Callable[[], Any]) -> list[Any]:
+        """``read`` once, then again after each comma, up to the closing parenthesis."""
+        items = [read()]
+        while self.take(","):
+            items.append(read())
+        self.expect(")")
+        return items
+
     def expect_end(self) -> None:
         if self.peek().kind != "end":
             raise self.error("expected AND, OR or the end")
@@ -203,11 +212,7 @@ class _Reader:
             return ast.Between(lhs, low, self.scalar(), negated)
         if self.take("IN"):
             self.expect("(")
-            items = [self.scalar()]
-            while self.take(","):
-                items.append(self.scalar())
-            self.expect(")")
-            return ast.In(lhs, items, negated)
+            return ast.In(lhs, self.listed(self.scalar), negated)
         if not negated and self.take("IS"):
             not_null = self.take("NOT")
             self.expect("NULL")
@@ -250,7 +255,8 @@ class _Reader:
             raise Unsupported(f"temporal literals ({token.text}) are not supported")
         elif token.kind == "name" and token.word not in KEYWORDS:
             if self.take("("):
-                value = ast.Function(token.text.lower(), self.arguments())
+                value = ast.Function(token.text.lower(),
+                                     [] if self.take(")") else self.listed(self.scalar))
             else:
                 value = ast.Attribute(token.text)
         else:
@@ -261,15 +267,6 @@ class _Reader:
             raise Unsupported("arithmetic is not supported")
         return value
 
-    def arguments(self) -> list[Any]:
-        if self.take(")"):
-            return []
-        items = [self.scalar()]
-        while self.take(","):
-            items.append(self.scalar())
-        self.expect(")")
-        return items
-
     # -- geometries -----------------------------------------------------------------------------
 
     def geometry_expression(self) -> Any:
@@ -279,10 +276,7 @@ class _Reader:
         if token.word == "BBOX":
             self.at += 1
             self.expect("(")
-            numbers = [self.signed_number()]
-            while self.take(","):
-                numbers.append(self.signed_number())
-            self.expect(")")
+            numbers = self.listed(self.signed_number)
             if len(numbers) not in (4, 6):
                 raise self.error("BBOX takes 4 or 6 numbers", token)
             return ast.Function("bbox", numbers)
@@ -296,11 +290,7 @@ class _Reader:
         self._z()
         if token.word == "GEOMETRYCOLLECTION":
             self.expect("(")
-            parts = [self.geometry()]
-            while self.take(","):
-                parts.append(self.geometry())
-            self.expect(")")
-            return {"type": "GeometryCollection", "geometries": parts}
+            return {"type": "GeometryCollection", "geometries": self.listed(self.geometry)}
         kind, depth = GEOMETRIES[token.word]
         start = self.peek()
         coordinates = self.coordinates()  # a list, even of the one position of a POINT

@@ -340,29 +340,25 @@ class SQLiteStore:
     def query(self, tenant: str, query: EntityQuery) -> tuple[list[dict], int | None]:
         conn = self._reader()
         source, key, where, params = self._plan(tenant, query)
+        count = None
+        docs: list[dict] = []
         _running.geo = query.geo
         try:
-            return self._run(conn, query, source, key, where, params)
+            if query.count:
+                count = conn.execute(
+                    f"SELECT count(DISTINCT {key}) FROM {source} WHERE {where}", params
+                ).fetchone()[0]
+            if query.limit > 0:
+                # DISTINCT only where one entity can come back twice (several geometries).
+                distinct = "DISTINCT " if query.geo is not None else ""
+                order = "" if query.geo is not None else f" ORDER BY {key}"
+                column = "e.id" if query.ids_only else "e.doc"
+                sql = (f"SELECT {distinct}e.rowid, {column} FROM {source} WHERE {where}"
+                       f"{order} LIMIT ? OFFSET ?")
+                rows = conn.execute(sql, (*params, query.limit, query.offset))
+                docs = [{"id": r[1]} if query.ids_only else orjson.loads(r[1]) for r in rows]
         finally:
             _running.geo = None
-
-    def _run(self, conn: sqlite3.Connection, query: EntityQuery, source: str, key: str,
-             where: str, params: list[Any]) -> tuple[list[dict], int | None]:
-        count = None
-        if query.count:
-            count = conn.execute(
-                f"SELECT count(DISTINCT {key}) FROM {source} WHERE {where}", params
-            ).fetchone()[0]
-        docs: list[dict] = []
-        if query.limit > 0:
-            # DISTINCT only where one entity can come back twice (several geometries).
-            distinct = "DISTINCT " if query.geo is not None else ""
-            order = "" if query.geo is not None else f" ORDER BY {key}"
-            column = "e.id" if query.ids_only else "e.doc"
-            sql = (f"SELECT {distinct}e.rowid, {column} FROM {source} WHERE {where}{order} "
-                   "LIMIT ? OFFSET ?")
-            rows = conn.execute(sql, (*params, query.limit, query.offset))
-            docs = [{"id": r[1]} if query.ids_only else orjson.loads(r[1]) for r in rows]
         return docs, count
 
     def _plan(self, tenant: str, query: EntityQuery) -> tuple[str, str, str, list[Any]]:

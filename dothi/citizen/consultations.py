@@ -26,7 +26,7 @@ from dothi.broker.broker import Broker
 from dothi.citizen.reports import PERSONAL, client_key, datetime_value, personal_fields
 from dothi.errors import BadRequestData, Conflict, ResourceNotFound, TooManyRequests, only_members
 from dothi.ngsild import merge
-from dothi.ngsild.entity import expand_attributes, first_value
+from dothi.ngsild.entity import expand_attributes, first_value, prop
 from dothi.ngsild.geo import parse_geoquery
 from dothi.ngsild.qlang import parse_q
 from dothi.ngsild.render import RenderOptions, render_entity
@@ -75,8 +75,8 @@ class ConsultationDesk:
             "id": eid, "type": CONSULTATION,
             "refPlan": {"type": "Relationship", "object": plan},
             "title": {"type": "LanguageProperty", "languageMap": title},
-            "opensAt": _prop(datetime_value(opens)),
-            "closesAt": _prop(datetime_value(closes)),
+            "opensAt": prop(datetime_value(opens)),
+            "closesAt": prop(datetime_value(closes)),
         }
         if description:
             entity["description"] = {"type": "LanguageProperty", "languageMap": description}
@@ -145,9 +145,9 @@ class ConsultationDesk:
         entity: dict[str, Any] = {
             "id": f"urn:ngsi-ld:{COMMENT}:{mid}", "type": COMMENT,
             "refConsultation": {"type": "Relationship", "object": cid},
-            "text": _prop(text.strip()), "position": _prop(position),
-            "zones": _prop(zones), "moderation": _prop("pending"),
-            "submittedAt": _prop(datetime_value(when)), "client": _prop(hashed),
+            "text": prop(text.strip()), "position": prop(position),
+            "zones": prop(zones), "moderation": prop("pending"),
+            "submittedAt": prop(datetime_value(when)), "client": prop(hashed),
         }
         if location is not None:
             entity["location"] = {"type": "GeoProperty", "value": location}
@@ -156,7 +156,7 @@ class ConsultationDesk:
             self.broker.create(partition(tenant, "personal"), {
                 "id": f"urn:ngsi-ld:{AUTHOR}:{mid}", "type": AUTHOR,
                 "refComment": {"type": "Relationship", "object": entity["id"]},
-                **{k: _prop(v) for k, v in personal.items()}}, self.ctx)
+                **{k: prop(v) for k, v in personal.items()}}, self.ctx)
         return str(entity["id"])
 
     def published(self, tenant: str, cid: str) -> list[dict[str, Any]]:
@@ -191,12 +191,12 @@ class ConsultationDesk:
                 raise ResourceNotFound(f"No comment {mid} on {cid}")
             if self._value(old, "moderation") != "pending":
                 raise Conflict(f"The comment was {self._value(old, 'moderation')} already")
-            body = {"moderation": _prop(decision),
-                    "moderatedAt": _prop(datetime_value(when))}
+            body = {"moderation": prop(decision),
+                    "moderatedAt": prop(datetime_value(when))}
             if note:
-                body["moderationNote"] = _prop(note)
+                body["moderationNote"] = prop(note)
             if isinstance(by, str):
-                body["moderatedBy"] = _prop(by)
+                body["moderatedBy"] = prop(by)
             stamp = now_iso()
             doc, _ = merge.append(old, expand_attributes(body, self.ctx, stamp), stamp,
                                   overwrite=True)
@@ -223,7 +223,7 @@ class ConsultationDesk:
             elif name == "location":
                 entity[name] = {"type": "GeoProperty", "value": item[name]}
             else:
-                entity[name] = _prop(item[name])
+                entity[name] = prop(item[name])
         self.broker.create(tenant, entity, self.ctx)
 
     def summary(self, tenant: str, cid: str) -> dict[str, Any]:
@@ -306,10 +306,6 @@ class ConsultationDesk:
 
     def _value(self, doc: dict, name: str) -> Any:
         return first_value(doc, self.ctx.expand(name))
-
-
-def _prop(value: Any) -> dict[str, Any]:
-    return {"type": "Property", "value": value}
 
 
 def _stamp(value: Any) -> Any:

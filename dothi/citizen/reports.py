@@ -31,7 +31,7 @@ from dothi.errors import BadRequestData, ResourceNotFound, TooManyRequests
 from dothi.gis.admin_units import bounded_areas
 from dothi.ioc.incidents import IncidentDesk
 from dothi.ngsild import merge
-from dothi.ngsild.entity import expand_attributes, first_value
+from dothi.ngsild.entity import expand_attributes, first_value, prop
 from dothi.ngsild.geo import parse_geoquery
 from dothi.ngsild.qlang import parse_q
 from dothi.ngsild.render import RenderOptions, render_entity
@@ -118,12 +118,12 @@ class ReportDesk:
         progress = self.progress(incident, agency)
         body: dict[str, Any] = {
             "id": eid, "type": REQUEST,
-            "service_request_id": _prop(rid),
-            "service_code": _prop(service.code),
+            "service_request_id": prop(rid),
+            "service_code": prop(service.code),
             "service_name": {"type": "LanguageProperty", "languageMap": service.name},
-            "requested_datetime": _prop(datetime_value(when)),
-            "updated_datetime": _prop(datetime_value(when)),
-            "token": _prop(secrets.token_urlsafe(12)),
+            "requested_datetime": prop(datetime_value(when)),
+            "updated_datetime": prop(datetime_value(when)),
+            "token": prop(secrets.token_urlsafe(12)),
             "refIncident": {"type": "Relationship", "object": incident["id"]},
             **_progress_attributes(progress),
         }
@@ -133,7 +133,7 @@ class ReportDesk:
             "ward": _name(area)}
         for name, value in optional.items():
             if value is not None:
-                body[name] = _prop(value)
+                body[name] = prop(value)
         if point is not None:
             body["location"] = {"type": "GeoProperty", "value": point}
         if area is not None:
@@ -142,9 +142,9 @@ class ReportDesk:
         reporter: dict[str, Any] = {"id": f"urn:ngsi-ld:{REPORTER}:{rid}", "type": REPORTER,
                                     "refServiceRequest": {"type": "Relationship",
                                                           "object": eid},
-                                    "client": _prop(client_hash),
-                                    "requestedAt": _prop(datetime_value(when)),
-                                    **{k: _prop(v) for k, v in personal.items()}}
+                                    "client": prop(client_hash),
+                                    "requestedAt": prop(datetime_value(when)),
+                                    **{k: prop(v) for k, v in personal.items()}}
         self.broker.create(partition(tenant, "personal"), reporter, self.ctx)
         return {"service_request_id": rid, "token": body["token"]["value"],
                 "account_id": None, "service_notice": _notice(service, agency, self)}, True
@@ -244,7 +244,7 @@ class ReportDesk:
         def change(old: dict | None) -> Any:
             if old is None:
                 return UNCHANGED
-            body = {**_progress_attributes(progress), "updated_datetime": _prop(stamp)}
+            body = {**_progress_attributes(progress), "updated_datetime": prop(stamp)}
             now = now_iso()
             doc, _ = merge.append(old, expand_attributes(body, self.ctx, now), now,
                                   overwrite=True)
@@ -448,10 +448,6 @@ def _date_param(text: str | None, name: str) -> datetime | None:
     return when
 
 
-def _prop(value: Any) -> dict[str, Any]:
-    return {"type": "Property", "value": value}
-
-
 def datetime_value(when: datetime) -> dict[str, str]:
     """An NGSI-LD DateTime value, in UTC to the second."""
     stamp = when.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
@@ -475,12 +471,12 @@ def _pick(texts: Any, locale: str) -> Any:
 
 
 def _progress_attributes(progress: dict[str, Any]) -> dict[str, Any]:
-    out = {"status": _prop(progress["status"]),
+    out = {"status": prop(progress["status"]),
            "status_notes": {"type": "LanguageProperty", "languageMap": progress["notes"]}}
     if progress["agency"]:
-        out["agency_responsible"] = _prop(progress["agency"])
+        out["agency_responsible"] = prop(progress["agency"])
     if progress["expected"]:
-        out["expected_datetime"] = _prop({"@type": "DateTime",
+        out["expected_datetime"] = prop({"@type": "DateTime",
                                           "@value": progress["expected"]})
     return out
 

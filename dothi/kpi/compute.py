@@ -24,7 +24,7 @@ from dothi.errors import DothiError
 from dothi.gis.admin_units import city_outline
 from dothi.gis.assessment import Assessor, metric_projection
 from dothi.kpi.catalogue import Catalogue, Method, scale_of
-from dothi.ngsild.entity import first_value
+from dothi.ngsild.entity import first_value, prop
 from dothi.ngsild.qlang import parse_q
 from dothi.ngsild.render import RenderOptions, render_entity
 from dothi.ngsild.temporal import TimeQuery
@@ -217,24 +217,24 @@ class Computer:
             bounds = None
         body: dict[str, Any] = {
             "id": entity_id(r.city, r.code, r.period), "type": KPI,
-            "name": _prop(indicator.name),
-            "kpiCode": _prop(r.code), "catalogue": _prop(indicator.catalogue),
-            "category": _prop(["quantitative"]),
-            "kpiValue": _prop(r.value), "unit": _prop(indicator.unit),
-            "desirableDirection": _prop(indicator.direction or "unknown"),
-            "city": _prop(r.city), "period": _prop(r.period),
-            "calculationMethod": _prop("automatic" if r.source == "store" else "manual"),
-            "calculationFormula": _prop(_formula(r)),
-            "provenance": _prop({"source": r.source, **r.measures,
+            "name": prop(indicator.name),
+            "kpiCode": prop(r.code), "catalogue": prop(indicator.catalogue),
+            "category": prop(["quantitative"]),
+            "kpiValue": prop(r.value), "unit": prop(indicator.unit),
+            "desirableDirection": prop(indicator.direction or "unknown"),
+            "city": prop(r.city), "period": prop(r.period),
+            "calculationMethod": prop("automatic" if r.source == "store" else "manual"),
+            "calculationFormula": prop(_formula(r)),
+            "provenance": prop({"source": r.source, **r.measures,
                                  "numerator": r.numerator, "denominator": r.denominator,
                                  "scale": r.scale, "computedAt": stamp}),
-            "calculatedBy": _prop("dothi kpi compute"),
-            "updatedAt": _prop({"@type": "DateTime", "@value": stamp}),
+            "calculatedBy": prop("dothi kpi compute"),
+            "updatedAt": prop({"@type": "DateTime", "@value": stamp}),
         }
         if r.code in self.targets:
-            body["kpiTarget"] = _prop(self.targets[r.code])
+            body["kpiTarget"] = prop(self.targets[r.code])
         if bounds is not None:
-            body["calculationPeriod"] = _prop({
+            body["calculationPeriod"] = prop({
                 "from": bounds[0].isoformat(), "to": bounds[1].isoformat()})
         return body
 
@@ -292,10 +292,6 @@ def _formula(r: Result) -> str:
     scale = f"{r.scale:g} × " if r.scale != 1 else ""
     return f"{scale}numerator / denominator" if r.denominator is not None \
         else f"{scale}numerator"
-
-
-def _prop(value: Any) -> dict[str, Any]:
-    return {"type": "Property", "value": value}
 
 
 def read_raw(path: Path) -> list[dict[str, str]]:

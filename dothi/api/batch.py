@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import Request
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
 from dothi.api.entities import query_response
 from dothi.api.http import (
     JSONLD,
+    Router,
     accepted,
     broker,
     forward_of,
@@ -23,7 +24,7 @@ from dothi.api.query import from_body
 from dothi.broker.broker import BatchResult
 from dothi.errors import BadRequestData, TooLarge
 
-router = APIRouter(prefix="/ngsi-ld/v1/entityOperations", tags=["Batch operations"])
+router = Router(prefix="/ngsi-ld/v1/entityOperations", tags=["Batch operations"])
 
 
 def _result(result: BatchResult, ok_status: int, ok_body: Any = None) -> Response:

@@ -4,18 +4,18 @@ look-up: photo uploads (``/citizen/media``) and the public warnings in force at 
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from fastapi import Request
 from fastapi.responses import FileResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from dothi.api.dashboard import WEB
-from dothi.api.http import json_response, tenant
+from dothi.api.http import Router, json_response, tenant
 from dothi.api.open311 import client_of
 from dothi.api.planning import number_param
 from dothi.citizen.media import MAX_UPLOAD, MediaDesk
 from dothi.errors import BadRequestData, ResourceNotFound, TooLarge
 
-router = APIRouter(prefix="/citizen", tags=["Citizens"])
+router = Router(prefix="/citizen", tags=["Citizens"])
 
 
 def _media(request: Request) -> MediaDesk:

@@ -7,16 +7,16 @@ from __future__ import annotations
 
 import logging
 
-from fastapi import APIRouter, Request
+from fastapi import Request
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
-from dothi.api.http import json_object, json_response, official, tenant
+from dothi.api.http import Router, json_object, json_response, official, tenant
 from dothi.api.open311 import client_of
 from dothi.citizen.consultations import ConsultationDesk
 
 log = logging.getLogger(__name__)
-router = APIRouter(prefix="/planning/consultations", tags=["Planning"])
+router = Router(prefix="/planning/consultations", tags=["Planning"])
 
 
 def _desk(request: Request) -> ConsultationDesk:

@@ -7,15 +7,15 @@ import uuid
 from typing import Any
 
 import orjson
-from fastapi import APIRouter, Request
+from fastapi import Request
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
-from dothi.api.http import bool_param, broker, json_response, media_type
+from dothi.api.http import Router, bool_param, broker, json_response, media_type
 from dothi.errors import BadRequestData, InvalidRequest, ResourceNotFound, UnsupportedMediaType
 from dothi.ngsild.context import CachedContext
 
-router = APIRouter(prefix="/ngsi-ld/v1/jsonldContexts", tags=["@context"])
+router = Router(prefix="/ngsi-ld/v1/jsonldContexts", tags=["@context"])
 PATH = "/ngsi-ld/v1/jsonldContexts/"
 
 

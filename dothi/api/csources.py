@@ -3,12 +3,13 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from fastapi import Request
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
 from dothi.api.http import (
     JSONLD,
+    Router,
     accepted,
     bool_param,
     broker,
@@ -29,7 +30,7 @@ from dothi.ngsild.temporal import parse_time_query
 from dothi.ngsild.typeexpr import parse_type_expr
 
 PATH = "/ngsi-ld/v1/csourceRegistrations"
-registrations = APIRouter(prefix=PATH, tags=["Context sources"])
+registrations = Router(prefix=PATH, tags=["Context sources"])
 
 
 @registrations.post("", status_code=201, summary="Register a context source")
@@ -110,7 +111,7 @@ async def delete_registration(request: Request, rid: str) -> Response:
     return Response(status_code=204)
 
 
-router = APIRouter()
+router = Router()
 router.include_router(registrations)
 router.include_router(subscription_router("/ngsi-ld/v1/csourceSubscriptions", "csource",
                                           "Context source subscriptions"))

@@ -13,17 +13,17 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from fastapi import APIRouter, FastAPI, Request
+from fastapi import FastAPI, Request
 from fastapi.responses import FileResponse, Response, StreamingResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 
-from dothi.api.http import GEOJSON, broker, json_response, tenant, tenant_named
+from dothi.api.http import GEOJSON, Router, broker, json_response, tenant, tenant_named
 from dothi.ngsild.typeexpr import parse_type_expr
 from dothi.store.base import EntityQuery, Selector
 from dothi.web.live import Differ
 
-router = APIRouter(prefix="/ioc", tags=["Operations centre"])
+router = Router(prefix="/ioc", tags=["Operations centre"])
 WEB = Path(str(resources.files("dothi.web")))
 MAPLIBRE = WEB / "node_modules" / "maplibre-gl" / "dist"
 

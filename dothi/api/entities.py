@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Request
+from fastapi import Request
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
 from dothi.api.http import (
     GEOJSON,
     JSONLD,
+    Router,
     accepted,
     bool_param,
     broker,
@@ -27,7 +28,7 @@ from dothi.errors import BadRequestData, ResourceNotFound
 from dothi.ngsild.context import ActiveContext
 from dothi.ngsild.render import render_entity, to_feature
 
-router = APIRouter(prefix="/ngsi-ld/v1", tags=["Entities"])
+router = Router(prefix="/ngsi-ld/v1", tags=["Entities"])
 
 
 async def query_response(

@@ -8,9 +8,11 @@ import re
 from typing import Any
 
 import orjson
-from fastapi import Request
+from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
+from starlette.routing import Match, get_route_path
+from starlette.types import Scope
 
 from dothi.broker.broker import Broker
 from dothi.broker.forwarding import Forward
@@ -32,6 +34,20 @@ JSON = "application/json"
 JSONLD = "application/ld+json"
 GEOJSON = "application/geo+json"
 MERGE_PATCH = "application/merge-patch+json"
+
+
+class Router(APIRouter):
+    """An APIRouter that turns away a path outside its prefix before trying its routes.
+
+    FastAPI (0.165) tries an app's included routers one after the other, and each tries
+    every one of its routes, at a few microseconds each: a request for the last routers
+    (OGC, Open311, KPI) spent about 170 us on routing before its handler ran. Every route
+    of a router starts with its prefix, so a path that does not cannot match any of them."""
+
+    def matches(self, scope: Scope) -> tuple[Match, Scope]:
+        if self.prefix and not get_route_path(scope).startswith(self.prefix):
+            return Match.NONE, {}
+        return super().matches(scope)
 
 
 def broker(request: Request) -> Broker:
@@ -100,7 +116,8 @@ async def read_body(
         value = _body_context(body)
         return body, await _activate(b, value), value
     if _has_context(body):
-        raise BadRequestData("A JSON-LD @context in the body needs Content-Type application/ld+json")
+        raise BadRequestData("A JSON-LD @context in the body needs Content-Type "
+                             "application/ld+json")
     value = link_context(request)
     return body, await _activate(b, value), value
 

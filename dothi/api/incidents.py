@@ -9,11 +9,11 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import Request
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
-from dothi.api.http import broker, int_param, json_object, json_response, tenant
+from dothi.api.http import Router, broker, int_param, json_object, json_response, tenant
 from dothi.errors import BadRequestData, ResourceNotFound, only_members
 from dothi.ioc.aqi import METHOD, round_index
 from dothi.ioc.cap import atom_feed, to_xml
@@ -23,7 +23,7 @@ from dothi.ngsild.temporal import ms_to_iso
 from dothi.ngsild.typeexpr import parse_type_expr
 from dothi.store.base import EntityQuery, Selector
 
-router = APIRouter(prefix="/ioc", tags=["Operations centre"])
+router = Router(prefix="/ioc", tags=["Operations centre"])
 
 
 def _desk(request: Request) -> IncidentDesk:

@@ -10,11 +10,11 @@ import re
 from typing import Any
 
 import orjson
-from fastapi import APIRouter, Request
+from fastapi import Request
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
-from dothi.api.http import int_param, json_response
+from dothi.api.http import Router, int_param, json_response
 from dothi.api.http import tenant as ngsild_tenant
 from dothi.errors import BadRequestData, InvalidRequest, StoreUnavailable
 from dothi.iot.config import DeviceConfig, ServiceGroup, dump, parse_documents
@@ -22,7 +22,7 @@ from dothi.iot.service import IotService
 from dothi.iot.validation import InvalidSchema
 from dothi.store.base import DEFAULT_TENANT
 
-router = APIRouter(tags=["Devices (IoT Agent API)"])
+router = Router(prefix="/iot", tags=["Devices (IoT Agent API)"])
 
 
 def _iot(request: Request) -> IotService:
@@ -51,7 +51,7 @@ async def _json(request: Request) -> Any:
 # -- service groups -------------------------------------------------------------------
 
 
-@router.post("/iot/services", status_code=201, summary="Provision service groups")
+@router.post("/services", status_code=201, summary="Provision service groups")
 async def create_services(request: Request) -> Response:
     groups = parse_documents(ServiceGroup, await _json(request), "services")
     iot = _iot(request)
@@ -70,7 +70,7 @@ def _check_schema(iot: IotService, group: ServiceGroup) -> None:
                                  f"{exc}") from None
 
 
-@router.get("/iot/services", summary="List service groups")
+@router.get("/services", summary="List service groups")
 async def list_services(request: Request) -> Response:
     groups = await run_in_threadpool(_iot(request).registry.list_groups, _tenant(request))
     return _listing(request, "services", sorted(groups, key=lambda g: g.apikey))
@@ -93,7 +93,7 @@ def _apikey(request: Request) -> str:
     return apikey
 
 
-@router.put("/iot/services", status_code=204, summary="Change a service group")
+@router.put("/services", status_code=204, summary="Change a service group")
 async def update_service(request: Request) -> Response:
     iot = _iot(request)
     patch = await _json(request)
@@ -103,7 +103,7 @@ async def update_service(request: Request) -> Response:
     return Response(status_code=204)
 
 
-@router.delete("/iot/services", status_code=204, summary="Remove a service group")
+@router.delete("/services", status_code=204, summary="Remove a service group")
 async def delete_service(request: Request) -> Response:
     await run_in_threadpool(_iot(request).registry.delete_group, _tenant(request),
                             _apikey(request))
@@ -113,27 +113,27 @@ async def delete_service(request: Request) -> Response:
 # -- devices --------------------------------------------------------------------------
 
 
-@router.post("/iot/devices", status_code=201, summary="Provision devices")
+@router.post("/devices", status_code=201, summary="Provision devices")
 async def create_devices(request: Request) -> Response:
     devices = parse_documents(DeviceConfig, await _json(request), "devices")
     await run_in_threadpool(_iot(request).registry.create_devices, _tenant(request), devices)
     return Response(status_code=201)
 
 
-@router.get("/iot/devices", summary="List devices")
+@router.get("/devices", summary="List devices")
 async def list_devices(request: Request) -> Response:
     devices = await run_in_threadpool(_iot(request).registry.list_devices, _tenant(request))
     return _listing(request, "devices", sorted(devices, key=lambda d: d.device_id))
 
 
-@router.get("/iot/devices/{device_id}", summary="One device")
+@router.get("/devices/{device_id}", summary="One device")
 async def get_device(request: Request, device_id: str) -> Response:
     device = await run_in_threadpool(_iot(request).registry.get_device, _tenant(request),
                                      device_id)
     return json_response(dump(device))
 
 
-@router.put("/iot/devices/{device_id}", status_code=204, summary="Change a device")
+@router.put("/devices/{device_id}", status_code=204, summary="Change a device")
 async def update_device(request: Request, device_id: str) -> Response:
     patch = await _json(request)
     await run_in_threadpool(_iot(request).registry.update_device, _tenant(request),
@@ -141,7 +141,7 @@ async def update_device(request: Request, device_id: str) -> Response:
     return Response(status_code=204)
 
 
-@router.delete("/iot/devices/{device_id}", status_code=204, summary="Remove a device")
+@router.delete("/devices/{device_id}", status_code=204, summary="Remove a device")
 async def delete_device(request: Request, device_id: str) -> Response:
     await run_in_threadpool(_iot(request).registry.delete_device, _tenant(request),
                             device_id)
@@ -172,17 +172,17 @@ async def _measures(request: Request, protocol: str, payload: bytes) -> Response
     return Response(status_code=200)
 
 
-@router.post("/iot/json", summary="Measures from a JSON device")
+@router.post("/json", summary="Measures from a JSON device")
 async def measures_json(request: Request) -> Response:
     return await _measures(request, "JSON", await request.body())
 
 
-@router.post("/iot/d", summary="Measures from an UltraLight 2.0 device")
+@router.post("/d", summary="Measures from an UltraLight 2.0 device")
 async def measures_ultralight(request: Request) -> Response:
     return await _measures(request, "UL", await request.body())
 
 
-@router.get("/iot/d", summary="Measures from an UltraLight 2.0 device, in ?d=")
+@router.get("/d", summary="Measures from an UltraLight 2.0 device, in ?d=")
 async def measures_ultralight_get(request: Request) -> Response:
     payload = request.query_params.get("d")
     if not payload:
@@ -190,7 +190,7 @@ async def measures_ultralight_get(request: Request) -> Response:
     return await _measures(request, "UL", payload.encode())
 
 
-@router.get("/iot/about", summary="Ingestion counters, MQTT link and device totals")
+@router.get("/about", summary="Ingestion counters, MQTT link and device totals")
 async def about(request: Request) -> Response:
     return json_response(_iot(request).about())
 

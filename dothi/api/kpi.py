@@ -6,12 +6,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import Request
 from fastapi.responses import FileResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from dothi.api.dashboard import WEB
-from dothi.api.http import assessor, broker, json_object, json_response, official, tenant
+from dothi.api.http import Router, assessor, broker, json_object, json_response, official, tenant
 from dothi.errors import BadRequestData, only_members
 from dothi.kpi.catalogue import Catalogue
 from dothi.kpi.compute import Computer, city_values, entity_id
@@ -23,7 +23,7 @@ from dothi.ngsild.render import RenderOptions, render_entity
 from dothi.ngsild.typeexpr import parse_type_expr
 from dothi.store.base import EntityQuery, Selector, query_all
 
-router = APIRouter(prefix="/kpi", tags=["Indicators"])
+router = Router(prefix="/kpi", tags=["Indicators"])
 KEY_VALUES = RenderOptions(fmt="keyValues")
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import html
 
-from fastapi import APIRouter, Request
+from fastapi import Request
 from fastapi.responses import HTMLResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from dothi import __version__
-from dothi.api.http import broker, json_response
+from dothi.api.http import Router, broker, json_response
 from dothi.store.base import DEFAULT_TENANT
 
-router = APIRouter(tags=["Meta"])
+router = Router(tags=["Meta"])
 
 
 @router.get("/-/health", summary="Liveness and store check")

@@ -14,11 +14,11 @@ from typing import Any
 from urllib.parse import quote, urlencode
 
 import orjson
-from fastapi import APIRouter, Request
+from fastapi import Request
 from fastapi.responses import HTMLResponse, Response
 from starlette.concurrency import run_in_threadpool
 
-from dothi.api.http import GEOJSON, broker, int_param, tenant
+from dothi.api.http import GEOJSON, Router, broker, int_param, tenant
 from dothi.errors import BadRequestData, ResourceNotFound
 from dothi.gis import cql
 from dothi.gis.importer import LAYER_TYPE, layer_id
@@ -29,7 +29,7 @@ from dothi.ngsild.render import RenderOptions, render_entity
 from dothi.ngsild.typeexpr import parse_type_expr
 from dothi.store.base import EntityQuery, Selector
 
-router = APIRouter(prefix="/ogc", tags=["OGC API - Features"])
+router = Router(prefix="/ogc", tags=["OGC API - Features"])
 KEY_VALUES = RenderOptions(fmt="keyValues")
 CRS84 = "http://www.opengis.net/def/crs/OGC/1.3/CRS84"
 DEFAULT_LIMIT, MAX_LIMIT = 10, 10_000

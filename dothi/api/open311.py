@@ -17,11 +17,11 @@ from typing import Any
 from urllib.parse import parse_qs
 
 import orjson
-from fastapi import APIRouter, Request
+from fastapi import Request
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
-from dothi.api.http import json_response, keys, media_type, official, tenant
+from dothi.api.http import Router, json_response, keys, media_type, official, tenant
 from dothi.citizen.catalogue import LOCALES
 from dothi.citizen.reports import ReportDesk
 from dothi.errors import (
@@ -34,8 +34,8 @@ from dothi.errors import (
 )
 
 log = logging.getLogger(__name__)
-router = APIRouter(prefix="/open311/v2", tags=["Citizens' reports (Open311 GeoReport v2)"])
-officials = APIRouter(prefix="/ioc", tags=["Operations centre"])
+router = Router(prefix="/open311/v2", tags=["Citizens' reports (Open311 GeoReport v2)"])
+officials = Router(prefix="/ioc", tags=["Operations centre"])
 FORMATS = {"json": "application/json; charset=utf-8", "xml": "text/xml; charset=utf-8"}
 FORM = "application/x-www-form-urlencoded"
 MAX_FORM = 64 * 1024

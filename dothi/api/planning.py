@@ -4,17 +4,17 @@ area drawn on the map, for one plan variant or several side by side."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from fastapi import Request
 from fastapi.responses import FileResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from dothi.api.dashboard import WEB
-from dothi.api.http import broker, json_object, json_response, tenant
+from dothi.api.http import Router, broker, json_object, json_response, tenant
 from dothi.errors import BadRequestData, only_members
 from dothi.gis.assessment import Assessor
 from dothi.gis.planning import lookup
 
-router = APIRouter(prefix="/planning", tags=["Planning"])
+router = Router(prefix="/planning", tags=["Planning"])
 
 
 @router.get("/lookup", summary="The planning zones and rules at a point (lat, lon) or parcel")

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from dothi.api.http import bool_param, int_param, split_list
 from dothi.errors import BadRequestData, TooManyResults
 from dothi.ngsild.context import ActiveContext
 from dothi.ngsild.geo import parse_geoquery
@@ -15,7 +16,6 @@ from dothi.ngsild.render import RenderOptions, parse_lang, parse_options
 from dothi.ngsild.typeexpr import parse_type_expr
 from dothi.settings import Settings
 from dothi.store.base import EntityQuery, Selector
-from dothi.api.http import bool_param, int_param, split_list
 
 
 @dataclass

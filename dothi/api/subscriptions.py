@@ -9,6 +9,7 @@ from starlette.concurrency import run_in_threadpool
 
 from dothi.api.http import (
     JSONLD,
+    Router,
     accepted,
     bool_param,
     broker,
@@ -27,7 +28,7 @@ def subscription_router(path: str, kind: str, tag: str) -> APIRouter:
     """The five operations on subscriptions of one kind: entity subscriptions
     (/subscriptions) and subscriptions on context source registrations
     (/csourceSubscriptions, which are told at once of what they match already)."""
-    router = APIRouter(prefix=path, tags=[tag])
+    router = Router(prefix=path, tags=[tag])
 
     def told(request: Request, sid: str) -> None:
         if kind == "csource":

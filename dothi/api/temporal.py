@@ -6,13 +6,14 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import Request
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
 from dothi.api.entities import page_headers, with_pagination_links
 from dothi.api.http import (
     JSONLD,
+    Router,
     accepted,
     bool_param,
     broker,
@@ -33,7 +34,7 @@ from dothi.ngsild.temporal import (
 )
 from dothi.store.base import TemporalEntity
 
-router = APIRouter(prefix="/ngsi-ld/v1", tags=["Temporal"])
+router = Router(prefix="/ngsi-ld/v1", tags=["Temporal"])
 
 
 def _render(found: TemporalEntity, ctx: ActiveContext, tq: TimeQuery) -> dict[str, Any]:

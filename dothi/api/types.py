@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import Request
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
 from dothi.api.http import (
     JSONLD,
+    Router,
     accepted,
     bool_param,
     broker,
@@ -23,7 +24,7 @@ from dothi.errors import ResourceNotFound
 from dothi.ngsild.context import ActiveContext
 from dothi.store.base import TypeStat
 
-router = APIRouter(prefix="/ngsi-ld/v1", tags=["Types and attributes"])
+router = Router(prefix="/ngsi-ld/v1", tags=["Types and attributes"])
 
 
 def _wrap(body: dict[str, Any] | list[Any], mtype: str, ctx_value: Any) -> Any:

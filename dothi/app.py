@@ -46,6 +46,7 @@ from dothi.citizen.media import MediaDesk
 from dothi.citizen.reports import ReportDesk
 from dothi.errors import NGSI_ERRORS, DothiError, PartialSuccess
 from dothi.gis.assessment import Assessor, Rules
+from dothi.gis.layers import LayerDescriptions
 from dothi.ioc.service import IocService
 from dothi.iot.service import IotService
 from dothi.kpi.catalogue import Catalogue as KpiCatalogue
@@ -144,11 +145,13 @@ def create_app(settings: Settings | None = None, broker: Broker | None = None, *
             app.state.broker, hourly_limit=settings.citizen_hourly_limit)
         app.state.media = MediaDesk(app.state.broker,
                                     hourly_limit=3 * settings.citizen_hourly_limit)
+        app.state.layers = LayerDescriptions(app.state.broker)
         if serving:
             _tune_gc()
             _end_streams_on_stop(app.state.ioc.live)
         yield
         app.state.ioc.desk.followers.remove(app.state.reports.follow)
+        app.state.layers.close()
         await asyncio.to_thread(app.state.iot.stop)
         await app.state.ioc.live.close()
         await asyncio.to_thread(app.state.ioc.stop)

@@ -22,6 +22,7 @@ from dothi.api.http import GEOJSON, Router, broker, int_param, tenant
 from dothi.errors import BadRequestData, ResourceNotFound
 from dothi.gis import cql
 from dothi.gis.importer import LAYER_TYPE, layer_id
+from dothi.gis.layers import LayerDescriptions
 from dothi.ngsild import qlang
 from dothi.ngsild.geo import GeoQuery, parse_geoquery
 from dothi.ngsild.qlang import DATETIME, NUMBER, STRING, AttrPath, Literal, QExpr, Term
@@ -84,12 +85,13 @@ def _layers(request: Request) -> list[dict[str, Any]]:
     return sorted((render_entity(d, ctx, KEY_VALUES) for d in docs), key=lambda d: d["name"])
 
 
-def _layer(request: Request, cid: str) -> dict[str, Any]:
-    b = broker(request)
-    doc = b.store.get(tenant(request), layer_id(cid))
-    if doc is None or b.resolver.core.expand(LAYER_TYPE) not in doc.get("type", ()):
+async def _layer(request: Request, cid: str) -> dict[str, Any]:
+    layers: LayerDescriptions = request.app.state.layers
+    t = tenant(request)
+    layer = layers.kept(t, cid) or await run_in_threadpool(layers.read, t, cid)
+    if layer is None:
         raise ResourceNotFound(f"No collection {cid!r}")
-    return render_entity(doc, b.resolver.core, KEY_VALUES)
+    return layer
 
 
 def _collection(layer: dict[str, Any], base: str) -> dict[str, Any]:
@@ -176,7 +178,7 @@ async def collections(request: Request) -> Response:
 
 @router.get("/collections/{cid}", summary="One layer")
 async def collection(request: Request, cid: str) -> Response:
-    layer = await run_in_threadpool(_layer, request, cid)
+    layer = await _layer(request, cid)
     body = _collection(layer, _base(request))
     if _wants_html(request):
         return _page(str(body["title"]), f"<p>{html.escape(body['description'])}</p>"
@@ -186,7 +188,7 @@ async def collection(request: Request, cid: str) -> Response:
 
 @router.get("/collections/{cid}/queryables", summary="The layer's queryable properties")
 async def queryables(request: Request, cid: str) -> Response:
-    layer = await run_in_threadpool(_layer, request, cid)
+    layer = await _layer(request, cid)
     props: dict[str, Any] = {"geometry": {"$ref": "https://geojson.org/schema/Geometry.json"}}
     for f in layer.get("fields", []):
         props[f["name"]] = {"title": f.get("source", f["name"])}
@@ -199,7 +201,7 @@ async def queryables(request: Request, cid: str) -> Response:
 @router.get("/collections/{cid}/items", summary="Features, by bbox, properties and CQL2")
 async def items(request: Request, cid: str) -> Response:
     params = request.query_params
-    layer = await run_in_threadpool(_layer, request, cid)
+    layer = await _layer(request, cid)
     names = _queryables(layer)
     limit = _bounded(int_param(params.get("limit"), "limit", DEFAULT_LIMIT), "limit",
                      MAX_LIMIT)
@@ -277,7 +279,7 @@ async def items(request: Request, cid: str) -> Response:
 
 @router.get("/collections/{cid}/items/{fid}", summary="One feature")
 async def item(request: Request, cid: str, fid: str) -> Response:
-    layer = await run_in_threadpool(_layer, request, cid)
+    layer = await _layer(request, cid)
     b = broker(request)
     eid = f"urn:ngsi-ld:{layer.get('featureType', 'GisFeature')}:{cid}:{fid}"
     doc = await run_in_threadpool(b.store.get, tenant(request), eid)

@@ -18,8 +18,11 @@ import pytest
 import shapely
 from fastapi.testclient import TestClient
 
-from dothi.gis.importer import LayerImporter
-from dothi.store.base import DEFAULT_TENANT
+from dothi.app import build_broker
+from dothi.gis.importer import LayerImporter, layer_id
+from dothi.gis.layers import LayerDescriptions
+from dothi.settings import Settings
+from dothi.store.base import DEFAULT_TENANT, Outcome
 from tests.server import running_server
 
 USES = ["residential", "commercial", "green", "public"]
@@ -237,3 +240,71 @@ def test_datetime(client: TestClient, tmp_path: Path) -> None:
         assert r.status_code == 400, bad
     r = client.get("/ogc/collections/decisions/items", params={"datetime": "2024-01-01"})
     assert r.json()["numberMatched"] == 0
+
+
+# -- the layers' descriptions, kept by each server process ------------------------------
+
+
+def kinds_gpkg(path: Path) -> Path:
+    """The same layer's name, now two zones with another field."""
+    pyogrio.raw.write(path, numpy.array(shapely.to_wkb(
+        [shapely.box(108.2, 16.0, 108.21, 16.01), shapely.box(108.3, 16.0, 108.31, 16.01)]),
+        dtype=object), [numpy.array(["K1", "K2"]), numpy.array(["park", "school"])],
+        fields=["code", "zoneKind"], geometry_type="Polygon", crs="EPSG:4326")
+    return path
+
+
+def test_a_layer_written_in_this_process_is_seen_at_once(layer: TestClient,
+                                                 tmp_path: Path) -> None:
+    layers: LayerDescriptions = layer.app.state.layers  # type: ignore[attr-defined]
+    layers.max_age_s = 3600.0  # only the write can make the next request read it again
+    assert layer.get("/ogc/collections/zones/items", params={"landUse": "green"}).status_code == 200
+    assert layers.kept(DEFAULT_TENANT, "zones") is not None
+
+    LayerImporter(layer.app.state.broker, DEFAULT_TENANT).run(  # type: ignore[attr-defined]
+        kinds_gpkg(tmp_path / "zones.gpkg"), entity_type="PlanningZone")
+    r = layer.get("/ogc/collections/zones/items", params={"zoneKind": "park"})
+    assert r.status_code == 200, r.text
+    assert [f["properties"]["code"] for f in r.json()["features"]] == ["K1"]
+    r = layer.get("/ogc/collections/zones/items", params={"landUse": "green"})
+    assert r.status_code == 400 and "unknown parameter 'landUse'" in r.json()["detail"]
+
+    assert layer.delete(f"/ngsi-ld/v1/entities/{layer_id('zones')}").status_code == 204
+    assert layer.get("/ogc/collections/zones").status_code == 404
+    assert layer.get("/ogc/collections/zones/items").status_code == 404
+
+
+def test_a_layer_written_by_another_process_is_seen_after_the_maximum_age(
+        layer: TestClient, settings: Settings, tmp_path: Path) -> None:
+    layers: LayerDescriptions = layer.app.state.layers  # type: ignore[attr-defined]
+    layers.max_age_s = 3600.0
+    assert layer.get("/ogc/collections/zones").json()["title"] == "Quy hoạch"
+    other = build_broker(settings)  # what another server or `dothi import` would open
+    try:
+        LayerImporter(other, DEFAULT_TENANT).run(write_gpkg(tmp_path / "zones.gpkg"),
+                                                 entity_type="PlanningZone", title="Mới")
+    finally:
+        other.forwarder.close()
+        other.store.close()
+    assert layer.get("/ogc/collections/zones").json()["title"] == "Quy hoạch"  # kept
+    layers.max_age_s = 0.0
+    assert layer.get("/ogc/collections/zones").json()["title"] == "Mới"
+
+
+def test_a_read_that_a_write_overtook_is_not_kept(layer: TestClient,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    layers: LayerDescriptions = layer.app.state.layers  # type: ignore[attr-defined]
+    store = layers.broker.store
+    read = store.get
+
+    def overtaken(tenant: str, eid: str) -> dict | None:
+        doc = read(tenant, eid)  # the old description; a write commits before we keep it
+        layers.on_write(tenant, [Outcome(eid, "updated")])
+        return doc
+
+    monkeypatch.setattr(store, "get", overtaken)
+    assert layers.read(DEFAULT_TENANT, "zones") is not None
+    monkeypatch.undo()
+    assert layers.kept(DEFAULT_TENANT, "zones") is None
+    assert layers.read(DEFAULT_TENANT, "zones") is not None
+    assert layers.kept(DEFAULT_TENANT, "zones") is not None

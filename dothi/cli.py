@@ -294,6 +294,7 @@ def demo(
         path = Path(tmp) / "demo-city.json"
         write_demo_file(path)
         load([path], db=db, tenant="urn:ngsi-ld:tenant:default", batch=1000)
+    _demo_history(db)
     _demo_assessments(db)
     if not serve_after:
         return
@@ -315,6 +316,25 @@ def demo(
             raise typer.Exit(2) from None
         _start_demo_simulation(settings.port, broker, when, speed)
     serve(db=db, host=None, port=port, workers=None)
+
+
+def _demo_history(db: str | None) -> None:
+    """A month of the air-quality stations' hourly readings, for charts and downloads."""
+    from dothi.app import build_broker
+    from dothi.demo import air_quality_history
+
+    broker = build_broker(_settings(db))
+    try:
+        stations = air_quality_history()
+        with Progress(TextColumn("[bold]Air-quality history"), BarColumn(),
+                      MofNCompleteColumn(), console=console) as progress:
+            task = progress.add_task("stations", total=len(stations))
+            for body in stations:
+                broker.temporal.upsert("urn:ngsi-ld:tenant:default", body,
+                                       broker.resolver.core)
+                progress.advance(task)
+    finally:
+        broker.store.close()
 
 
 def _demo_assessments(db: str | None) -> None:

@@ -37,6 +37,7 @@ __all__ = [
     "DISTRICTS",
     "REFERENCE_TIME",
     "SEED",
+    "air_quality_history",
     "build_demo_city",
     "write_demo_file",
 ]
@@ -48,6 +49,9 @@ CORE_CONTEXT = "https://uri.etsi.org/ngsi-ld/v1/ngsi-ld-core-context-v1.9.jsonld
 # which makes every sensor family show something interesting.
 REFERENCE_TIME = datetime(2026, 11, 24, 11, 0, 0, tzinfo=UTC)
 SEED = 20261124
+HISTORY_HOURS = 30 * 24  # the air-quality stations' history: a month of hourly readings
+HISTORY_UNITS = {"pm25": "GQ", "pm10": "GQ", "no2": "GQ", "o3": "GQ", "co": "GP",
+                 "temperature": "CEL", "relativeHumidity": None, "airQualityIndex": None}
 
 Coord = tuple[float, float]  # (lon, lat)
 Entity = dict[str, Any]
@@ -653,6 +657,41 @@ def _air_quality(rng: random.Random, now: datetime) -> list[Entity]:
             "reliability": _prop(round(rng.uniform(0.85, 0.98), 2)),
         }))
     return entities
+
+
+def air_quality_history(hours: int = HISTORY_HOURS) -> list[Entity]:
+    """The stations' hourly readings of the ``hours`` before the demo's reference time, as
+    NGSI-LD temporal entities (``POST /temporal/entities`` bodies): a month of history for
+    the charts and the open-data downloads. Levels follow each site's traffic, with morning
+    and evening peaks, and the AQI is computed from them as the stations' own is."""
+    rng = random.Random(SEED + 1)
+    out: list[Entity] = []
+    for slug, _area, _lon, _lat, traffic in AIR_QUALITY_STATIONS:
+        series: dict[str, list[dict[str, Any]]] = {name: [] for name in HISTORY_UNITS}
+        for k in range(hours, 0, -1):
+            when = REFERENCE_TIME - timedelta(hours=k)
+            local_hour = (when.hour + 7) % 24
+            peak = 1.0 + 0.8 * math.exp(-((local_hour - 8) ** 2) / 4) \
+                + 1.0 * math.exp(-((local_hour - 18) ** 2) / 5) - 0.4 * (local_hour < 5)
+            pm25 = round(rng.uniform(14, 22) + 18 * traffic * peak * rng.uniform(0.7, 1.2), 1)
+            pm10 = round(pm25 * rng.uniform(1.5, 2.0), 1)
+            no2 = round(rng.uniform(8, 16) + 28 * traffic * peak * rng.uniform(0.7, 1.2), 1)
+            o3 = round(max(5.0, rng.uniform(20, 45) + 25 * math.sin(
+                math.pi * (local_hour - 6) / 12) * (6 <= local_hour <= 18) - 8 * traffic), 1)
+            co = round(rng.uniform(0.3, 0.5) + 0.7 * traffic * peak * rng.uniform(0.7, 1.2), 2)
+            values = {
+                "pm25": pm25, "pm10": pm10, "no2": no2, "o3": o3, "co": co,
+                "temperature": round(24 + 3 * math.sin(math.pi * (local_hour - 9) / 12)
+                                     + rng.uniform(-0.8, 0.8), 1),
+                "relativeHumidity": round(min(0.98, 0.85 - 0.08 * math.sin(
+                    math.pi * (local_hour - 9) / 12) + rng.uniform(-0.04, 0.04)), 2),
+                "airQualityIndex": demo_aqi(pm25, pm10, no2, o3, co).aqi,
+            }
+            for name, value in values.items():
+                series[name].append(_prop(value, HISTORY_UNITS[name], when))
+        out.append({"id": _urn("AirQualityObserved", f"aq-{slug}"),
+                    "type": "AirQualityObserved", **series})
+    return out
 
 
 def _flood(rng: random.Random, now: datetime) -> list[Entity]:

@@ -33,6 +33,7 @@ from dothi.api import (
     meta,
     ogc,
     open311,
+    opendata,
     planning,
     subscriptions,
     temporal,
@@ -53,6 +54,8 @@ from dothi.kpi.catalogue import Catalogue as KpiCatalogue
 from dothi.kpi.framework import Framework
 from dothi.kpi.selfassess import SelfAssessment
 from dothi.ngsild.context import ContextCache
+from dothi.opendata.catalogue import Catalogue as DataCatalogue
+from dothi.opendata.catalogue import Metadata
 from dothi.settings import Settings
 from dothi.store.base import open_store
 from dothi.web.live import LiveHub
@@ -146,12 +149,15 @@ def create_app(settings: Settings | None = None, broker: Broker | None = None, *
         app.state.media = MediaDesk(app.state.broker,
                                     hourly_limit=3 * settings.citizen_hourly_limit)
         app.state.layers = LayerDescriptions(app.state.broker)
+        app.state.catalogue = DataCatalogue(app.state.broker,
+                                            Metadata.load(settings.opendata_datasets))
         if serving:
             _tune_gc()
             _end_streams_on_stop(app.state.ioc.live)
         yield
         app.state.ioc.desk.followers.remove(app.state.reports.follow)
         app.state.layers.close()
+        app.state.catalogue.close()
         await asyncio.to_thread(app.state.iot.stop)
         await app.state.ioc.live.close()
         await asyncio.to_thread(app.state.ioc.stop)
@@ -203,7 +209,7 @@ def create_app(settings: Settings | None = None, broker: Broker | None = None, *
 
     for module in (entities, batch, subscriptions, csources, temporal, types, contexts, iot,
                    incidents, dashboard, ogc, consultations, planning, open311, citizen, kpi,
-                   meta):
+                   opendata, meta):
         app.include_router(module.router)
     app.include_router(open311.officials)
     dashboard.mount_assets(app)

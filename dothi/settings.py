@@ -96,3 +96,6 @@ class Settings(BaseSettings):
     # What good data is per entity type, for the database quality score (default: the
     # shipped dothi/kpi/quality.yaml).
     kpi_quality: Path | None = None
+    # The open-data catalogue: which datasets are published, with their titles, publishers
+    # and licences (default: the shipped dothi/opendata/datasets.yaml).
+    opendata_datasets: Path | None = None

@@ -61,6 +61,8 @@ a{{color:#0b63b6}}
 <span class="en">— Urban data platform speaking NGSI-LD (ETSI GS CIM 009 V1.9.1).</span></p>
 <p><a href="/ioc/dashboard"><b>Trung tâm điều hành (IOC)</b></a>
 <span class="en">— Operations centre dashboard</span></p>
+<p><a href="/opendata"><b>Dữ liệu mở</b></a>
+<span class="en">— Open data: search, preview and download the city's datasets</span></p>
 <h2>Loại thực thể <span class="en">/ Entity types</span></h2>
 <table><thead><tr><th>Loại / Type</th><th>Số lượng / Count</th></tr></thead>
 <tbody>{rows}</tbody></table>

@@ -32,7 +32,7 @@ from dothi.web.browser import (
 )
 
 SHOTS = ("dashboard.png", "dashboard-en.png", "incident.png", "sensor.png", "citizen.png",
-         "planning.png", "kpi.png")
+         "planning.png", "kpi.png", "opendata.png")
 # Where the citizen stands, and the area the planner draws (the demo city's illustrative
 # zoning plan of central Hải Châu).
 CITIZEN_PLACE = (108.2145, 16.0598)
@@ -130,6 +130,7 @@ def _photograph(url: str, out: Path, say: Callable[[str], None],
             taken.append(_citizen(browser, url, out / "citizen.png", say))
             taken.append(_planner(browser, url, out / "planning.png", say))
             taken.append(_report(browser, url, out / "kpi.png", say))
+            taken.append(_opendata(browser, url, out / "opendata.png", say))
         finally:
             browser.close()
     return taken
@@ -163,6 +164,17 @@ def _report(browser: Any, url: str, path: Path, say: Callable[[str], None]) -> P
     page, _ = open_page(browser, url, "/kpi/report?city=danang", "kpiReady")
     say(f"Writing {path}")
     page.screenshot(path=str(path))
+    return path
+
+
+def _opendata(browser: Any, url: str, path: Path, say: Callable[[str], None]) -> Path:
+    """The open-data portal with the air-quality dataset open on the month the demo keeps."""
+    page, _ = open_page(browser, url, "/opendata?dataset=AirQualityObserved", "opendataReady")
+    page.fill("[data-testid=from]", "2026-10-25")
+    page.fill("[data-testid=to]", "2026-11-24")
+    page.wait_for_function("window.opendataReady === true")
+    say(f"Writing {path}")
+    page.screenshot(path=str(path), full_page=True)
     return path
 
 

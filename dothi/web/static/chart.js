@@ -1,7 +1,7 @@
-// A small SVG line chart for a sensor's last 24 hours: one line per attribute, time on the
-// x axis (ticks every 6 hours, in the city's time zone), each line scaled to its own range
-// so that attributes of different units can share a chart; the range is printed beside
-// the attribute's name.
+// A small SVG line chart of values over time (a sensor's last 24 hours, a month of a
+// dataset): one line per series, time on the x axis (ticks in the city's time zone). Each
+// line is scaled to its own range, so that attributes of different units can share a
+// chart, unless options.sameScale; the range is printed beside the series' name.
 "use strict";
 
 const CHART_COLOURS = ["#0b63b6", "#d7263d", "#2e9d4a", "#8a4fbd"];
@@ -27,13 +27,18 @@ function lineChart(series, options) {
   const x = t => pad.left + (t - from) / (to - from) * plotW;
   add("rect", {x: pad.left, y: pad.top, width: plotW, height: plotH, fill: "none",
                class: "axis"});
-  const hourFmt = new Intl.DateTimeFormat(options.locale || "vi-VN",
+  // Ticks every 6 hours by default; options.tickMs and options.tickFormat (an
+  // Intl.DateTimeFormat) for longer spans.
+  const tickMs = options.tickMs || 21600000;
+  const tickFmt = options.tickFormat || new Intl.DateTimeFormat(options.locale || "vi-VN",
     {hour: "2-digit", minute: "2-digit", timeZone: options.timeZone || "Asia/Ho_Chi_Minh"});
-  for (let t = Math.ceil(from / 21600000) * 21600000; t <= to; t += 21600000) {
+  for (let t = Math.ceil(from / tickMs) * tickMs; t <= to; t += tickMs) {
     add("line", {x1: x(t), x2: x(t), y1: pad.top, y2: pad.top + plotH, class: "axis"});
     add("text", {x: x(t), y: pad.top + plotH + 11, "text-anchor": "middle"},
-        hourFmt.format(new Date(t)));
+        tickFmt.format(new Date(t)));
   }
+  // options.sameScale: one range for every line (values of one unit), not one each.
+  const everyValue = series.flatMap(s => s.points.map(p => p[1]));
   series.forEach((s, k) => {
     const colour = CHART_COLOURS[k % CHART_COLOURS.length];
     const values = s.points.map(p => p[1]);
@@ -42,7 +47,8 @@ function lineChart(series, options) {
       add("text", {x: pad.left, y: legendY, fill: colour}, `${s.name}: ${options.empty || "—"}`);
       return;
     }
-    let lo = Math.min(...values), hi = Math.max(...values);
+    const scaled = options.sameScale ? everyValue : values;
+    let lo = Math.min(...scaled), hi = Math.max(...scaled);
     if (hi === lo) { hi += 1; lo -= 1; }
     const y = v => pad.top + plotH - (v - lo) / (hi - lo) * plotH;
     const path = s.points.map((p, i) => `${i ? "L" : "M"}${x(p[0]).toFixed(1)},${y(p[1]).toFixed(1)}`);

@@ -1,0 +1,1 @@
+"""Open data: the data catalogue (DCAT-AP), the portal and the downloads."""

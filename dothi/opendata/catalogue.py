@@ -1,0 +1,282 @@
+"""The data catalogue: every entity type of a tenant as a dataset, with the metadata a city
+gives it in ``datasets.yaml`` and what the store tells of it (entities, attributes, extent,
+last change, quality score).
+
+Publication is opt-in: only a type the file marks ``open`` can be downloaded. Every other
+type is listed as non-public, and the personal data that citizens' reports and comments
+keep in their own partition is listed as personal, with its count only.
+
+Building the catalogue reads every entity of every type (for the extents), so each server
+process keeps the catalogue it built for ``MAX_AGE_S``, or until a write in the process
+creates or deletes an entity of the tenant (counts and types change then; a sensor's update
+does not rebuild it)."""
+
+from __future__ import annotations
+
+import threading
+import time
+import unicodedata
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from dothi.broker.broker import Broker
+from dothi.ngsild.entity import first_value
+from dothi.ngsild.geo import geometry_bbox
+from dothi.ngsild.typeexpr import parse_type_expr
+from dothi.store.base import EntityQuery, Outcome, Selector, partition, query_all
+
+DATASETS = Path(__file__).with_name("datasets.yaml")
+MAX_AGE_S = 300.0
+QUALITY = "DataQualityAssessment"
+FREQUENCIES = {"CONT", "HOURLY", "DAILY", "WEEKLY", "MONTHLY", "ANNUAL", "IRREG"}
+THEMES = {"AGRI", "ECON", "EDUC", "ENER", "ENVI", "GOVE", "HEAL", "INTR", "JUST", "REGI",
+          "SOCI", "TECH", "TRAN"}
+LANGUAGES = ("vi", "en")
+INTERNAL = {"GisLayer"}  # the platform's description of its own layers: not data
+
+
+@dataclass(frozen=True)
+class Agency:
+    key: str
+    name: dict[str, str]
+    email: str | None = None
+
+
+@dataclass(frozen=True)
+class Licence:
+    key: str
+    title: str
+    uri: str
+    page: str
+
+
+@dataclass
+class Dataset:
+    id: str  # the entity type's short name
+    type_iri: str
+    open: bool
+    personal: bool
+    title: dict[str, str]
+    description: dict[str, str]
+    publisher: Agency
+    licence: Licence
+    frequency: str | None = None
+    theme: str | None = None
+    keywords: dict[str, list[str]] = field(default_factory=dict)
+    withhold: frozenset[str] = frozenset()
+    history: tuple[str, ...] = ()
+    entities: int = 0
+    attributes: list[str] = field(default_factory=list)  # published ones, short names
+    bbox: tuple[float, float, float, float] | None = None  # west, south, east, north
+    modified: str | None = None  # the latest change of any of its entities
+    quality: float | None = None  # the database quality score, 0-100
+
+    def summary(self) -> dict[str, Any]:
+        """The dataset as the portal's JSON shows it."""
+        return {
+            "id": self.id, "open": self.open, "personal": self.personal,
+            "title": self.title, "description": self.description,
+            "publisher": {"key": self.publisher.key, "name": self.publisher.name},
+            "licence": {"key": self.licence.key, "title": self.licence.title,
+                        "uri": self.licence.uri, "page": self.licence.page},
+            "frequency": self.frequency, "theme": self.theme, "keywords": self.keywords,
+            "entities": self.entities, "attributes": self.attributes,
+            "history": list(self.history), "bbox": list(self.bbox) if self.bbox else None,
+            "modified": self.modified, "quality": self.quality,
+        }
+
+
+@dataclass
+class Metadata:
+    """What ``datasets.yaml`` says."""
+
+    title: dict[str, str]
+    description: dict[str, str]
+    publisher: Agency
+    licence: Licence
+    agencies: dict[str, Agency]
+    licences: dict[str, Licence]
+    datasets: dict[str, dict[str, Any]]
+
+    @classmethod
+    def load(cls, path: Path | None = None) -> Metadata:
+        source = path or DATASETS
+        raw = yaml.safe_load(source.read_text(encoding="utf-8"))
+        try:
+            agencies = {k: Agency(k, {lang: str(v[lang]) for lang in LANGUAGES}, v.get("email"))
+                        for k, v in raw["agencies"].items()}
+            licences = {k: Licence(k, str(v["title"]), str(v["uri"]), str(v["page"]))
+                        for k, v in raw["licences"].items()}
+            top = raw["catalogue"]
+            meta = cls(_texts(top["title"]), _texts(top["description"]),
+                       agencies[top["publisher"]], licences[top["licence"]], agencies,
+                       licences, dict(raw.get("datasets") or {}))
+        except (KeyError, TypeError) as exc:
+            raise ValueError(f"{source}: {exc!r} is missing or misplaced") from None
+        for name, spec in meta.datasets.items():
+            meta._check(source, name, spec)
+        return meta
+
+    def _check(self, source: Path, name: str, spec: dict[str, Any]) -> None:
+        where = f"{source}: datasets.{name}"
+        if spec.get("publisher") is not None and spec["publisher"] not in self.agencies:
+            raise ValueError(f"{where}: unknown publisher {spec['publisher']!r}")
+        if spec.get("licence") is not None and spec["licence"] not in self.licences:
+            raise ValueError(f"{where}: unknown licence {spec['licence']!r}")
+        if spec.get("frequency") is not None and spec["frequency"] not in FREQUENCIES:
+            raise ValueError(f"{where}: frequency is one of {sorted(FREQUENCIES)}")
+        if spec.get("theme") is not None and spec["theme"] not in THEMES:
+            raise ValueError(f"{where}: theme is one of {sorted(THEMES)}")
+        if spec.get("open") and not ({"title", "description"} <= spec.keys()):
+            raise ValueError(f"{where}: an open dataset needs a title and a description")
+
+    def dataset(self, name: str, type_iri: str, personal: bool) -> Dataset:
+        spec = {} if personal else self.datasets.get(name, {})
+        generated = {"vi": f"Dữ liệu {name}", "en": f"{name} data"}
+        if personal:
+            generated = {"vi": f"Dữ liệu cá nhân: {name}", "en": f"Personal data: {name}"}
+        return Dataset(
+            id=name, type_iri=type_iri, open=bool(spec.get("open")), personal=personal,
+            title=_texts(spec.get("title") or generated),
+            description=_texts(spec.get("description") or {
+                "vi": "Chưa được công bố." if not personal else
+                      "Dữ liệu cá nhân của người dân, không bao giờ được công bố.",
+                "en": "Not published." if not personal else
+                      "Citizens' personal data, never published."}),
+            publisher=self.agencies[spec["publisher"]] if spec.get("publisher")
+            else self.publisher,
+            licence=self.licences[spec["licence"]] if spec.get("licence") else self.licence,
+            frequency=spec.get("frequency"), theme=spec.get("theme"),
+            keywords={lang: [str(k) for k in (spec.get("keywords") or {}).get(lang, [])]
+                      for lang in LANGUAGES},
+            withhold=frozenset(spec.get("withhold") or ()),
+            history=tuple(spec.get("history") or ()))
+
+
+class Catalogue:
+    """The catalogue of each tenant, built on demand and kept for ``max_age_s``."""
+
+    def __init__(self, broker: Broker, metadata: Metadata, max_age_s: float = MAX_AGE_S
+                 ) -> None:
+        self.broker = broker
+        self.metadata = metadata
+        self.max_age_s = max_age_s
+        self._kept: dict[str, tuple[float, list[Dataset]]] = {}
+        self._lock = threading.Lock()
+        broker.write_listeners.append(self.on_write)
+
+    def on_write(self, tenant: str, outcomes: list[Outcome]) -> None:
+        """A broker write listener: a tenant whose entities came or went is built again."""
+        if any(o.status in ("created", "deleted") for o in outcomes):
+            self._kept.pop(tenant.split("~")[0], None)
+
+    def close(self) -> None:
+        self.broker.write_listeners.remove(self.on_write)
+
+    def datasets(self, tenant: str) -> list[Dataset]:
+        found = self._kept.get(tenant)
+        if found is not None and time.monotonic() - found[0] < self.max_age_s:
+            return found[1]
+        with self._lock:  # one build at a time; the others wait for it
+            found = self._kept.get(tenant)
+            if found is not None and time.monotonic() - found[0] < self.max_age_s:
+                return found[1]
+            started = time.monotonic()
+            built = self._build(tenant)
+            self._kept[tenant] = (started, built)
+            return built
+
+    def dataset(self, tenant: str, name: str) -> Dataset | None:
+        return next((d for d in self.datasets(tenant) if d.id == name), None)
+
+    def search(self, tenant: str, text: str = "") -> list[Dataset]:
+        """The datasets whose title, description, keywords or name hold every word of
+        ``text``, regardless of case and Vietnamese diacritics ("Da Nang" finds "Đà
+        Nẵng"); open datasets first."""
+        words = fold(text).split()
+        return [d for d in self.datasets(tenant)
+                if all(w in _haystack(d) for w in words)]
+
+    def _build(self, tenant: str) -> list[Dataset]:
+        ctx = self.broker.resolver.core
+        store = self.broker.store
+        scores = self._quality(tenant)
+        out = []
+        for personal, space in ((False, tenant), (True, partition(tenant, "personal"))):
+            for stat in store.type_stats(space):
+                name = ctx.compact(stat.type)
+                if name in INTERNAL:
+                    continue
+                dataset = self.metadata.dataset(name, stat.type, personal)
+                dataset.entities = stat.entities
+                dataset.quality = scores.get(name)
+                if not personal:
+                    dataset.attributes = sorted(
+                        a for a in (ctx.compact(iri) for iri in stat.attributes)
+                        if a not in dataset.withhold)
+                    self._extent(space, dataset)
+                out.append(dataset)
+        return sorted(out, key=lambda d: (d.personal, not d.open, d.title["vi"]))
+
+    def _extent(self, tenant: str, dataset: Dataset) -> None:
+        ctx = self.broker.resolver.core
+        docs = query_all(self.broker.store, tenant, EntityQuery(
+            selectors=[Selector(types=parse_type_expr(dataset.id, ctx.expand))],
+            expand=ctx.expand, limit=1000))
+        location = ctx.expand("location")
+        boxes = []
+        for doc in docs:
+            modified = doc.get("modifiedAt")
+            if isinstance(modified, str) and (dataset.modified is None
+                                              or modified > dataset.modified):
+                dataset.modified = modified
+            for instance in doc.get(location, ()):
+                value = instance.get("value") if isinstance(instance, dict) else None
+                if isinstance(value, dict) and "type" in value:
+                    try:
+                        boxes.append(geometry_bbox(value))
+                    except (KeyError, TypeError, IndexError, ValueError):
+                        continue
+        if boxes:
+            dataset.bbox = (min(b[0] for b in boxes), min(b[2] for b in boxes),
+                            max(b[1] for b in boxes), max(b[3] for b in boxes))
+
+    def _quality(self, tenant: str) -> dict[str, float]:
+        """Each type's database quality score: its agencies' scores, weighted by their
+        entities."""
+        ctx = self.broker.resolver.core
+        docs = query_all(self.broker.store, tenant, EntityQuery(
+            selectors=[Selector(types=parse_type_expr(QUALITY, ctx.expand))],
+            expand=ctx.expand, limit=1000))
+        totals: dict[str, list[float]] = {}
+        for doc in docs:
+            assessed, score, n = (first_value(doc, ctx.expand(a))
+                                  for a in ("assessedType", "score", "entities"))
+            if isinstance(assessed, str) and isinstance(score, (int, float)) \
+                    and isinstance(n, int) and n > 0:
+                weighted = totals.setdefault(assessed, [0.0, 0.0])
+                weighted[0] += score * n
+                weighted[1] += n
+        return {k: round(s / n, 1) for k, (s, n) in totals.items()}
+
+
+def fold(text: str) -> str:
+    """Lower case without diacritics: "Đà Nẵng" -> "da nang"."""
+    decomposed = unicodedata.normalize("NFD", text.replace("đ", "d").replace("Đ", "D"))
+    return "".join(c for c in decomposed if not unicodedata.combining(c)).casefold()
+
+
+def _haystack(d: Dataset) -> str:
+    parts = [d.id, *d.title.values(), *d.description.values(), d.publisher.name["vi"],
+             d.publisher.name["en"], *(k for words in d.keywords.values() for k in words)]
+    return fold(" ".join(parts))
+
+
+def _texts(value: Any) -> dict[str, str]:
+    if not isinstance(value, dict) or not all(isinstance(value.get(lang), str)
+                                              for lang in LANGUAGES):
+        raise ValueError(f"expected a text in Vietnamese and English (vi, en), got {value!r}")
+    return {lang: value[lang].strip() for lang in LANGUAGES}

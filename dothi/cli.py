@@ -533,11 +533,30 @@ def _retention_policy(settings: Settings) -> tuple[int | None, int | None, int]:
 
 @app.command("migrate-store")
 def migrate_store(
-    source: str = typer.Option(..., "--from", help="Database URL or SQLite file path to copy"),
-    target: str = typer.Option(..., "--to", help="Empty database URL or SQLite path to fill"),
+    source: str = typer.Option(..., "--from", help="Database URL, SQLite file path or "
+                               "export:FOLDER (an export) to copy"),
+    target: str = typer.Option(..., "--to", help="Empty database URL, SQLite path or "
+                               "export:FOLDER to fill"),
 ) -> None:
     """Move a whole instance (every tenant, history, subscriptions, registrations,
-    @contexts) to another database, then compare counts and checksums of both."""
+    @contexts) to another database, then compare counts and checksums of both. From
+    export:FOLDER, it imports an export into a fresh instance."""
+    _migrate(source, target, "Migrated")
+
+
+@app.command("export")
+def export_instance(
+    folder: Path = typer.Argument(..., help="An empty or new folder"),
+    db: str | None = typer.Option(None, help="Database URL or SQLite path (default: "
+                                  "DOTHI_DATABASE_URL)"),
+) -> None:
+    """Export a whole instance (every tenant, history, subscriptions, registrations,
+    @contexts) as JSON Lines files, then compare them with the database. `dothi
+    migrate-store --from export:FOLDER --to URL` imports it into a fresh instance."""
+    _migrate(db or _settings(None).database_url, f"export:{folder.resolve()}", "Exported")
+
+
+def _migrate(source: str, target: str, verb: str) -> None:
     from rich import box
     from rich.table import Table
 
@@ -591,7 +610,7 @@ def migrate_store(
                       "source and target.", style="red", markup=False, soft_wrap=True)
         raise typer.Exit(1)
     console.print(
-        f"Migrated {copied.rows.get('entities', 0)} entities, "
+        f"{verb} {copied.rows.get('entities', 0)} entities, "
         f"{copied.rows.get('instances', 0)} attribute instances, "
         f"{copied.rows.get('subscriptions', 0)} subscriptions, "
         f"{copied.rows.get('registrations', 0)} registrations ({rows} rows) in "

@@ -32,8 +32,10 @@ ROW_BATCH = 5000
 # The kinds of records copied and compared, in the order they are copied.
 COPIED = ("tenants", "contexts", "entities", "temporal entities", "instances",
           "subscriptions", "notifications", "registrations")
-# Derived rows the target rebuilds itself, compared too.
+# Derived rows the target rebuilds itself, compared too (except with an export, which
+# leaves them out).
 REBUILT = ("type summary", "indexes")
+EXPORT = "export:"  # a folder of open files (dothi.store.export)
 
 
 class Refused(Exception):
@@ -86,11 +88,14 @@ class _Silent:
 
 
 def normalize_url(url: str) -> str:
-    """A database URL; a plain path is a SQLite file (as ``--db`` takes it)."""
+    """A database URL, or ``export:FOLDER`` (``dothi.store.export``); a plain path is a
+    SQLite file (as ``--db`` takes it)."""
+    if url.startswith(EXPORT):
+        return url
     url = url if "://" in url else f"sqlite:///{url}"
     if not url.startswith(("sqlite:", "postgresql:", "postgres:")):
-        raise Refused(f"Unknown database URL {url!r}: use sqlite:///path.db or "
-                      "postgresql://user@host/database")
+        raise Refused(f"Unknown database URL {url!r}: use sqlite:///path.db, "
+                      "postgresql://user@host/database or export:FOLDER")
     return url
 
 
@@ -99,6 +104,10 @@ def _is_sqlite(url: str) -> bool:
 
 
 def open_side(url: str, *, readonly: bool) -> Side:
+    if url.startswith(EXPORT):
+        from dothi.store.export import ExportSide
+
+        return ExportSide(url, readonly=readonly)
     if _is_sqlite(url):
         from dothi.store.sqlite_transfer import SQLiteSide
 
@@ -110,7 +119,11 @@ def open_side(url: str, *, readonly: bool) -> Side:
 
 def occupied(url: str) -> dict[str, int]:
     """What the database at ``url`` holds that a migration target must not (read only)."""
-    if _is_sqlite(url):
+    if url.startswith(EXPORT):
+        from dothi.store import export
+
+        found = export.occupied(url)
+    elif _is_sqlite(url):
         from dothi.store import sqlite_transfer
 
         found = sqlite_transfer.occupied(url)
@@ -122,6 +135,8 @@ def occupied(url: str) -> dict[str, int]:
 
 
 def _same_database(a: str, b: str) -> bool:
+    if a.startswith(EXPORT) or b.startswith(EXPORT):
+        return a == b
     if _is_sqlite(a) and _is_sqlite(b):
         from pathlib import Path
 
@@ -339,7 +354,10 @@ class Check:
 
 
 def compare(source_url: str, target_url: str, reporter: Reporter | None = None) -> list[Check]:
-    """Read both stores again and compare count and checksum of every kind."""
+    """Read both stores again and compare count and checksum of every kind (the copied
+    ones only when one of them is an export)."""
+    kinds = COPIED if EXPORT in (source_url[:len(EXPORT)], target_url[:len(EXPORT)]) \
+        else (*COPIED, *REBUILT)
     sums = {}
     for name, url in (("source", source_url), ("target", target_url)):
         side = open_side(normalize_url(url), readonly=True)
@@ -349,4 +367,4 @@ def compare(source_url: str, target_url: str, reporter: Reporter | None = None) 
             side.close()
     return [Check(kind, sums["source"][kind].count, sums["target"][kind].count,
                   sums["source"][kind].hex, sums["target"][kind].hex)
-            for kind in (*COPIED, *REBUILT)]
+            for kind in kinds]

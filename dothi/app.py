@@ -35,6 +35,7 @@ from dothi.api import (
     open311,
     opendata,
     planning,
+    registry,
     subscriptions,
     temporal,
     types,
@@ -56,6 +57,8 @@ from dothi.kpi.selfassess import SelfAssessment
 from dothi.ngsild.context import ContextCache
 from dothi.opendata.catalogue import Catalogue as DataCatalogue
 from dothi.opendata.catalogue import Metadata
+from dothi.periodic import Periodic
+from dothi.registry.registry import Registers, Registry
 from dothi.settings import Settings
 from dothi.store.base import open_store
 from dothi.web.live import LiveHub
@@ -151,6 +154,14 @@ def create_app(settings: Settings | None = None, broker: Broker | None = None, *
         app.state.layers = LayerDescriptions(app.state.broker)
         app.state.catalogue = DataCatalogue(app.state.broker,
                                             Metadata.load(settings.opendata_datasets))
+        app.state.registry = Registry(
+            app.state.broker, Registers.load(settings.registry_registers,
+                                             settings.registry_certification),
+            settings.registry_province)
+        windows = Periodic("dothi-registry-windows", settings.registry_check_interval,
+                           lambda: app.state.registry.check_all(),
+                           "the sandboxes' windows were not checked")
+        windows.start()
         if serving:
             _tune_gc()
             _end_streams_on_stop(app.state.ioc.live)
@@ -158,6 +169,7 @@ def create_app(settings: Settings | None = None, broker: Broker | None = None, *
         app.state.ioc.desk.followers.remove(app.state.reports.follow)
         app.state.layers.close()
         app.state.catalogue.close()
+        windows.stop()
         await asyncio.to_thread(app.state.iot.stop)
         await app.state.ioc.live.close()
         await asyncio.to_thread(app.state.ioc.stop)
@@ -209,7 +221,7 @@ def create_app(settings: Settings | None = None, broker: Broker | None = None, *
 
     for module in (entities, batch, subscriptions, csources, temporal, types, contexts, iot,
                    incidents, dashboard, ogc, consultations, planning, open311, citizen, kpi,
-                   opendata, meta):
+                   opendata, registry, meta):
         app.include_router(module.router)
     app.include_router(open311.officials)
     dashboard.mount_assets(app)

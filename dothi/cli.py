@@ -295,6 +295,7 @@ def demo(
         write_demo_file(path)
         load([path], db=db, tenant="urn:ngsi-ld:tenant:default", batch=1000)
     _demo_history(db)
+    _demo_registry(db)
     _demo_assessments(db)
     if not serve_after:
         return
@@ -335,6 +336,27 @@ def _demo_history(db: str | None) -> None:
                 progress.advance(task)
     finally:
         broker.store.close()
+
+
+def _demo_registry(db: str | None) -> None:
+    """Illustrative records of every register, with their lifecycles."""
+    from dothi.app import build_broker
+    from dothi.demo import REFERENCE_TIME
+    from dothi.registry.demo import register_demo
+    from dothi.registry.registry import Registers, Registry
+
+    settings = _settings(db)
+    broker = build_broker(settings)
+    try:
+        registry = Registry(broker, Registers.load(settings.registry_registers,
+                                                   settings.registry_certification),
+                            settings.registry_province)
+        with console.status("Registering the demo's plans, projects and sandboxes"):
+            registered = register_demo(registry, "urn:ngsi-ld:tenant:default",
+                                       REFERENCE_TIME.date())
+    finally:
+        broker.store.close()
+    console.print(f"{len(registered)} records in the registers: /registry", markup=False)
 
 
 def _demo_assessments(db: str | None) -> None:

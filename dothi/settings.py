@@ -99,3 +99,10 @@ class Settings(BaseSettings):
     # The open-data catalogue: which datasets are published, with their titles, publishers
     # and licences (default: the shipped dothi/opendata/datasets.yaml).
     opendata_datasets: Path | None = None
+    # The registers (default: the shipped dothi/registry/registers.yaml and
+    # certification.yaml), the two-digit code of the province whose identifiers this
+    # instance hands out (Đà Nẵng: 48), and how often sandboxes' windows are checked (s).
+    registry_registers: Path | None = None
+    registry_certification: Path | None = None
+    registry_province: str = "48"
+    registry_check_interval: float = 3600.0

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import threading
 import time
-import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,6 +26,7 @@ from dothi.ngsild.entity import first_value
 from dothi.ngsild.geo import geometry_bbox
 from dothi.ngsild.typeexpr import parse_type_expr
 from dothi.store.base import EntityQuery, Outcome, Selector, partition, query_all
+from dothi.text import fold
 
 DATASETS = Path(__file__).with_name("datasets.yaml")
 MAX_AGE_S = 300.0
@@ -35,7 +35,9 @@ FREQUENCIES = {"CONT", "HOURLY", "DAILY", "WEEKLY", "MONTHLY", "ANNUAL", "IRREG"
 THEMES = {"AGRI", "ECON", "EDUC", "ENER", "ENVI", "GOVE", "HEAL", "INTR", "JUST", "REGI",
           "SOCI", "TECH", "TRAN"}
 LANGUAGES = ("vi", "en")
-INTERNAL = {"GisLayer"}  # the platform's description of its own layers: not data
+# The platform's own bookkeeping, not data: its layers' descriptions, the registers'
+# counters of identifiers.
+INTERNAL = {"GisLayer", "RegistryCounter"}
 
 
 @dataclass(frozen=True)
@@ -261,12 +263,6 @@ class Catalogue:
                 weighted[0] += score * n
                 weighted[1] += n
         return {k: round(s / n, 1) for k, (s, n) in totals.items()}
-
-
-def fold(text: str) -> str:
-    """Lower case without diacritics: "Đà Nẵng" -> "da nang"."""
-    decomposed = unicodedata.normalize("NFD", text.replace("đ", "d").replace("Đ", "D"))
-    return "".join(c for c in decomposed if not unicodedata.combining(c)).casefold()
 
 
 def _haystack(d: Dataset) -> str:

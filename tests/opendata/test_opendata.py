@@ -20,9 +20,10 @@ from fastapi.testclient import TestClient
 from pyld import jsonld
 
 from dothi.app import create_app
-from dothi.opendata.catalogue import Metadata, fold
+from dothi.opendata.catalogue import Metadata
 from dothi.settings import Settings
 from dothi.store.base import DEFAULT_TENANT, partition
+from dothi.text import fold
 
 T = DEFAULT_TENANT
 START = datetime(2026, 11, 1, 0, 0, tzinfo=UTC)  # 07:00 on 1 November in Vietnam

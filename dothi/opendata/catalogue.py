@@ -26,7 +26,7 @@ from dothi.ngsild.entity import first_value
 from dothi.ngsild.geo import geometry_bbox
 from dothi.ngsild.typeexpr import parse_type_expr
 from dothi.store.base import EntityQuery, Outcome, Selector, partition, query_all
-from dothi.text import fold
+from dothi.text import LANGUAGES, bilingual, fold
 
 DATASETS = Path(__file__).with_name("datasets.yaml")
 MAX_AGE_S = 300.0
@@ -34,7 +34,6 @@ QUALITY = "DataQualityAssessment"
 FREQUENCIES = {"CONT", "HOURLY", "DAILY", "WEEKLY", "MONTHLY", "ANNUAL", "IRREG"}
 THEMES = {"AGRI", "ECON", "EDUC", "ENER", "ENVI", "GOVE", "HEAL", "INTR", "JUST", "REGI",
           "SOCI", "TECH", "TRAN"}
-LANGUAGES = ("vi", "en")
 # The platform's own bookkeeping, not data: its layers' descriptions, the registers'
 # counters of identifiers.
 INTERNAL = {"GisLayer", "RegistryCounter"}
@@ -108,12 +107,14 @@ class Metadata:
         source = path or DATASETS
         raw = yaml.safe_load(source.read_text(encoding="utf-8"))
         try:
-            agencies = {k: Agency(k, {lang: str(v[lang]) for lang in LANGUAGES}, v.get("email"))
+            agencies = {k: Agency(k, bilingual({lang: v[lang] for lang in LANGUAGES},
+                                               f"{source}: agencies.{k}"), v.get("email"))
                         for k, v in raw["agencies"].items()}
             licences = {k: Licence(k, str(v["title"]), str(v["uri"]), str(v["page"]))
                         for k, v in raw["licences"].items()}
             top = raw["catalogue"]
-            meta = cls(_texts(top["title"]), _texts(top["description"]),
+            meta = cls(bilingual(top["title"], f"{source}: catalogue.title"),
+                       bilingual(top["description"], f"{source}: catalogue.description"),
                        agencies[top["publisher"]], licences[top["licence"]], agencies,
                        licences, dict(raw.get("datasets") or {}))
         except (KeyError, TypeError) as exc:
@@ -124,6 +125,9 @@ class Metadata:
 
     def _check(self, source: Path, name: str, spec: dict[str, Any]) -> None:
         where = f"{source}: datasets.{name}"
+        for key in ("title", "description"):
+            if spec.get(key) is not None:
+                bilingual(spec[key], f"{where}.{key}")
         if spec.get("publisher") is not None and spec["publisher"] not in self.agencies:
             raise ValueError(f"{where}: unknown publisher {spec['publisher']!r}")
         if spec.get("licence") is not None and spec["licence"] not in self.licences:
@@ -142,12 +146,13 @@ class Metadata:
             generated = {"vi": f"Dữ liệu cá nhân: {name}", "en": f"Personal data: {name}"}
         return Dataset(
             id=name, type_iri=type_iri, open=bool(spec.get("open")), personal=personal,
-            title=_texts(spec.get("title") or generated),
-            description=_texts(spec.get("description") or {
+            title=bilingual(spec.get("title") or generated, f"datasets.{name}.title"),
+            description=bilingual(spec.get("description") or {
                 "vi": "Chưa được công bố." if not personal else
                       "Dữ liệu cá nhân của người dân, không bao giờ được công bố.",
                 "en": "Not published." if not personal else
-                      "Citizens' personal data, never published."}),
+                      "Citizens' personal data, never published."},
+                f"datasets.{name}.description"),
             publisher=self.agencies[spec["publisher"]] if spec.get("publisher")
             else self.publisher,
             licence=self.licences[spec["licence"]] if spec.get("licence") else self.licence,
@@ -271,8 +276,3 @@ def _haystack(d: Dataset) -> str:
     return fold(" ".join(parts))
 
 
-def _texts(value: Any) -> dict[str, str]:
-    if not isinstance(value, dict) or not all(isinstance(value.get(lang), str)
-                                              for lang in LANGUAGES):
-        raise ValueError(f"expected a text in Vietnamese and English (vi, en), got {value!r}")
-    return {lang: value[lang].strip() for lang in LANGUAGES}

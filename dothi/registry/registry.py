@@ -39,7 +39,7 @@ from dothi.ngsild.timeutil import now_iso
 from dothi.ngsild.typeexpr import parse_type_expr
 from dothi.registry.identifiers import Identifier, parse
 from dothi.store.base import DEFAULT_TENANT, UNCHANGED, EntityQuery, Selector, query_all
-from dothi.text import fold
+from dothi.text import bilingual, fold
 
 REGISTERS = Path(__file__).with_name("registers.yaml")
 CERTIFICATION = Path(__file__).with_name("certification.yaml")
@@ -107,13 +107,16 @@ class Registers:
         for key, spec in raw.items():
             where = f"{source}: {key}"
             try:
-                fields = {name: Field(name, f["kind"], bool(f.get("required")), f["title"],
+                fields = {name: Field(name, f["kind"], bool(f.get("required")),
+                                      bilingual(f["title"], f"{where}.fields.{name}.title"),
                                       tuple(f.get("values") or ()), f.get("register"))
                           for name, f in (spec.get("fields") or {}).items()}
-                register = Register(key, spec["type"], spec["code"], spec["title"], fields,
-                                    {k: {"title": v["title"], "next": tuple(v["next"])}
-                                     for k, v in spec["statuses"].items()},
-                                    bool(spec.get("certified")), bool(spec.get("window")))
+                register = Register(
+                    key, spec["type"], spec["code"], bilingual(spec["title"], f"{where}.title"),
+                    fields, {k: {"title": bilingual(v["title"], f"{where}.statuses.{k}.title"),
+                                 "next": tuple(v["next"])}
+                             for k, v in spec["statuses"].items()},
+                    bool(spec.get("certified")), bool(spec.get("window")))
             except (KeyError, TypeError) as exc:
                 raise ValueError(f"{where}: {exc!r} is missing or misplaced") from None
             if not re.fullmatch(r"[A-Z]{2}", register.code):
@@ -136,7 +139,8 @@ class Registers:
         rules = yaml.safe_load((certification or CERTIFICATION).read_text(encoding="utf-8"))
         criteria = {key: Criteria(float(c["pass"]), parse_duration_ms(c["valid"]),
                                   {k: float(v["weight"]) for k, v in c["criteria"].items()},
-                                  {k: v["title"] for k, v in c["criteria"].items()})
+                                  {k: bilingual(v["title"], f"{key}.criteria.{k}.title")
+                                   for k, v in c["criteria"].items()})
                     for key, c in (rules or {}).items() if key in out}
         return cls(out, criteria)
 

@@ -32,7 +32,7 @@ from dothi.web.browser import (
 )
 
 SHOTS = ("dashboard.png", "dashboard-en.png", "incident.png", "sensor.png", "citizen.png",
-         "planning.png", "kpi.png", "opendata.png")
+         "planning.png", "kpi.png", "opendata.png", "registry.png")
 # Where the citizen stands, and the area the planner draws (the demo city's illustrative
 # zoning plan of central Hải Châu).
 CITIZEN_PLACE = (108.2145, 16.0598)
@@ -131,6 +131,7 @@ def _photograph(url: str, out: Path, say: Callable[[str], None],
             taken.append(_planner(browser, url, out / "planning.png", say))
             taken.append(_report(browser, url, out / "kpi.png", say))
             taken.append(_opendata(browser, url, out / "opendata.png", say))
+            taken.append(_registry(browser, url, out / "registry.png", say))
         finally:
             browser.close()
     return taken
@@ -175,6 +176,14 @@ def _opendata(browser: Any, url: str, path: Path, say: Callable[[str], None]) ->
     page.wait_for_function("window.opendataReady === true")
     say(f"Writing {path}")
     page.screenshot(path=str(path), full_page=True)
+    return path
+
+
+def _registry(browser: Any, url: str, path: Path, say: Callable[[str], None]) -> Path:
+    """The registers with the certified smart building open."""
+    page, _ = open_page(browser, url, "/registry?record=48-CT-2026-00001-95", "registryReady")
+    say(f"Writing {path}")
+    page.screenshot(path=str(path))
     return path
 
 

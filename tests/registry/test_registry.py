@@ -232,3 +232,19 @@ def test_refusals_change_nothing(registry: TestClient, path: str, body: dict[str
     assert registry.get("/registry/records").json()["records"] == []
     # and no number was spent: the next record is the first
     assert plan(registry)["registryId"] == str(Identifier("48", "QH", YEAR, 1))
+
+
+def test_the_shipped_registers_load_and_a_broken_title_says_where(tmp_path: Any) -> None:
+    from pathlib import Path
+
+    from dothi.registry.registry import CERTIFICATION, Registers
+
+    shipped = Registers.load()
+    assert shipped.criteria["building"].titles["safety"]["vi"] == \
+        "An toàn, phòng cháy và an ninh thông minh"
+    broken = Path(tmp_path) / "certification.yaml"
+    broken.write_text(CERTIFICATION.read_text(encoding="utf-8").replace(
+        '"Smart safety, fire and security"', "Smart safety, fire and security"),
+        encoding="utf-8")
+    with pytest.raises(ValueError, match="building.criteria.safety.title: expected a text"):
+        Registers.load(certification=broken)

@@ -184,6 +184,7 @@ def test_screenshots_command(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stdout + done.stderr
     shots = sorted(p.name for p in out.glob("*.png"))
     assert shots == ["citizen.png", "dashboard-en.png", "dashboard.png", "incident.png",
-                     "kpi.png", "opendata.png", "planning.png", "sensor.png"]
+                     "kpi.png", "opendata.png", "planning.png", "registry.png",
+                     "sensor.png"]
     for shot in out.glob("*.png"):
         assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 20_000

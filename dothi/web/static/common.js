@@ -35,6 +35,21 @@ async function api(path, options) {
   return type.includes("json") ? response.json() : null;
 }
 
+// A page's readiness, which the browser tests wait for: window[flag] is true when none of
+// the work (promises) given to the returned function is still running.
+function readiness(flag) {
+  let pending = 0;
+  window[flag] = false;
+  return work => {
+    pending += 1;
+    window[flag] = false;
+    return work.finally(() => {
+      pending -= 1;
+      window[flag] = pending === 0;
+    });
+  };
+}
+
 // A map that has loaded its style (layers can be given data).
 function mapReady(map) {
   return new Promise(done => map.loaded() ? done() : map.once("load", done));

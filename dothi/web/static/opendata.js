@@ -43,19 +43,11 @@ const FORMATS = [["csv", "CSV"], ["geojson", "GeoJSON"], ["jsonld", "NGSI-LD JSO
 const DAY = 86400000;
 
 const state = {lang: params.get("lang") || localStorage.getItem("dothi.lang") || "vi",
-               datasets: [], chosen: params.get("dataset"), pending: 0, previews: 0};
+               datasets: [], chosen: params.get("dataset"), previews: 0};
 
 // window.opendataReady is true when nothing the page started is still loading (the
 // browser tests wait for it).
-window.opendataReady = false;
-function settle(work) {
-  state.pending += 1;
-  window.opendataReady = false;
-  return work.finally(() => {
-    state.pending -= 1;
-    window.opendataReady = state.pending === 0;
-  });
-}
+const settle = readiness("opendataReady");
 
 function t(key) { return TEXT[state.lang][key] || TEXT.vi[key] || key; }
 

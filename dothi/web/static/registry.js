@@ -50,20 +50,12 @@ const ZONE = "Asia/Ho_Chi_Minh";
 
 const state = {lang: params.get("lang") || localStorage.getItem("dothi.lang") || "vi",
                registers: [], criteria: {}, records: [], names: {}, record: null,
-               chosen: params.get("record"), map: null, pending: 0, searches: 0, opened: 0};
+               chosen: params.get("record"), map: null, searches: 0, opened: 0};
 window.registry = {state};
 
 // window.registryReady is true when nothing the page started is still loading (the
 // browser tests wait for it).
-window.registryReady = false;
-function settle(work) {
-  state.pending += 1;
-  window.registryReady = false;
-  return work.finally(() => {
-    state.pending -= 1;
-    window.registryReady = state.pending === 0;
-  });
-}
+const settle = readiness("registryReady");
 
 function t(key, values) {
   let text = TEXT[state.lang][key] || TEXT.vi[key] || key;

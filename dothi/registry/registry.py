@@ -273,12 +273,7 @@ class Registry:
                  "url": _url(body.get("url"), "url"), "addedAt": now_iso()}
         if by:
             entry["addedBy"] = by
-
-        def changes(doc: dict) -> dict[str, Any]:
-            docs = list(first_value(doc, self.ctx.expand("documents")) or [])
-            return {"documents": _prop([*docs, entry])}
-
-        return self._change(tenant, register, text, changes)
+        return self._append(tenant, register, text, "documents", entry)
 
     # -- certification (smart buildings and areas) -----------------------------------------
 
@@ -363,12 +358,7 @@ class Registry:
             entry["url"] = _url(body["url"], "url")
         if by:
             entry["submittedBy"] = by
-
-        def changes(doc: dict) -> dict[str, Any]:
-            reports = list(first_value(doc, self.ctx.expand("reports")) or [])
-            return {"reports": _prop([*reports, entry])}
-
-        return self._change(tenant, register, text, changes)
+        return self._append(tenant, register, text, "reports", entry)
 
     def check_windows(self, tenant: str, today: date | None = None) -> list[str]:
         """Flag every windowed record that ends within EXPIRY_NOTICE ("expiring") or has
@@ -504,6 +494,15 @@ class Registry:
                                                                                        eid)
         assert after is not None
         return self.view(after)
+
+    def _append(self, tenant: str, register: Register, text: str, attr: str,
+                entry: dict[str, Any]) -> dict[str, Any]:
+        """``entry`` added at the end of the record's list ``attr`` (documents, reports)."""
+        def changes(doc: dict) -> dict[str, Any]:
+            kept = list(first_value(doc, self.ctx.expand(attr)) or [])
+            return {attr: _prop([*kept, entry])}
+
+        return self._change(tenant, register, text, changes)
 
     def _apply(self, tenant: str, eid: str, change: Any) -> Any:
         outcome = self.broker.apply(tenant, [(eid, change)])[0]

@@ -25,13 +25,6 @@ def export(db: str, folder: Path) -> subprocess.CompletedProcess[str]:
                           check=False)
 
 
-@pytest.fixture
-def pg(postgres_databases: PostgresDatabases | None) -> PostgresDatabases:
-    if postgres_databases is None:
-        pytest.skip("PostgreSQL is not reachable")
-    return postgres_databases
-
-
 @pytest.mark.parametrize("direction", ["sqlite-postgresql", "postgresql-sqlite"])
 def test_an_export_comes_back_whole_into_a_fresh_instance(
         direction: str, tmp_path: Path, pg: PostgresDatabases) -> None:

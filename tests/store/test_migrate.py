@@ -155,13 +155,6 @@ def migrate(source: str, target: str) -> subprocess.CompletedProcess[str]:
                           check=False)
 
 
-@pytest.fixture
-def pg(postgres_databases: PostgresDatabases | None) -> PostgresDatabases:
-    if postgres_databases is None:
-        pytest.skip("PostgreSQL is not reachable")
-    return postgres_databases
-
-
 def instance_ids(url: str) -> list[str]:
     with app_for(url) as client:
         body = client.get(f"{T}/urn:ngsi-ld:Streetlight:dn-2").json()

@@ -63,6 +63,8 @@ a{{color:#0b63b6}}
 <span class="en">— Operations centre dashboard</span></p>
 <p><a href="/opendata"><b>Dữ liệu mở</b></a>
 <span class="en">— Open data: search, preview and download the city's datasets</span></p>
+<p><a href="/registry"><b>Sổ đăng ký đô thị</b></a>
+<span class="en">— The registers: plans, projects, smart buildings and areas, sandboxes</span></p>
 <h2>Loại thực thể <span class="en">/ Entity types</span></h2>
 <table><thead><tr><th>Loại / Type</th><th>Số lượng / Count</th></tr></thead>
 <tbody>{rows}</tbody></table>

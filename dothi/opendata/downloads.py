@@ -17,6 +17,7 @@ from typing import Any
 import orjson
 
 from dothi.broker.broker import Broker
+from dothi.errors import TooManyResults
 from dothi.ngsild.context import CORE_CONTEXT_URL
 from dothi.ngsild.render import RenderOptions, render_entity
 from dothi.ngsild.temporal import TimeQuery
@@ -28,6 +29,7 @@ MEDIA = {"csv": "text/csv; charset=utf-8", "geojson": "application/geo+json",
          "jsonld": "application/ld+json", "parquet": "application/vnd.apache.parquet"}
 TABLES = ("csv", "parquet")
 MAX_HISTORY_DAYS = 366
+MAX_HISTORY_ROWS = 1_000_000  # a download is built in memory
 PAGE = 500  # entities read at a time from the history
 
 
@@ -83,6 +85,9 @@ def history(broker: Broker, tenant: str, dataset: Dataset, start: datetime, end:
                         at.setdefault(when, {})[iris[iri]] = _plain(instance.get("value"))
             rows.extend([temporal.id, when, *(values.get(n) for n in names)]
                         for when, values in sorted(at.items()))
+            if len(rows) > MAX_HISTORY_ROWS:
+                raise TooManyResults(f"More than {MAX_HISTORY_ROWS:,} rows: ask for a "
+                                     "shorter period")
         if len(found) < PAGE:
             break
         offset += PAGE

@@ -356,8 +356,8 @@ class Check:
 def compare(source_url: str, target_url: str, reporter: Reporter | None = None) -> list[Check]:
     """Read both stores again and compare count and checksum of every kind (the copied
     ones only when one of them is an export)."""
-    kinds = COPIED if EXPORT in (source_url[:len(EXPORT)], target_url[:len(EXPORT)]) \
-        else (*COPIED, *REBUILT)
+    exported = source_url.startswith(EXPORT) or target_url.startswith(EXPORT)
+    kinds = COPIED if exported else (*COPIED, *REBUILT)
     sums = {}
     for name, url in (("source", source_url), ("target", target_url)):
         side = open_side(normalize_url(url), readonly=True)

@@ -225,6 +225,15 @@ def test_refusals(portal: TestClient, path: str, params: dict[str, str], status:
     assert says in r.json()["detail"]
 
 
+def test_too_many_values_are_refused(portal: TestClient, monkeypatch: Any) -> None:
+    from dothi.opendata import downloads
+
+    monkeypatch.setattr(downloads, "MAX_HISTORY_ROWS", 100)
+    r = portal.get("/opendata/datasets/AirQualityObserved/history.csv",
+                   params={"from": "2026-11-01", "to": "2026-11-03"})
+    assert r.status_code == 403 and "More than 100 rows" in r.json()["detail"]
+
+
 def test_dcat_catalogue_expands_as_json_ld_offline(portal: TestClient) -> None:
     r = portal.get("/opendata/catalog")
     assert r.status_code == 200 and r.headers["content-type"].startswith("application/ld+json")

@@ -155,12 +155,18 @@ class Copied:
     rows: dict[str, int] = field(default_factory=dict)  # kind -> rows written
     failed: list[tuple[str, str, str]] = field(default_factory=list)  # tenant, id, error
     seconds: float = 0.0
+    # With ``in_snapshot``: the copy compared with the source's snapshot it was read from.
+    checks: list[Check] = field(default_factory=list)
 
 
-def copy_store(source_url: str, target_url: str, reporter: Reporter | None = None) -> Copied:
+def copy_store(source_url: str, target_url: str, reporter: Reporter | None = None, *,
+               in_snapshot: bool = False) -> Copied:
     """Copy everything from the source to the (empty) target; raises ``Refused`` before
     writing anything if it cannot start. Entities the target refuses are listed in
-    ``failed`` (the comparison will report them missing too)."""
+    ``failed`` (the comparison will report them missing too).
+
+    ``in_snapshot`` (an online backup): the source's checksums are read within the same
+    snapshot as the copy and compared with the target's, so writers need not stop."""
     began = time.monotonic()
     progress = reporter or _Silent()
     source_url, target_url = normalize_url(source_url), normalize_url(target_url)
@@ -187,6 +193,10 @@ def copy_store(source_url: str, target_url: str, reporter: Reporter | None = Non
             copied = _copy(source, target, progress)
         finally:
             target.close()
+        if in_snapshot:
+            copied.checks = _checks(checksums(source, reporter, "checking source"),
+                                    _sums(target_url, reporter, "checking copy"),
+                                    _kinds(source_url, target_url))
     finally:
         source.close()
     copied.seconds = time.monotonic() - began
@@ -356,15 +366,25 @@ class Check:
 def compare(source_url: str, target_url: str, reporter: Reporter | None = None) -> list[Check]:
     """Read both stores again and compare count and checksum of every kind (the copied
     ones only when one of them is an export)."""
+    return _checks(_sums(source_url, reporter, "checking source"),
+                   _sums(target_url, reporter, "checking target"),
+                   _kinds(source_url, target_url))
+
+
+def _kinds(source_url: str, target_url: str) -> tuple[str, ...]:
     exported = source_url.startswith(EXPORT) or target_url.startswith(EXPORT)
-    kinds = COPIED if exported else (*COPIED, *REBUILT)
-    sums = {}
-    for name, url in (("source", source_url), ("target", target_url)):
-        side = open_side(normalize_url(url), readonly=True)
-        try:
-            sums[name] = checksums(side, reporter, f"checking {name}")
-        finally:
-            side.close()
-    return [Check(kind, sums["source"][kind].count, sums["target"][kind].count,
-                  sums["source"][kind].hex, sums["target"][kind].hex)
-            for kind in kinds]
+    return COPIED if exported else (*COPIED, *REBUILT)
+
+
+def _sums(url: str, reporter: Reporter | None, task: str) -> dict[str, Digest]:
+    side = open_side(normalize_url(url), readonly=True)
+    try:
+        return checksums(side, reporter, task)
+    finally:
+        side.close()
+
+
+def _checks(source: dict[str, Digest], target: dict[str, Digest],
+            kinds: tuple[str, ...]) -> list[Check]:
+    return [Check(kind, source[kind].count, target[kind].count, source[kind].hex,
+                  target[kind].hex) for kind in kinds]

@@ -6,13 +6,14 @@ Publication is opt-in: only a type the file marks ``open`` can be downloaded. Ev
 type is listed as non-public, and the personal data that citizens' reports and comments
 keep in their own partition is listed as personal, with its count only.
 
-Building the catalogue reads every entity of every type (for the extents), so each server
-process keeps the catalogue it built for ``MAX_AGE_S``, or until a write in the process
-creates or deletes an entity of the tenant (counts and types change then; a sensor's update
-does not rebuild it)."""
+The counts come from the store's type summary and the extents from its geo index, and each
+server process keeps the catalogue it built for ``MAX_AGE_S``, or until a write in the
+process creates or deletes an entity of the tenant (counts and types change then; a
+sensor's update does not rebuild it)."""
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from dataclasses import dataclass, field
@@ -23,7 +24,6 @@ import yaml
 
 from dothi.broker.broker import Broker
 from dothi.ngsild.entity import first_value
-from dothi.ngsild.geo import geometry_bbox
 from dothi.ngsild.typeexpr import parse_type_expr
 from dothi.store.base import EntityQuery, Outcome, Selector, partition, query_all
 from dothi.text import LANGUAGES, bilingual, fold
@@ -229,27 +229,12 @@ class Catalogue:
         return sorted(out, key=lambda d: (d.personal, not d.open, d.title["vi"]))
 
     def _extent(self, tenant: str, dataset: Dataset) -> None:
-        ctx = self.broker.resolver.core
-        docs = query_all(self.broker.store, tenant, EntityQuery(
-            selectors=[Selector(types=parse_type_expr(dataset.id, ctx.expand))],
-            expand=ctx.expand, limit=1000))
-        location = ctx.expand("location")
-        boxes = []
-        for doc in docs:
-            modified = doc.get("modifiedAt")
-            if isinstance(modified, str) and (dataset.modified is None
-                                              or modified > dataset.modified):
-                dataset.modified = modified
-            for instance in doc.get(location, ()):
-                value = instance.get("value") if isinstance(instance, dict) else None
-                if isinstance(value, dict) and "type" in value:
-                    try:
-                        boxes.append(geometry_bbox(value))
-                    except (KeyError, TypeError, IndexError, ValueError):
-                        continue
-        if boxes:
-            dataset.bbox = (min(b[0] for b in boxes), min(b[2] for b in boxes),
-                            max(b[1] for b in boxes), max(b[3] for b in boxes))
+        box, dataset.modified = self.broker.store.type_extent(
+            tenant, dataset.type_iri, self.broker.resolver.core.expand("location"))
+        if box is not None:  # outwards to 1e-5 degrees (about a metre): SQLite's index
+            west, south, east, north = box  # keeps float32 boxes
+            dataset.bbox = (math.floor(west * 1e5) / 1e5, math.floor(south * 1e5) / 1e5,
+                            math.ceil(east * 1e5) / 1e5, math.ceil(north * 1e5) / 1e5)
 
     def _quality(self, tenant: str) -> dict[str, float]:
         """Each type's database quality score: its agencies' scores, weighted by their

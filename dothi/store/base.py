@@ -142,6 +142,12 @@ class Store(Protocol):
 
     def type_stats(self, tenant: str) -> list[TypeStat]: ...
 
+    def type_extent(self, tenant: str, etype: str, geo_attr: str
+                    ) -> tuple[tuple[float, float, float, float] | None, str | None]:
+        """The box (west, south, east, north) that the ``geo_attr`` geometries of the
+        entities of type ``etype`` (an IRI) cover, from the geo index, and their latest
+        modifiedAt."""
+
     def contexts(self) -> list[tuple[str, Any, str, str]]: ...
 
     def get_context(self, url: str) -> tuple[Any, str, str] | None: ...

@@ -479,6 +479,22 @@ class PostgresStore:
                 stat.attribute_counts[attr] = max(stat.attribute_counts.get(attr, 0), int(n))
         return list(stats.values())
 
+    def type_extent(self, tenant: str, etype: str, geo_attr: str
+                    ) -> tuple[tuple[float, float, float, float] | None, str | None]:
+        with self._connection() as conn:
+            box = conn.execute(
+                "SELECT ST_XMin(x), ST_YMin(x), ST_XMax(x), ST_YMax(x) FROM (SELECT "
+                "ST_Extent(g.geom) AS x FROM entity_types t JOIN entity_geo g ON g.rid = t.rid "
+                "WHERE t.tenant = %s AND t.type = %s AND g.attr = %s) extent",
+                (tenant, etype, geo_attr)).fetchone()
+            modified = conn.execute(
+                "SELECT max(e.doc->>'modifiedAt') FROM entity_types t JOIN entities e "
+                "ON e.rid = t.rid WHERE t.tenant = %s AND t.type = %s",
+                (tenant, etype)).fetchone()
+        west, south, east, north = box if box is not None else (None,) * 4
+        return (None if west is None else (west, south, east, north)), (
+            modified[0] if modified else None)
+
     # -- @context documents --------------------------------------------------------------
 
     def contexts(self) -> list[tuple[str, Any, str, str]]:

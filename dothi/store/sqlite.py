@@ -464,6 +464,21 @@ class SQLiteStore:
                 stat.attribute_counts[attr] = max(stat.attribute_counts.get(attr, 0), n)
         return list(stats.values())
 
+    def type_extent(self, tenant: str, etype: str, geo_attr: str
+                    ) -> tuple[tuple[float, float, float, float] | None, str | None]:
+        conn = self._reader()
+        # One pass over the R*Tree (it is looked up by rowid only, never by a range of
+        # them); its boxes are float32, a hair larger than the geometries.
+        box = conn.execute(
+            "SELECT min(g.minx), min(g.miny), max(g.maxx), max(g.maxy) FROM geo_rtree g "
+            "WHERE g.attr = ? AND g.entity IN (SELECT entity FROM entity_types "
+            "WHERE tenant = ? AND type = ?)", (geo_attr, tenant, etype)).fetchone()
+        modified = conn.execute(
+            "SELECT max(json_extract(e.doc, '$.modifiedAt')) FROM entity_types t "
+            "JOIN entities e ON e.rowid = t.entity WHERE t.tenant = ? AND t.type = ?",
+            (tenant, etype)).fetchone()[0]
+        return (None if box[0] is None else tuple(box)), modified  # type: ignore[return-value]
+
     # -- @context documents ------------------------------------------------------------
 
     def contexts(self) -> list[tuple[str, Any, str, str]]:

@@ -126,7 +126,12 @@ def test_search_lists_every_type_and_publishes_only_what_is_open(portal: TestCli
     assert air["publisher"]["name"]["vi"] == "Sở Nông nghiệp và Môi trường"
     assert air["licence"]["title"] == "CC BY 4.0"
     assert air["quality"] == 70.0  # 80 for 2 entities and 50 for 1, weighted
-    assert air["bbox"] == [108.2, 16.05, 108.22, 16.05]
+    assert air["modified"] == max(e["modifiedAt"] for e in portal.get(
+        "/ngsi-ld/v1/entities", params={"type": "AirQualityObserved",
+                                        "options": "sysAttrs"}).json())
+    west, south, east, north = air["bbox"]  # the stations' box, to about a metre, outwards
+    assert 108.2 - 2e-5 <= west <= 108.2 and 16.05 - 2e-5 <= south <= 16.05
+    assert 108.22 <= east <= 108.22 + 2e-5 and 16.05 <= north <= 16.05 + 2e-5
     assert "reliability" not in air["attributes"] and "pm25" in air["attributes"]
     assert (found["ParkingSpot"]["open"], found["ParkingSpot"]["personal"]) == (False, False)
     reporter = found["ServiceRequestReporter"]
@@ -260,7 +265,11 @@ def test_dcat_catalogue_expands_as_json_ld_offline(portal: TestClient) -> None:
                               "history.csv", "history.parquet"}
     assert downloads["data.csv"][dct + "license"] == [
         {"@id": "http://publications.europa.eu/resource/authority/licence/CC_BY_4_0"}]
-    assert air[dct + "spatial"][0][dcat + "bbox"][0]["@value"].startswith("POLYGON((108.2 16.05")
+    wkt = air[dct + "spatial"][0][dcat + "bbox"][0]["@value"]
+    corners = [tuple(map(float, p.split())) for p in wkt[9:-2].split(", ")]
+    assert wkt.startswith("POLYGON((") and len(corners) == 5 and corners[0] == corners[-1]
+    assert corners[0] == pytest.approx((108.2, 16.05), abs=2e-5)
+    assert corners[2] == pytest.approx((108.22, 16.05), abs=2e-5)
     assert datasets["ParkingSpot"][dct + "accessRights"] == [
         {"@id": "http://publications.europa.eu/resource/authority/access-right/NON_PUBLIC"}]
     assert dcat + "distribution" not in datasets["ParkingSpot"]

@@ -69,9 +69,11 @@ SHUTDOWN_WAIT_S = 15.0
 PROBLEM = "application/problem+json"
 
 
-def problem_response(status: int, problem: str, title: str, detail: str) -> Response:
+def problem_response(status: int, problem: str, title: str, detail: str,
+                     headers: dict[str, str] | None = None) -> Response:
     body = {"type": NGSI_ERRORS + problem, "title": title, "status": status, "detail": detail}
-    return Response(orjson.dumps(body), status_code=status, media_type=PROBLEM)
+    return Response(orjson.dumps(body), status_code=status, media_type=PROBLEM,
+                    headers=headers)
 
 
 def build_broker(settings: Settings) -> Broker:
@@ -216,8 +218,10 @@ def create_app(settings: Settings | None = None, broker: Broker | None = None, *
     async def http_error(request: Request, exc: HTTPException) -> Response:
         kinds = {404: "ResourceNotFound", 405: "OperationNotSupported"}
         status = exc.status_code
+        # The exception's headers too: a 405 says which methods the path allows (Allow).
         return problem_response(status, kinds.get(status, "InvalidRequest"), str(exc.detail),
-                                f"{request.method} {request.url.path}: {exc.detail}")
+                                f"{request.method} {request.url.path}: {exc.detail}",
+                                headers=dict(exc.headers or {}))
 
     for module in (entities, batch, subscriptions, csources, temporal, types, contexts, iot,
                    incidents, dashboard, ogc, consultations, planning, open311, citizen, kpi,

@@ -36,13 +36,39 @@ GEOJSON = "application/geo+json"
 MERGE_PATCH = "application/merge-patch+json"
 
 
+PROBLEM_SCHEMA = {"type": "object", "properties": {
+    "type": {"type": "string"}, "title": {"type": "string"}, "status": {"type": "integer"},
+    "detail": {"type": "string"}}, "required": ["type", "title"]}
+# What any route may answer besides its own success: NGSI-LD problem details (clause
+# 5.5.2), documented in the OpenAPI description so that clients (and Schemathesis) know.
+PROBLEMS: dict[int | str, dict[str, Any]] = {
+    status: {"description": description, "content": {
+        "application/problem+json": {"schema": PROBLEM_SCHEMA}}}
+    for status, description in (
+        (400, "Bad request (BadRequestData, InvalidRequest)"),
+        (401, "No credentials (an official's or assessor's key)"),
+        (403, "Credentials that do not allow this, or too many results"),
+        (404, "No such resource (ResourceNotFound)"),
+        (405, "Method not allowed (the Allow header lists the allowed ones)"),
+        (406, "Not acceptable"), (409, "Already exists, or a conflict"),
+        (413, "Too large"), (415, "Unsupported media type"),
+        (422, "Operation not supported"), (429, "Too many requests"),
+        (500, "Internal error"), (501, "Not implemented"),
+        (503, "Store or @context unavailable"), (508, "Loop detected"))}
+
+
 class Router(APIRouter):
-    """An APIRouter that turns away a path outside its prefix before trying its routes.
+    """An APIRouter that turns away a path outside its prefix before trying its routes,
+    and documents the problem details any of its routes may answer.
 
     FastAPI (0.165) tries an app's included routers one after the other, and each tries
     every one of its routes, at a few microseconds each: a request for the last routers
     (OGC, Open311, KPI) spent about 170 us on routing before its handler ran. Every route
     of a router starts with its prefix, so a path that does not cannot match any of them."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**{**kwargs, "responses": {**PROBLEMS,
+                                                    **(kwargs.get("responses") or {})}})
 
     def matches(self, scope: Scope) -> tuple[Match, Scope]:
         if self.prefix and not get_route_path(scope).startswith(self.prefix):

@@ -17,6 +17,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from starlette.exceptions import HTTPException
+from starlette.routing import compile_path
 
 from dothi import __version__
 from dothi.api import (
@@ -67,6 +68,7 @@ log = logging.getLogger(__name__)
 SHUTDOWN_WAIT_S = 15.0
 
 PROBLEM = "application/problem+json"
+METHODS = {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"}
 
 
 def problem_response(status: int, problem: str, title: str, detail: str,
@@ -218,10 +220,13 @@ def create_app(settings: Settings | None = None, broker: Broker | None = None, *
     async def http_error(request: Request, exc: HTTPException) -> Response:
         kinds = {404: "ResourceNotFound", 405: "OperationNotSupported"}
         status = exc.status_code
-        # The exception's headers too: a 405 says which methods the path allows (Allow).
+        headers = dict(exc.headers or {})
+        if status == 405:  # every method of the path, not only those of the first route
+            headers["Allow"] = ", ".join(_allowed(request.app, request.url.path,
+                                                  headers.get("Allow", "")))
         return problem_response(status, kinds.get(status, "InvalidRequest"), str(exc.detail),
                                 f"{request.method} {request.url.path}: {exc.detail}",
-                                headers=dict(exc.headers or {}))
+                                headers=headers)
 
     for module in (entities, batch, subscriptions, csources, temporal, types, contexts, iot,
                    incidents, dashboard, ogc, consultations, planning, open311, citizen, kpi,
@@ -231,6 +236,22 @@ def create_app(settings: Settings | None = None, broker: Broker | None = None, *
     dashboard.mount_assets(app)
     _offline_docs(app)
     return app
+
+
+def _allowed(app: FastAPI, path: str, given: str) -> list[str]:
+    """The methods that ``path`` allows, as the OpenAPI description lists them (a path
+    template can have its methods on several routes, and Starlette's 405 names those of
+    the first only), with those the 405 gave (routes left out of the description)."""
+    table = getattr(app.state, "allowed_methods", None)
+    if table is None:
+        table = app.state.allowed_methods = [
+            (compile_path(template)[0], {m.upper() for m in ops if m.upper() in METHODS})
+            for template, ops in app.openapi()["paths"].items()]
+    allowed = {m.strip() for m in given.split(",") if m.strip()}
+    for regex, methods in table:
+        if regex.match(path):
+            allowed |= methods
+    return sorted(allowed)
 
 
 def _offline_docs(app: FastAPI) -> None:

@@ -24,6 +24,7 @@ from dothi.store.base import EntityQuery, Selector
 from dothi.web.live import Differ
 
 router = Router(prefix="/ioc", tags=["Operations centre"])
+GEOJSON_OK: dict[int | str, dict[str, Any]] = {200: {"content": {GEOJSON: {}}}}
 WEB = Path(str(resources.files("dothi.web")))
 MAPLIBRE = WEB / "node_modules" / "maplibre-gl" / "dist"
 
@@ -50,7 +51,8 @@ async def layers(request: Request) -> Response:
                    for la in snapshots.layers.values()]})
 
 
-@router.get("/map/areas", summary="Administrative areas as GeoJSON (the map's boundaries)")
+@router.get("/map/areas", summary="Administrative areas as GeoJSON (the map's boundaries)",
+            responses=GEOJSON_OK)
 async def areas(request: Request) -> Response:
     b = broker(request)
     ctx = b.resolver.core
@@ -86,7 +88,8 @@ def _languages(names: Any) -> dict[str, str]:
     return {}
 
 
-@router.get("/map/sensors", summary="The map's sensors as GeoJSON, with their state")
+@router.get("/map/sensors", summary="The map's sensors as GeoJSON, with their state",
+            responses=GEOJSON_OK)
 async def sensors(request: Request) -> Response:
     snapshot = await run_in_threadpool(request.app.state.ioc.snapshots.build, tenant(request))
     return Response(orjson.dumps({"type": "FeatureCollection",

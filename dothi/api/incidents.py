@@ -216,7 +216,8 @@ async def current_warnings(request: Request) -> Response:
     return json_response([{k: v for k, v in m.items() if k != "input"} for m in messages])
 
 
-@router.get("/warnings/feed.atom", summary="The warnings in force, as an Atom feed")
+@router.get("/warnings/feed.atom", summary="The warnings in force, as an Atom feed",
+            responses={200: {"content": {"application/atom+xml": {}}}})
 async def warnings_feed(request: Request) -> Response:
     messages = await run_in_threadpool(request.app.state.ioc.warnings.current,
                                        tenant(request))

@@ -21,7 +21,7 @@ from fastapi import Request
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
-from dothi.api.http import Router, json_response, keys, media_type, official, tenant
+from dothi.api.http import PROBLEMS, Router, json_response, keys, media_type, official, tenant
 from dothi.citizen.catalogue import LOCALES
 from dothi.citizen.reports import ReportDesk
 from dothi.errors import (
@@ -34,7 +34,15 @@ from dothi.errors import (
 )
 
 log = logging.getLogger(__name__)
-router = Router(prefix="/open311/v2", tags=["Citizens' reports (Open311 GeoReport v2)"])
+# Open311's own errors, in JSON or XML, as documented besides the platform's problem
+# details (which a request the framework refuses still gets).
+ERRORS: dict[int | str, dict[str, Any]] = {status: {**spec, "content": {
+    **spec["content"],
+    "application/json": {"schema": {"type": "array", "items": {"type": "object", "properties": {
+        "code": {"type": "integer"}, "description": {"type": "string"}}}}},
+    "text/xml": {"schema": {"type": "string"}}}} for status, spec in PROBLEMS.items()}
+router = Router(prefix="/open311/v2", tags=["Citizens' reports (Open311 GeoReport v2)"],
+                responses=ERRORS)
 officials = Router(prefix="/ioc", tags=["Operations centre"])
 FORMATS = {"json": "application/json; charset=utf-8", "xml": "text/xml; charset=utf-8"}
 FORM = "application/x-www-form-urlencoded"

@@ -57,7 +57,8 @@ async def portal() -> Response:
     return FileResponse(WEB / "static" / "opendata.html", media_type="text/html")
 
 
-@router.get("/catalog", summary="The catalogue as DCAT-AP 3 JSON-LD, for harvesting")
+@router.get("/catalog", summary="The catalogue as DCAT-AP 3 JSON-LD, for harvesting",
+            responses={200: {"content": {JSONLD: {}}}})
 async def catalog(request: Request) -> Response:
     cat = _catalogue(request)
     datasets = await run_in_threadpool(cat.datasets, tenant(request))

@@ -73,7 +73,8 @@ async def records(request: Request, register: str | None = None, q: str = "",
     return json_response({"records": found})
 
 
-@router.post("/{register}", status_code=201, summary="Register a record (officials)")
+@router.post("/registers/{register}/records", status_code=201,
+             summary="Register a record (officials)")
 async def create(request: Request, register: str) -> Response:
     by = f"official #{official(request)}"
     body = await json_object(request)

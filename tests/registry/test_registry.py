@@ -22,6 +22,8 @@ from dothi.store.base import DEFAULT_TENANT
 OFFICIAL = {"Authorization": "Bearer clerk-key"}
 ASSESSOR = {"Authorization": "Bearer assessor-key"}
 YEAR = date.today().year
+NEW_PLAN, NEW_PROJECT, NEW_SANDBOX, NEW_ROAD = (
+    f"/registry/registers/{key}/records" for key in ("plan", "project", "sandbox", "road"))
 
 
 def box(west: float, south: float, size: float = 0.01) -> dict[str, Any]:
@@ -40,7 +42,8 @@ def registry(database_url: Any) -> Iterator[TestClient]:
 
 
 def register(client: TestClient, key: str, body: dict[str, Any]) -> dict[str, Any]:
-    r = client.post(f"/registry/{key}", json=body, headers=OFFICIAL)
+    r = client.post(f"/registry/registers/{key}/records", json=body,
+                    headers=OFFICIAL)
     assert r.status_code == 201, r.text
     assert r.headers["location"] == f"/registry/records/{r.json()['registryId']}"
     return r.json()
@@ -196,30 +199,30 @@ def test_sandboxes_are_flagged_as_their_window_ends(registry: TestClient) -> Non
 
 
 @pytest.mark.parametrize("path, body, headers, status, says", [
-    ("/registry/plan", {"name": "x", "level": "zoning", "location": box(108, 16)}, {}, 401,
+    (NEW_PLAN, {"name": "x", "level": "zoning", "location": box(108, 16)}, {}, 401,
      "Authorization: Bearer"),
-    ("/registry/plan", {"name": "x", "level": "zoning", "location": box(108, 16)},
+    (NEW_PLAN, {"name": "x", "level": "zoning", "location": box(108, 16)},
      ASSESSOR, 403, "not an official's"),
-    ("/registry/road", {"name": "x"}, OFFICIAL, 404, "No register 'road'"),
-    ("/registry/plan", {"name": "x", "location": box(108, 16)}, OFFICIAL, 400,
+    (NEW_ROAD, {"name": "x"}, OFFICIAL, 404, "No register 'road'"),
+    (NEW_PLAN, {"name": "x", "location": box(108, 16)}, OFFICIAL, 400,
      "missing level"),
-    ("/registry/plan", {"name": "x", "level": "city", "location": box(108, 16)}, OFFICIAL,
+    (NEW_PLAN, {"name": "x", "level": "city", "location": box(108, 16)}, OFFICIAL,
      400, "level: one of general, zoning, detailed"),
-    ("/registry/plan", {"name": "x", "level": "zoning", "location": box(108, 16),
+    (NEW_PLAN, {"name": "x", "level": "zoning", "location": box(108, 16),
                         "colour": "red"}, OFFICIAL, 400, "unknown fields ['colour']"),
-    ("/registry/plan", {"name": "x", "level": "zoning", "location": {"type": "Polygon",
+    (NEW_PLAN, {"name": "x", "level": "zoning", "location": {"type": "Polygon",
      "coordinates": [[[0, 0], [1, 1], [0, 1], [1, 0], [0, 0]]]}}, OFFICIAL, 400,
      "invalid geometry"),
-    ("/registry/project", {"name": "x", "investor": "A", "plan": "48-QH-2026-00099-99",
+    (NEW_PROJECT, {"name": "x", "investor": "A", "plan": "48-QH-2026-00099-99",
                            "location": box(108, 16)}, OFFICIAL, 400, "check digits"),
-    ("/registry/project", {"name": "x", "investor": "A", "location": box(108, 16),
+    (NEW_PROJECT, {"name": "x", "investor": "A", "location": box(108, 16),
                            "plan": str(Identifier("48", "QH", YEAR, 99))}, OFFICIAL, 400,
      "plan: No record"),
-    ("/registry/sandbox", {"name": "x", "sandboxKind": "technology", "participants": ["A"],
+    (NEW_SANDBOX, {"name": "x", "sandboxKind": "technology", "participants": ["A"],
                            "startDate": "2026-02-01", "endDate": "2026-01-01",
                            "location": box(108, 16)}, OFFICIAL, 400,
      "endDate must be after startDate"),
-    ("/registry/sandbox", {"name": "x", "sandboxKind": "technology", "participants": ["A"],
+    (NEW_SANDBOX, {"name": "x", "sandboxKind": "technology", "participants": ["A"],
                            "startDate": "mai", "endDate": "2026-01-01",
                            "location": box(108, 16)}, OFFICIAL, 400, "startDate: a date"),
 ])

@@ -28,6 +28,7 @@ def test_schemathesis_finds_no_server_error(tmp_path: Path) -> None:
              f"{url}/openapi.json", "--checks", "all", "--exclude-checks", SKIPPED,
              "--max-examples", "5",
              "--seed", "20261126", "--workers", "2", "--no-color"],
-            capture_output=True, text=True, timeout=600, check=False)
+            capture_output=True, text=True, timeout=600, check=False,
+            cwd=tmp_path)  # where it keeps its own files
     assert done.returncode == 0, done.stdout[-6000:] + done.stderr[-2000:]
     assert " passed" in done.stdout and "failures" not in done.stdout.lower()

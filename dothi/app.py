@@ -18,6 +18,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from starlette.exceptions import HTTPException
 from starlette.routing import compile_path
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from dothi import __version__
 from dothi.api import (
@@ -69,6 +70,32 @@ SHUTDOWN_WAIT_S = 15.0
 
 PROBLEM = "application/problem+json"
 METHODS = {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"}
+
+
+# Headers every answer carries: no content sniffing (a JSON or CSV body is never run as a
+# script), no referrer beyond the platform, and no framing by other sites' pages.
+SECURITY_HEADERS = [(b"x-content-type-options", b"nosniff"),
+                    (b"referrer-policy", b"same-origin"),
+                    (b"x-frame-options", b"SAMEORIGIN")]
+
+
+class SecurityHeaders:
+    """ASGI middleware adding SECURITY_HEADERS to every HTTP answer, errors included."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", ()), *SECURITY_HEADERS]
+            await send(message)
+
+        await self.app(scope, receive, with_headers)
 
 
 def problem_response(status: int, problem: str, title: str, detail: str,
@@ -233,6 +260,7 @@ def create_app(settings: Settings | None = None, broker: Broker | None = None, *
                    opendata, registry, meta):
         app.include_router(module.router)
     app.include_router(open311.officials)
+    app.add_middleware(SecurityHeaders)
     dashboard.mount_assets(app)
     _offline_docs(app)
     return app

@@ -16,14 +16,16 @@ from __future__ import annotations
 import math
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from dothi.broker.broker import Broker
+from dothi.gis.importer import LAYER_TYPE
 from dothi.ngsild.entity import first_value
+from dothi.ngsild.render import RenderOptions, render_entity
 from dothi.ngsild.typeexpr import parse_type_expr
 from dothi.store.base import EntityQuery, Outcome, Selector, partition, query_all
 from dothi.text import LANGUAGES, bilingual, fold
@@ -31,6 +33,7 @@ from dothi.text import LANGUAGES, bilingual, fold
 DATASETS = Path(__file__).with_name("datasets.yaml")
 MAX_AGE_S = 300.0
 QUALITY = "DataQualityAssessment"
+KEY_VALUES = RenderOptions(fmt="keyValues")
 FREQUENCIES = {"CONT", "HOURLY", "DAILY", "WEEKLY", "MONTHLY", "ANNUAL", "IRREG"}
 THEMES = {"AGRI", "ECON", "EDUC", "ENER", "ENVI", "GOVE", "HEAL", "INTR", "JUST", "REGI",
           "SOCI", "TECH", "TRAN"}
@@ -74,6 +77,7 @@ class Dataset:
     bbox: tuple[float, float, float, float] | None = None  # west, south, east, north
     modified: str | None = None  # the latest change of any of its entities
     quality: float | None = None  # the database quality score, 0-100
+    layer: str | None = None  # a GIS layer's dataset: its GisLayer id (its features only)
 
     def summary(self) -> dict[str, Any]:
         """The dataset as the portal's JSON shows it."""
@@ -86,7 +90,7 @@ class Dataset:
             "frequency": self.frequency, "theme": self.theme, "keywords": self.keywords,
             "entities": self.entities, "attributes": self.attributes,
             "history": list(self.history), "bbox": list(self.bbox) if self.bbox else None,
-            "modified": self.modified, "quality": self.quality,
+            "modified": self.modified, "quality": self.quality, "layer": self.layer,
         }
 
 
@@ -226,7 +230,40 @@ class Catalogue:
                         if a not in dataset.withhold)
                     self._extent(space, dataset)
                 out.append(dataset)
+        out.extend(self._layers(tenant, {d.id: d for d in out}))
         return sorted(out, key=lambda d: (d.personal, not d.open, d.title["vi"]))
+
+    def _layers(self, tenant: str, by_type: dict[str, Dataset]) -> list[Dataset]:
+        """Each GIS layer as a dataset of its own (``layer-{name}``): its features only,
+        published, credited and licensed as its feature type's dataset."""
+        ctx = self.broker.resolver.core
+        docs = query_all(self.broker.store, tenant, EntityQuery(
+            selectors=[Selector(types=parse_type_expr(LAYER_TYPE, ctx.expand))],
+            expand=ctx.expand, limit=1000))
+        out = []
+        for doc in docs:
+            layer = render_entity(doc, ctx, KEY_VALUES)
+            feature = by_type.get(str(layer.get("featureType")))
+            if feature is None:  # a layer without features
+                continue
+            name = str(layer.get("name"))
+            title = layer.get("title")
+            titles = title if isinstance(title, dict) and set(title) == set(LANGUAGES) \
+                else {lang: str(title or name) for lang in LANGUAGES}
+            count = layer.get("featureCount", 0)
+            out.append(replace(
+                feature, id=f"layer-{name}", layer=doc["id"], quality=None,
+                title=bilingual({"vi": f"Lớp bản đồ: {titles['vi']}",
+                                 "en": f"Map layer: {titles['en']}"}, f"layer {name}"),
+                description={
+                    "vi": f"{count} đối tượng {feature.id} của lớp {name}, nhập từ tệp "
+                          f"{layer.get('sourceFile')}; cũng phục vụ qua OGC API - Features.",
+                    "en": f"{count} {feature.id} features of the layer {name}, imported from "
+                          f"{layer.get('sourceFile')}; also served by OGC API - Features."},
+                entities=int(count) if isinstance(count, int) else 0,
+                bbox=_box(layer.get("location")), modified=doc.get("modifiedAt"),
+                history=()))
+        return out
 
     def _extent(self, tenant: str, dataset: Dataset) -> None:
         box, dataset.modified = self.broker.store.type_extent(
@@ -261,3 +298,10 @@ def _haystack(d: Dataset) -> str:
     return fold(" ".join(parts))
 
 
+def _box(extent: Any) -> tuple[float, float, float, float] | None:
+    """A layer's extent (the polygon of its box, as the import writes it) as a bbox."""
+    if not isinstance(extent, dict) or extent.get("type") != "Polygon":
+        return None
+    xs = [p[0] for p in extent["coordinates"][0]]
+    ys = [p[1] for p in extent["coordinates"][0]]
+    return min(xs), min(ys), max(xs), max(ys)

@@ -19,6 +19,7 @@ import orjson
 from dothi.broker.broker import Broker
 from dothi.errors import TooManyResults
 from dothi.ngsild.context import CORE_CONTEXT_URL
+from dothi.ngsild.qlang import STRING, AttrPath, Literal, Term
 from dothi.ngsild.render import RenderOptions, render_entity
 from dothi.ngsild.temporal import TimeQuery
 from dothi.ngsild.typeexpr import parse_type_expr
@@ -42,9 +43,12 @@ class Table:
 def entities(broker: Broker, tenant: str, dataset: Dataset, fmt: str) -> bytes:
     """The dataset's entities now, in ``fmt`` (csv, geojson, jsonld or parquet)."""
     ctx = broker.resolver.core
+    q = None if dataset.layer is None else \
+        Term(AttrPath(("refGisLayer",)), "==", Literal(STRING, dataset.layer))
     docs = query_all(broker.store, tenant, EntityQuery(
-        selectors=[Selector(types=parse_type_expr(dataset.id, ctx.expand))],
-        expand=ctx.expand, limit=1000))
+        selectors=[Selector(types=parse_type_expr(ctx.compact(dataset.type_iri),
+                                                  ctx.expand))],
+        q=q, expand=ctx.expand, limit=1000))
     docs.sort(key=lambda d: d["id"])
     omit = frozenset(dataset.withhold) or None
     if fmt == "jsonld":

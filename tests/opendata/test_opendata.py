@@ -56,6 +56,11 @@ datasets:
     open: true
     title: {vi: Đèn đường, en: Street lights}
     description: {vi: Đèn chiếu sáng., en: Public lighting.}
+  PlanningZone:
+    open: true
+    title: {vi: Phân khu quy hoạch, en: Planning zones}
+    description: {vi: Các ô quy hoạch., en: Planning zones.}
+    publisher: environment
 """
 
 
@@ -155,6 +160,29 @@ def test_a_new_type_is_listed_at_once(portal: TestClient) -> None:
         "fillingLevel": {"type": "Property", "value": 0.4}})
     assert r.status_code == 201
     assert portal.get("/opendata/datasets/WasteContainer").json()["entities"] == 1
+
+
+def test_each_gis_layer_is_a_dataset_of_its_own(portal: TestClient, tmp_path: Path) -> None:
+    from dothi.gis.importer import LayerImporter
+    from tests.gis.test_ogc import write_gpkg
+
+    importer = LayerImporter(portal.app.state.broker, T)  # type: ignore[attr-defined]
+    importer.run(write_gpkg(tmp_path / "zones.gpkg"), entity_type="PlanningZone",
+                 title="Quy hoạch Hải Châu")
+    importer.run(write_gpkg(tmp_path / "other.gpkg"), entity_type="PlanningZone")
+    found = {d["id"]: d for d in portal.get("/opendata/datasets").json()["datasets"]}
+    assert found["PlanningZone"]["entities"] == 60  # both layers' features
+    zones = found["layer-zones"]
+    assert zones["title"] == {"vi": "Lớp bản đồ: Quy hoạch Hải Châu",
+                              "en": "Map layer: Quy hoạch Hải Châu"}
+    assert (zones["open"], zones["entities"], zones["layer"]) == (
+        True, 30, "urn:ngsi-ld:GisLayer:zones")
+    assert zones["publisher"]["key"] == "environment"  # as its feature type's dataset
+    assert zones["bbox"] == [108.18, 16.03, 108.24, 16.08]
+    rows = list(csv.DictReader(io.StringIO(portal.get(
+        "/opendata/datasets/layer-zones/data.csv").content.decode("utf-8-sig"))))
+    assert len(rows) == 30 and all(":zones:" in r["id"] for r in rows)
+    assert portal.get("/opendata/datasets/layer-other").json()["entities"] == 30
 
 
 def test_current_data_in_every_format(portal: TestClient) -> None:

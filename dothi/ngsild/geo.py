@@ -22,6 +22,9 @@ from dothi.errors import BadRequestData
 EARTH_RADIUS_M = 6_371_008.8
 GEOMETRIES = {"Point", "MultiPoint", "LineString", "MultiLineString", "Polygon", "MultiPolygon"}
 GEORELS = {"near", "within", "contains", "intersects", "disjoint", "equals", "overlaps"}
+# A query's geometry (geoQ, OGC bbox and CQL2): more positions are a cost put on the server,
+# not a question (a stored geometry, such as a province's boundary, may have any number).
+MAX_QUERY_POSITIONS = 10_000
 _DEPTH = {"Point": 1, "MultiPoint": 2, "LineString": 2, "MultiLineString": 3, "Polygon": 3,
           "MultiPolygon": 4}
 
@@ -271,6 +274,10 @@ def parse_geoquery(
     else:
         coords = coordinates
     value = {"type": geometry, "coordinates": coords}
+    check_geometry(value)
+    if len(_flat_positions(value)) > MAX_QUERY_POSITIONS:
+        raise BadRequestData(f"A geo-query's geometry has at most {MAX_QUERY_POSITIONS:,} "
+                             "positions")
     query_shape = validate_geometry(value)
     rel, *modifiers = georel.split(";")
     if rel not in GEORELS:

@@ -119,3 +119,18 @@ def test_polygons_intersect_a_rectangle(ring: list, expected: bool) -> None:
     assert query is not None
     assert query.matches({"type": "Polygon", "coordinates": [ring]}) is expected
     assert bool(shapely.intersects(query._shape, shapely.Polygon(ring))) is expected
+
+
+def test_a_query_geometry_has_at_most_ten_thousand_positions() -> None:
+    import math
+
+    from dothi.ngsild.geo import MAX_QUERY_POSITIONS
+
+    def ring(n: int) -> list[list[float]]:  # n positions, the last closing the ring
+        points = [[108.2 + 0.01 * math.cos(2 * math.pi * k / (n - 1)),
+                   16.05 + 0.01 * math.sin(2 * math.pi * k / (n - 1))] for k in range(n - 1)]
+        return [*points, points[0]]
+
+    assert parse_geoquery("intersects", "Polygon", [ring(MAX_QUERY_POSITIONS)], None)
+    with pytest.raises(BadRequestData, match="at most 10,000 positions"):
+        parse_geoquery("intersects", "Polygon", [ring(MAX_QUERY_POSITIONS + 1)], None)

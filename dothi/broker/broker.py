@@ -110,7 +110,8 @@ class Broker:
             listener(tenant, outcomes)
         return outcomes
 
-    def _single(self, tenant: str, eid: str, fn: Any) -> Outcome:
+    def apply_one(self, tenant: str, eid: str, fn: Any) -> Outcome:
+        """``apply`` of one change, whose error (if any) is raised."""
         outcome = self.apply(tenant, [(eid, fn)])[0]
         if outcome.error is not None:
             raise outcome.error
@@ -137,7 +138,7 @@ class Broker:
                     raise AlreadyExists(f"Entity {eid} already exists")
                 return mine
 
-            self._single(tenant, eid, fn)
+            self.apply_one(tenant, eid, fn)
 
         self._distributed_write(tenant, "createEntity", eid, doc.get("type"), body, ctx,
                                 forward, "POST", "/ngsi-ld/v1/entities", local)
@@ -164,7 +165,7 @@ class Broker:
 
         def local(_: Any) -> None:
             self.check_tenant(tenant)
-            self._single(tenant, eid, lambda old: self._need(old, eid) and None)
+            self.apply_one(tenant, eid, lambda old: self._need(old, eid) and None)
 
         self._distributed_write(tenant, "deleteEntity", eid, None, None, None, forward,
                                 "DELETE", f"/ngsi-ld/v1/entities/{eid}", local)
@@ -183,7 +184,7 @@ class Broker:
         def local(part: Any) -> None:
             self.check_tenant(tenant)
             new = expand_entity(part, ctx, now, need_type=False)
-            self._single(tenant, eid,
+            self.apply_one(tenant, eid,
                          lambda old: merge.replace_entity(self._need(old, eid), new))
 
         self._distributed_write(tenant, "replaceEntity", eid, None, body, ctx, forward,
@@ -213,7 +214,7 @@ class Broker:
                     doc["type"] = list(dict.fromkeys([*doc.get("type", []), *types]))
                 return doc
 
-            self._single(tenant, eid, fn)
+            self.apply_one(tenant, eid, fn)
 
         self._distributed_write(tenant, "appendAttrs", eid, None, body, ctx, forward,
                                 "POST", f"/ngsi-ld/v1/entities/{eid}/attrs", local)
@@ -238,7 +239,7 @@ class Broker:
                 doc, skipped = merge.update(self._need(old, eid), attrs, now)
                 return UNCHANGED if len(skipped) == len(attrs) else doc
 
-            self._single(tenant, eid, fn)
+            self.apply_one(tenant, eid, fn)
 
         self._distributed_write(tenant, "updateAttrs", eid, None, body, ctx, forward,
                                 "PATCH", f"/ngsi-ld/v1/entities/{eid}/attrs", local)
@@ -257,7 +258,7 @@ class Broker:
 
         def local(_: Any) -> None:
             self.check_tenant(tenant)
-            self._single(tenant, eid, lambda old: merge.patch_attribute(
+            self.apply_one(tenant, eid, lambda old: merge.patch_attribute(
                 self._need(old, eid), iri, fragment, now, name))
 
         self._distributed_write(tenant, "updateAttrs", eid, None, body, ctx, forward,
@@ -275,7 +276,7 @@ class Broker:
 
         def local(_: Any) -> None:
             self.check_tenant(tenant)
-            self._single(tenant, eid, lambda old: merge.replace_attribute(
+            self.apply_one(tenant, eid, lambda old: merge.replace_attribute(
                 self._need(old, eid), iri, instances, now, name))
 
         self._distributed_write(tenant, "replaceAttrs", eid, None, body, ctx, forward,
@@ -294,7 +295,7 @@ class Broker:
 
         def local(_: Any) -> None:
             self.check_tenant(tenant)
-            self._single(tenant, eid, lambda old: merge.delete_attribute(
+            self.apply_one(tenant, eid, lambda old: merge.delete_attribute(
                 self._need(old, eid), iri, dataset_id, delete_all, now, name))
 
         self._distributed_write(tenant, "deleteAttrs", eid, None, None, ctx, forward,
@@ -311,7 +312,7 @@ class Broker:
         def local(part: Any) -> None:
             self.check_tenant(tenant)
             attrs, types, scope = self._merge_parts(part, ctx, now)
-            self._single(tenant, eid, lambda old: merge.merge_patch(
+            self.apply_one(tenant, eid, lambda old: merge.merge_patch(
                 self._need(old, eid), types, scope, attrs, now))
 
         self._distributed_write(tenant, "mergeEntity", eid, None, body, ctx, forward,

@@ -158,9 +158,7 @@ class WarningDesk:
                 raise AlreadyExists(f"Warning {message['identifier']} exists")
             return doc
 
-        outcome = self.broker.apply(tenant, [(eid, create)])[0]
-        if outcome.error is not None:
-            raise outcome.error
+        self.broker.apply_one(tenant, eid, create)
         return str(message["identifier"])
 
     # -- reading ----------------------------------------------------------------------

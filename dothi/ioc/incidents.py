@@ -31,7 +31,7 @@ from dothi.ngsild.qlang import parse_q
 from dothi.ngsild.render import RenderOptions, render_entity
 from dothi.ngsild.timeutil import now_iso
 from dothi.ngsild.typeexpr import parse_type_expr
-from dothi.store.base import UNCHANGED, EntityQuery, Outcome, Selector, query_all
+from dothi.store.base import UNCHANGED, EntityQuery, Selector, query_all
 
 log = logging.getLogger(__name__)
 INCIDENT = "Incident"
@@ -152,7 +152,7 @@ class IncidentDesk:
                     raise AlreadyExists(f"Incident {eid} already exists")
                 return doc
 
-            self._apply(tenant, eid, create)
+            self.broker.apply_one(tenant, eid, create)
             return eid, True
 
     def _open_with_key(self, tenant: str, key: str) -> str | None:
@@ -295,14 +295,9 @@ class IncidentDesk:
                 doc.pop(due_iri, None)
             return doc
 
-        outcome = self._apply(tenant, eid, change)
+        outcome = self.broker.apply_one(tenant, eid, change)
         return outcome.after if outcome.status in ("created", "updated") else None
 
-    def _apply(self, tenant: str, eid: str, change: Any) -> Outcome:
-        outcome = self.broker.apply(tenant, [(eid, change)])[0]
-        if outcome.error is not None:
-            raise outcome.error
-        return outcome
 
 
 def _text(value: Any, name: str, *, required: bool = False) -> str:

@@ -206,9 +206,7 @@ class SelfAssessment:
                 stamp, overwrite=True)
             return doc
 
-        outcome = self.broker.apply(tenant, [(eid, fn)])[0]
-        if outcome.error is not None:
-            raise outcome.error
+        self.broker.apply_one(tenant, eid, fn)
         state = written[-1]
         record = self._body(f"{eid}:v{state['version']}", VERSION, state)
         record.update(action=prop(action), actor=prop(actor), at=prop(

@@ -31,11 +31,11 @@ import yaml
 from dothi.broker.broker import Broker
 from dothi.errors import BadRequestData, ResourceNotFound
 from dothi.ngsild import merge
-from dothi.ngsild.entity import expand_attributes, expand_entity, first_value
+from dothi.ngsild.entity import expand_attributes, expand_entity, first_value, prop
 from dothi.ngsild.geo import geometry_bbox, validate_geometry
 from dothi.ngsild.render import RenderOptions, render_entity
 from dothi.ngsild.temporal import parse_duration_ms
-from dothi.ngsild.timeutil import now_iso
+from dothi.ngsild.timeutil import format_iso, now_iso
 from dothi.ngsild.typeexpr import parse_type_expr
 from dothi.registry.identifiers import Identifier, parse
 from dothi.store.base import DEFAULT_TENANT, UNCHANGED, EntityQuery, Selector, query_all
@@ -181,14 +181,14 @@ class Registry:
         eid = f"urn:ngsi-ld:{register.type}:{identifier}"
         now = now_iso()
         entity = {"id": eid, "type": register.type, **attrs,
-                  "registryId": _prop(str(identifier)),
-                  "status": _prop(register.first),
-                  "statusHistory": _prop([_move(None, register.first, now, by, None, None)]),
-                  "documents": _prop([])}
+                  "registryId": prop(str(identifier)),
+                  "status": prop(register.first),
+                  "statusHistory": prop([_move(None, register.first, now, by, None, None)]),
+                  "documents": prop([])}
         if register.certified:
-            entity["certification"] = _prop({"status": "none"})
+            entity["certification"] = prop({"status": "none"})
         doc = expand_entity(entity, self.ctx, now)
-        self._apply(tenant, eid, lambda old: doc)
+        self.broker.apply_one(tenant, eid, lambda old: doc)
         return self.view(doc)
 
     def get(self, tenant: str, text: str) -> tuple[Register, dict]:
@@ -260,7 +260,7 @@ class Registry:
                                      f"{allowed})")
             moves = list(first_value(doc, self.ctx.expand("statusHistory")) or [])
             moves.append(_move(now, to, now_iso(), by, note, decision))
-            return {"status": _prop(to), "statusHistory": _prop(moves)}
+            return {"status": prop(to), "statusHistory": prop(moves)}
 
         return self._change(tenant, register, text, changes)
 
@@ -293,7 +293,7 @@ class Registry:
             current = first_value(doc, self.ctx.expand("certification")) or {}
             if current.get("status") == "applied":
                 raise BadRequestData("An application is already waiting for its assessment")
-            return {"certification": _prop({"status": "applied", "appliedAt": now_iso(),
+            return {"certification": prop({"status": "applied", "appliedAt": now_iso(),
                                             "appliedBy": by, "evidence": items})}
 
         return self._change(tenant, register, text, changes)
@@ -328,10 +328,10 @@ class Registry:
                                      f"certification is {current.get('status', 'none')})")
             result = {**current, "status": "certified" if passed else "refused",
                       "score": total, "pass": criteria.passing, "scores": checked,
-                      "assessedAt": _iso(when), "assessedBy": by}
+                      "assessedAt": format_iso(when), "assessedBy": by}
             if passed:
-                result["validUntil"] = _iso(when + timedelta(milliseconds=criteria.valid_ms))
-            return {"certification": _prop(result)}
+                result["validUntil"] = format_iso(when + timedelta(milliseconds=criteria.valid_ms))
+            return {"certification": prop(result)}
 
         return self._change(tenant, register, text, changes)
 
@@ -418,11 +418,11 @@ class Registry:
                     raise BadRequestData("location: an empty or invalid geometry")
                 out[name] = {"type": "GeoProperty", "value": value}
             elif name in ("name", "description"):
-                out[name] = _prop(_text(value, name, required=name == "name"))
+                out[name] = prop(_text(value, name, required=name == "name"))
             elif name in ("startDate", "endDate"):
-                out[name] = _prop(_date(value, name))
+                out[name] = prop(_date(value, name))
             else:
-                out[name] = _prop(self._value(tenant, register.fields[name], value))
+                out[name] = prop(self._value(tenant, register.fields[name], value))
         if register.window and creating and out["endDate"]["value"] <= out["startDate"]["value"]:
             raise BadRequestData("endDate must be after startDate")
         return out
@@ -465,13 +465,13 @@ class Registry:
             taken.append(number)
             now = now_iso()
             if old is None:
-                return expand_entity({"id": eid, "type": COUNTER, "last": _prop(number)},
+                return expand_entity({"id": eid, "type": COUNTER, "last": prop(number)},
                                      self.ctx, now)
-            doc, _ = merge.append(old, expand_attributes({"last": _prop(number)}, self.ctx,
+            doc, _ = merge.append(old, expand_attributes({"last": prop(number)}, self.ctx,
                                                          now), now, overwrite=True)
             return doc
 
-        self._apply(tenant, eid, bump)
+        self.broker.apply_one(tenant, eid, bump)
         return taken[-1]
 
     def _change(self, tenant: str, register: Register, text: str,
@@ -489,7 +489,7 @@ class Registry:
                                   overwrite=True)
             return doc
 
-        outcome = self._apply(tenant, eid, change)
+        outcome = self.broker.apply_one(tenant, eid, change)
         after = outcome.after if outcome.after is not None else self.broker.store.get(tenant,
                                                                                        eid)
         assert after is not None
@@ -500,23 +500,13 @@ class Registry:
         """``entry`` added at the end of the record's list ``attr`` (documents, reports)."""
         def changes(doc: dict) -> dict[str, Any]:
             kept = list(first_value(doc, self.ctx.expand(attr)) or [])
-            return {attr: _prop([*kept, entry])}
+            return {attr: prop([*kept, entry])}
 
         return self._change(tenant, register, text, changes)
 
-    def _apply(self, tenant: str, eid: str, change: Any) -> Any:
-        outcome = self.broker.apply(tenant, [(eid, change)])[0]
-        if outcome.error is not None:
-            raise outcome.error
-        return outcome
-
-
-def _prop(value: Any) -> dict[str, Any]:
-    return {"type": "Property", "value": value}
-
 
 def _flag(flag: str) -> Callable[[dict], dict[str, Any]]:
-    return lambda doc: {"expiry": _prop(flag)}
+    return lambda doc: {"expiry": prop(flag)}
 
 
 def _move(before: str | None, to: str, when: str, by: str | None, note: str | None,
@@ -548,10 +538,6 @@ def _date(value: Any, name: str) -> str:
         return date.fromisoformat(_text(value, name, required=True)).isoformat()
     except ValueError:
         raise BadRequestData(f"{name}: a date (2026-11-26)") from None
-
-
-def _iso(when: datetime) -> str:
-    return when.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 def _haystack(register: Register, item: dict[str, Any]) -> str:

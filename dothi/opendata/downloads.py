@@ -46,9 +46,7 @@ def entities(broker: Broker, tenant: str, dataset: Dataset, fmt: str) -> bytes:
     q = None if dataset.layer is None else \
         Term(AttrPath(("refGisLayer",)), "==", Literal(STRING, dataset.layer))
     docs = query_all(broker.store, tenant, EntityQuery(
-        selectors=[Selector(types=parse_type_expr(ctx.compact(dataset.type_iri),
-                                                  ctx.expand))],
-        q=q, expand=ctx.expand, limit=1000))
+        selectors=[_selector(broker, dataset)], q=q, expand=ctx.expand, limit=1000))
     docs.sort(key=lambda d: d["id"])
     omit = frozenset(dataset.withhold) or None
     if fmt == "jsonld":
@@ -73,7 +71,7 @@ def history(broker: Broker, tenant: str, dataset: Dataset, start: datetime, end:
     iris = {ctx.expand(n): n for n in names}
     tq = TimeQuery(start=int(start.timestamp() * 1000), end=int(end.timestamp() * 1000),
                    attrs=frozenset(iris))
-    selector = Selector(types=parse_type_expr(dataset.id, ctx.expand))
+    selector = _selector(broker, dataset)
     hours = int((end - start).total_seconds() // 3600) + 1
     rows: list[list[Any]] = []
     offset = 0
@@ -97,6 +95,12 @@ def history(broker: Broker, tenant: str, dataset: Dataset, start: datetime, end:
         offset += PAGE
     rows.sort(key=lambda r: (r[1], r[0]))
     return write_table(Table(["id", "observedAt", *names], rows), fmt)
+
+
+def _selector(broker: Broker, dataset: Dataset) -> Selector:
+    """The entities of the dataset's type (a layer's are narrowed further by the caller)."""
+    ctx = broker.resolver.core
+    return Selector(types=parse_type_expr(ctx.compact(dataset.type_iri), ctx.expand))
 
 
 def write_table(table: Table, fmt: str) -> bytes:

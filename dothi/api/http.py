@@ -26,6 +26,7 @@ from dothi.errors import (
     UnsupportedMediaType,
 )
 from dothi.ngsild.context import CORE_CONTEXT_URL, ActiveContext
+from dothi.store import audit
 from dothi.store.base import DEFAULT_TENANT
 
 JSONLD_REL = "http://www.w3.org/ns/json-ld#context"
@@ -285,6 +286,7 @@ def _key_number(request: Request, setting: str, role: str) -> int:
     given = header[7:].strip()
     for number, key in enumerate(keys(setting), 1):
         if hmac.compare_digest(given, key):
+            audit.set_actor(f"{role}#{number}")  # what the request does is logged as theirs
             return number
     raise Forbidden(f"That key is not an {role}'s")
 

@@ -10,7 +10,6 @@ Officials read who made a report at ``/ioc/service-requests/{id}/reporter`` with
 from __future__ import annotations
 
 import hmac
-import logging
 import xml.etree.ElementTree as ET
 from collections.abc import Callable
 from typing import Any
@@ -32,8 +31,8 @@ from dothi.errors import (
     TooLarge,
     UnsupportedMediaType,
 )
+from dothi.store import audit
 
-log = logging.getLogger(__name__)
 # Open311's own errors, in JSON or XML, as documented besides the platform's problem
 # details (which a request the framework refuses still gets).
 ERRORS: dict[int | str, dict[str, Any]] = {status: {**spec, "content": {
@@ -200,10 +199,8 @@ async def request_by_token_json(request: Request, token: str) -> Response:
 @officials.get("/service-requests/{rid}/reporter",
                summary="Who made a report (officials only; every read is logged)")
 async def reporter(request: Request, rid: str) -> Response:
-    number = official(request)
+    official(request)
     found = await run_in_threadpool(_desk(request).reporter, tenant(request), rid)
-    log.warning("personal data: reporter of %s read with official key #%d from %s", rid,
-                number, request.client.host if request.client else "?")
     return json_response(found, headers={"Cache-Control": "no-store"})
 
 
@@ -227,7 +224,10 @@ def client_of(request: Request, given: str | None) -> str:
     """Who is reporting, for the hourly limits: a known app's API key, or the address."""
     if given:
         known = keys(request.app.state.settings.open311_api_keys)
-        if not any(hmac.compare_digest(given, k) for k in known):
+        number = next((n for n, k in enumerate(known, 1) if hmac.compare_digest(given, k)),
+                      None)
+        if number is None:
             raise Forbidden("Unknown api_key; leave it out to report without one")
+        audit.set_actor(f"app#{number}")
         return f"key:{given}"
     return f"address:{request.client.host if request.client else '?'}"

@@ -32,6 +32,7 @@ from dothi.ngsild.qlang import parse_q
 from dothi.ngsild.render import RenderOptions, render_entity
 from dothi.ngsild.timeutil import now_iso
 from dothi.ngsild.typeexpr import parse_type_expr
+from dothi.store.audit import personal_read_entry
 from dothi.store.base import EntityQuery, Selector, partition, query_all
 
 CONSULTATION = "PlanConsultation"
@@ -270,6 +271,7 @@ class ConsultationDesk:
                                       f"urn:ngsi-ld:{AUTHOR}:{mid}")
         item = render_entity(found, self.ctx, KEY_VALUES) if found else {}
         given = {k: item[k] for k in PERSONAL if k in item}
+        self.broker.store.audit_append([personal_read_entry(tenant, doc["id"], "author")])
         return {"comment": doc["id"], "anonymous": not given, **given}
 
     # -- plumbing ---------------------------------------------------------------------

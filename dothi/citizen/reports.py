@@ -37,6 +37,7 @@ from dothi.ngsild.qlang import parse_q
 from dothi.ngsild.render import RenderOptions, render_entity
 from dothi.ngsild.timeutil import now_iso
 from dothi.ngsild.typeexpr import parse_type_expr
+from dothi.store.audit import personal_read_entry
 from dothi.store.base import UNCHANGED, EntityQuery, Selector, partition, query_all
 
 log = logging.getLogger(__name__)
@@ -359,6 +360,8 @@ class ReportDesk:
                                     f"urn:ngsi-ld:{REPORTER}:{rid}")
         item = render_entity(doc, self.ctx, KEY_VALUES) if doc else {}
         given = {k: item[k] for k in PERSONAL if k in item}
+        # Logged before it is handed out: a read the log cannot record does not happen.
+        self.broker.store.audit_append([personal_read_entry(tenant, rid, "reporter")])
         return {"service_request_id": rid, "anonymous": not given, **given}
 
     # -- plumbing ---------------------------------------------------------------------

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 from dothi.ngsild.typeexpr import TypeExpr
+from dothi.store.audit import Entry, Filter, Row
 
 DEFAULT_TENANT = "urn:ngsi-ld:tenant:default"
 
@@ -234,6 +235,13 @@ class Store(Protocol):
     def periodic_due(self, now_ms: int) -> list[tuple[str, str, int]]: ...
 
     def periodic_claim(self, tenant: str, sid: str, expected: int, following: int) -> bool: ...
+
+    # The audit log (dothi.store.audit): every write above appends to it in its own
+    # transaction; reads of personal data are appended by the services that make them.
+    def audit_append(self, entries: Sequence[Entry]) -> None: ...
+
+    def audit_rows(self, *, after: int = 0, limit: int = 1000,
+                   where: Filter | None = None) -> list[Row]: ...
 
     def analyze(self) -> None:
         """Refresh the query planner's statistics, after a bulk load: without them a plan

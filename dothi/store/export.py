@@ -19,6 +19,9 @@ The folder holds JSON Lines files, one JSON object per line, UTF-8:
   ``instance`` (the attribute instance in expanded JSON-LD);
 - ``subscriptions.jsonl``, ``registrations.jsonl``, ``notifications.jsonl`` (pending
   notifications, ``payload`` the body as text);
+- ``audit.jsonl``: the audit log (``dothi.store.audit``), its rows as stored: ``seq``,
+  ``at``, ``tenant``, ``who``, ``origin``, ``action``, ``target``, ``detail`` (JSON as
+  text, hashed as such) and ``hash``;
 - ``manifest.json``: what the export holds, its counts and when it was made.
 
 Derived rows (the /types summary, the indexes) are not exported: an import builds them."""
@@ -34,6 +37,7 @@ import orjson
 
 from dothi import __version__
 from dothi.ngsild.entity import deflate, inflate
+from dothi.store import audit
 
 Rows = list[tuple[Any, ...]]
 SCHEME = "export:"
@@ -42,8 +46,10 @@ VERSION = 1
 FILES = {"tenants": "tenants.jsonl", "contexts": "contexts.jsonl",
          "entities": "entities.jsonl", "temporal entities": "temporal-entities.jsonl",
          "instances": "instances.jsonl", "subscriptions": "subscriptions.jsonl",
-         "notifications": "notifications.jsonl", "registrations": "registrations.jsonl"}
+         "notifications": "notifications.jsonl", "registrations": "registrations.jsonl",
+         "audit rows": "audit.jsonl"}
 MANIFEST = "manifest.json"
+AUDIT_FIELDS = tuple(audit.COLUMNS.split(", "))
 
 
 def folder_of(url: str) -> Path:
@@ -174,6 +180,10 @@ class ExportSide:
         for rows in self._lines("registrations", batch):
             yield [(r["tenant"], r["id"], orjson.dumps(r["registration"])) for r in rows]
 
+    def audit(self, batch: int) -> Iterator[Rows]:
+        for rows in self._lines("audit rows", batch):
+            yield [tuple(r[c] for c in AUDIT_FIELDS) for r in rows]
+
     def type_summary(self, batch: int) -> Iterator[Rows]:
         return iter(())  # derived: an import rebuilds it
 
@@ -231,6 +241,9 @@ class ExportSide:
     def write_registrations(self, rows: Rows) -> None:
         self._write("registrations", [{"tenant": t, "id": rid, "registration": _loads(doc)}
                                       for t, rid, doc in rows])
+
+    def write_audit(self, rows: Rows) -> None:
+        self._write("audit rows", [dict(zip(AUDIT_FIELDS, r, strict=True)) for r in rows])
 
     def finish(self, iid_high_water: int) -> None:
         self.manifest["iid"] = iid_high_water

@@ -31,7 +31,7 @@ ENTITY_BATCH = 500
 ROW_BATCH = 5000
 # The kinds of records copied and compared, in the order they are copied.
 COPIED = ("tenants", "contexts", "entities", "temporal entities", "instances",
-          "subscriptions", "notifications", "registrations")
+          "subscriptions", "notifications", "registrations", "audit rows")
 # Derived rows the target rebuilds itself, compared too (except with an export, which
 # leaves them out).
 REBUILT = ("type summary", "indexes")
@@ -58,6 +58,7 @@ class Side(Protocol):
     def subscriptions(self, batch: int) -> Iterator[Rows]: ...
     def notifications(self, batch: int) -> Iterator[Rows]: ...
     def registrations(self, batch: int) -> Iterator[Rows]: ...
+    def audit(self, batch: int) -> Iterator[Rows]: ...
     def type_summary(self, batch: int) -> Iterator[Rows]: ...
     def indexes(self, batch: int) -> Iterator[Rows]: ...
     def write_tenants(self, rows: Rows) -> None: ...
@@ -69,6 +70,7 @@ class Side(Protocol):
     def write_subscriptions(self, rows: Rows) -> None: ...
     def write_notifications(self, rows: Rows) -> None: ...
     def write_registrations(self, rows: Rows) -> None: ...
+    def write_audit(self, rows: Rows) -> None: ...
     def finish(self, iid_high_water: int) -> None: ...
 
 
@@ -226,6 +228,9 @@ def _copy(source: Side, target: Side, progress: Reporter) -> Copied:
     each("subscriptions", source.subscriptions(ROW_BATCH), target.write_subscriptions)
     each("notifications", source.notifications(ROW_BATCH), target.write_notifications)
     each("registrations", source.registrations(ROW_BATCH), target.write_registrations)
+    # The log as it is, with its hashes: the copy verifies as the source does. (The
+    # target's store writes no rows of its own for the copy.)
+    each("audit rows", source.audit(ROW_BATCH), target.write_audit)
     target.finish(source.iid_high_water())
     return out
 
@@ -345,6 +350,7 @@ def checksums(side: Side, reporter: Reporter | None = None,
             lambda n, r: [r[0], n, *r[1:5], hashlib.sha256(r[5]).hexdigest()])
     ordered("registrations", side.registrations(ROW_BATCH),
             lambda n, r: [r[0], n, r[1], _doc(r[2])])
+    each("audit rows", side.audit(ROW_BATCH), list)
     each("type summary", side.type_summary(ROW_BATCH), list)
     each("indexes", side.indexes(ROW_BATCH), list)
     return out

@@ -36,6 +36,7 @@ from dothi.ngsild.entity import deflate, inflate
 from dothi.ngsild.temporal import TimeQuery
 from dothi.ngsild.timeutil import now_iso
 from dothi.ngsild.typeexpr import TypeExpr
+from dothi.store import audit
 from dothi.store import postgres_subscriptions as subs
 from dothi.store.base import (
     ChangeFn,
@@ -104,13 +105,32 @@ MIGRATIONS: list[tuple[str, str]] = [
     ),
     ("0002_history", HISTORY_SCHEMA),
     ("0003_subscriptions", subs.SCHEMA),
+    (
+        "0004_audit",
+        """
+        CREATE TABLE audit_log (
+            seq bigint PRIMARY KEY, at text NOT NULL, tenant text NOT NULL,
+            who text NOT NULL, origin text NOT NULL, action text NOT NULL,
+            target text NOT NULL, detail text NOT NULL, hash text NOT NULL
+        );
+        CREATE INDEX audit_log_target ON audit_log (tenant, target);
+        CREATE FUNCTION audit_log_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN RAISE EXCEPTION 'the audit log is append-only'; END $$;
+        CREATE TRIGGER audit_log_no_change BEFORE UPDATE OR DELETE ON audit_log
+            FOR EACH ROW EXECUTE FUNCTION audit_log_append_only();
+        CREATE TRIGGER audit_log_no_truncate BEFORE TRUNCATE ON audit_log
+            FOR EACH STATEMENT EXECUTE FUNCTION audit_log_append_only();
+        """,
+    ),
 ]
 
 # Keys of the session-level advisory lock that serialises schema migrations, and of the
-# transaction-level one that serialises registration changes (their conflict checks read
-# what else is registered).
+# transaction-level ones that serialise registration changes (their conflict checks read
+# what else is registered) and appends to the audit log's hash chain (taken last in a
+# transaction, after any entity's lock, so that no two writers wait for each other).
 _MIGRATION_LOCK = 0x646F746869_01
 _REGISTRATION_LOCK = 0x646F746869_02
+_AUDIT_LOCK = 0x646F746869_03
 _RETRIES = 5
 
 
@@ -151,8 +171,9 @@ def _jsonb(value: Any) -> Jsonb:
 
 class PostgresStore:
     def __init__(self, url: str, *, keep_history: bool = True, lease_ms: int = 30_000,
-                 pool_size: int = 10, timeout_s: float = 5.0) -> None:
+                 pool_size: int = 10, timeout_s: float = 5.0, audit: bool = True) -> None:
         self.url = url
+        self.audit = audit  # as SQLiteStore's
         self.change_hook: ChangeHook | None = None
         self.owner = uuid.uuid4().hex
         self.lease_ms = lease_ms
@@ -322,6 +343,7 @@ class PostgresStore:
             notices = self.change_hook(tenant, outcomes)
             if notices:
                 subs.enqueue(conn, tenant, notices, self.owner, _now_ms(), self.lease_ms)
+        self._audit(conn, audit.entity_entries(tenant, outcomes))
         return outcomes
 
     def _persist(self, conn: psycopg.Connection, tenant: str, final: dict[str, dict | None],
@@ -510,16 +532,24 @@ class PostgresStore:
         return (orjson.loads(row[0]), row[1], row[2]) if row else None
 
     def put_context(self, url: str, document: Any, kind: str, created_at: str) -> None:
-        with self._connection() as conn:
+        def work(conn: psycopg.Connection) -> None:
             conn.execute(
                 "INSERT INTO jsonld_contexts VALUES (%s, %s, %s, %s) ON CONFLICT (url) "
                 "DO UPDATE SET doc = excluded.doc, kind = excluded.kind, "
                 "created_at = excluded.created_at", (url, _json(document), kind, created_at))
+            self._audit(conn, [audit.context_entry("context.store", url, kind)])
+
+        self._retrying(work)
 
     def delete_context(self, url: str) -> bool:
-        with self._connection() as conn:
-            return conn.execute("DELETE FROM jsonld_contexts WHERE url = %s",
-                                (url,)).rowcount > 0
+        def work(conn: psycopg.Connection) -> bool:
+            deleted = conn.execute("DELETE FROM jsonld_contexts WHERE url = %s",
+                                   (url,)).rowcount > 0
+            if deleted:
+                self._audit(conn, [audit.context_entry("context.delete", url)])
+            return deleted
+
+        return bool(self._retrying(work))
 
     # -- history (temporal API) ----------------------------------------------------------
 
@@ -534,6 +564,7 @@ class PostgresStore:
                 return None
             created = self.history.add(conn, tenant, eid, types, attrs)
             self._note_tenant(conn, tenant)
+            self._audit(conn, [audit.history_add_entry(tenant, eid, attrs)])
             return created
 
         created = self._retrying(work)
@@ -563,7 +594,10 @@ class PostgresStore:
     def temporal_delete(self, tenant: str, eid: str) -> bool:
         def work(conn: psycopg.Connection) -> bool:
             self._lock(conn, tenant, [eid])
-            return self.history.delete_entity(conn, tenant, eid)
+            deleted = self.history.delete_entity(conn, tenant, eid)
+            if deleted:
+                self._audit(conn, [audit.Entry(tenant, "history.delete", eid)])
+            return deleted
 
         return bool(self._retrying(work))
 
@@ -574,7 +608,11 @@ class PostgresStore:
             found = self.history.find_tid(conn, tenant, eid)
             if found is None:
                 return None
-            return self.history.delete_attribute(conn, found[0], iri, dataset, delete_all) > 0
+            deleted = self.history.delete_attribute(conn, found[0], iri, dataset,
+                                                    delete_all) > 0
+            if deleted:
+                self._audit(conn, [audit.history_attribute_entry(tenant, eid, iri, dataset)])
+            return deleted
 
         result: bool | None = self._retrying(work)
         return result
@@ -585,7 +623,10 @@ class PostgresStore:
     ) -> bool:
         def work(conn: psycopg.Connection) -> bool:
             self._lock(conn, tenant, [eid])
-            return change_instance(self.history, conn, tenant, eid, iri, iid, change)
+            changed = change_instance(self.history, conn, tenant, eid, iri, iid, change)
+            if changed:
+                self._audit(conn, [audit.history_instance_entry(tenant, eid, iri, iid)])
+            return changed
 
         return bool(self._retrying(work))
 
@@ -605,14 +646,20 @@ class PostgresStore:
                 conn, state, rule, self.prune_chunk_rows))
             if progress is not None:
                 progress(state.done, len(state.tids))
+        self.audit_append([audit.prune_entry(state.deleted, state.written)])
         return state.deleted, state.written
 
     # -- subscriptions and their outbox --------------------------------------------------
 
     def subscription_create(self, tenant: str, sid: str, kind: str, doc: dict,
                             next_due: int | None) -> bool:
-        return self._create(tenant, lambda conn: subs.insert(conn, tenant, sid, kind, doc,
-                                                             next_due))
+        def insert(conn: psycopg.Connection) -> bool:
+            created = subs.insert(conn, tenant, sid, kind, doc, next_due)
+            if created:
+                self._audit(conn, [audit.Entry(tenant, "subscription.create", sid)])
+            return created
+
+        return self._create(tenant, insert)
 
     def subscription_get(self, tenant: str, sid: str,
                          kind: str | None) -> SubscriptionRecord | None:
@@ -634,6 +681,7 @@ class PostgresStore:
                 return None
             doc, next_due = change(found.doc)
             subs.replace(conn, tenant, sid, doc, next_due)
+            self._audit(conn, [audit.Entry(tenant, "subscription.update", sid)])
             found.doc = doc
             return found
 
@@ -641,7 +689,13 @@ class PostgresStore:
         return result
 
     def subscription_delete(self, tenant: str, sid: str, kind: str) -> bool:
-        return bool(self._retrying(lambda conn: subs.delete(conn, tenant, sid, kind)))
+        def work(conn: psycopg.Connection) -> bool:
+            deleted = subs.delete(conn, tenant, sid, kind)
+            if deleted:
+                self._audit(conn, [audit.Entry(tenant, "subscription.delete", sid)])
+            return deleted
+
+        return bool(self._retrying(work))
 
     def subscriptions_version(self) -> int:
         with self._connection() as conn:
@@ -658,7 +712,10 @@ class PostgresStore:
         def insert(conn: psycopg.Connection) -> bool:
             conn.execute("SELECT pg_advisory_xact_lock(%s)", (_REGISTRATION_LOCK,))
             check()
-            return subs.registration_insert(conn, tenant, rid, doc)
+            created = subs.registration_insert(conn, tenant, rid, doc)
+            if created:
+                self._audit(conn, [audit.Entry(tenant, "registration.create", rid)])
+            return created
 
         return self._create(tenant, insert)
 
@@ -675,6 +732,7 @@ class PostgresStore:
                 return None
             doc = change(found)
             subs.registration_replace(conn, tenant, rid, doc)
+            self._audit(conn, [audit.Entry(tenant, "registration.update", rid)])
             return doc
 
         result: dict | None = self._retrying(work)
@@ -683,7 +741,10 @@ class PostgresStore:
     def registration_delete(self, tenant: str, rid: str) -> bool:
         def work(conn: psycopg.Connection) -> bool:
             conn.execute("SELECT pg_advisory_xact_lock(%s)", (_REGISTRATION_LOCK,))
-            return subs.registration_delete(conn, tenant, rid)
+            deleted = subs.registration_delete(conn, tenant, rid)
+            if deleted:
+                self._audit(conn, [audit.Entry(tenant, "registration.delete", rid)])
+            return deleted
 
         return bool(self._retrying(work))
 
@@ -725,6 +786,32 @@ class PostgresStore:
     def periodic_claim(self, tenant: str, sid: str, expected: int, following: int) -> bool:
         return bool(self._retrying(
             lambda conn: subs.periodic_claim(conn, tenant, sid, expected, following)))
+
+    # -- audit log -----------------------------------------------------------------------
+
+    def _audit(self, conn: psycopg.Connection, entries: Sequence[audit.Entry]) -> None:
+        """Append to the audit log inside the caller's transaction. The chain's lock is
+        held until that transaction ends; the head read after taking it sees every row
+        committed before (READ COMMITTED takes a new snapshot per statement)."""
+        if not self.audit or not entries:
+            return
+        conn.execute("SELECT pg_advisory_xact_lock(%s)", (_AUDIT_LOCK,))
+        head = conn.execute("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1"
+                            ).fetchone()
+        rows = audit.chain(head, now_iso(), audit.current(), entries)
+        with conn.cursor() as cur, cur.copy(f"COPY audit_log ({audit.COLUMNS}) FROM STDIN"
+                                            ) as copy:
+            for row in rows:
+                copy.write_row(row.fields())
+
+    def audit_append(self, entries: Sequence[audit.Entry]) -> None:
+        self._retrying(lambda conn: self._audit(conn, entries))
+
+    def audit_rows(self, *, after: int = 0, limit: int = 1000,
+                   where: audit.Filter | None = None) -> list[audit.Row]:
+        query, params = audit.select_sql(after, limit, where, "%s")
+        with self._connection() as conn:
+            return [audit.Row(*r) for r in conn.execute(query.encode(), params)]
 
 
 def _now_ms() -> int:

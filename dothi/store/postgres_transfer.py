@@ -17,6 +17,7 @@ import psycopg
 import psycopg.errors
 from psycopg import sql
 
+from dothi.store import audit
 from dothi.store.postgres import PostgresStore
 from dothi.store.postgres import migrate as migrate_schema
 from dothi.store.postgres_history import History, month_start
@@ -26,7 +27,8 @@ Rows = list[tuple[Any, ...]]
 
 OCCUPYING = {"entities": "entities", "temporal entities": "temporal_entities",
              "instances": "attr_instances", "subscriptions": "subscriptions",
-             "notifications": "notifications", "registrations": "csource_registrations"}
+             "notifications": "notifications", "registrations": "csource_registrations",
+             "audit rows": "audit_log"}
 
 
 def _url(url: str) -> str:
@@ -76,7 +78,8 @@ class PostgresSide:
         self.history = History()
         self._cursors = 0
         # Entities go through the store, which builds their index rows as any write does.
-        self.store = None if readonly else PostgresStore(url, keep_history=False, pool_size=1)
+        self.store = None if readonly else PostgresStore(url, keep_history=False, pool_size=1,
+                                                          audit=False)
         if not readonly:
             self.history.load_partitions(self.conn)
 
@@ -171,6 +174,10 @@ class PostgresSide:
         return self._stream("type_attrs",
                             "SELECT tenant, type, attr, attr_type, n FROM type_attrs", batch)
 
+    def audit(self, batch: int) -> Iterator[Rows]:
+        return self._stream("audit_log",
+                            f"SELECT {audit.COLUMNS} FROM audit_log ORDER BY seq", batch)
+
     def indexes(self, batch: int) -> Iterator[Rows]:
         yield from self._stream(
             "entity_types", "SELECT 'type', t.tenant, e.id, t.type FROM entity_types t "
@@ -240,6 +247,9 @@ class PostgresSide:
     def write_registrations(self, rows: Rows) -> None:
         self._write("INSERT INTO csource_registrations (tenant, id, doc) VALUES (%s, %s, %s)",
                     [(tenant, rid, _text(doc)) for tenant, rid, doc in rows])
+
+    def write_audit(self, rows: Rows) -> None:
+        self._copy("audit_log", audit.COLUMNS, rows)
 
     def finish(self, iid_high_water: int) -> None:
         """Move the id sequences past the copied ids (the next instance id also past

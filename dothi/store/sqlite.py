@@ -30,6 +30,7 @@ from dothi.ngsild.geo import geometry_bbox
 from dothi.ngsild.temporal import TimeQuery
 from dothi.ngsild.timeutil import now_iso
 from dothi.ngsild.typeexpr import TypeExpr
+from dothi.store import audit
 from dothi.store import sqlite_registrations as registrations
 from dothi.store import sqlite_subscriptions as subs
 from dothi.store.base import (
@@ -95,6 +96,21 @@ MIGRATIONS: list[tuple[str, str]] = [
     ("0002_history", HISTORY_SCHEMA),
     ("0003_subscriptions", subs.SCHEMA),
     ("0004_csource_registrations", registrations.SCHEMA),
+    (
+        "0005_audit",
+        """
+        CREATE TABLE audit_log (
+            seq INTEGER PRIMARY KEY, at TEXT NOT NULL, tenant TEXT NOT NULL,
+            who TEXT NOT NULL, origin TEXT NOT NULL, action TEXT NOT NULL,
+            target TEXT NOT NULL, detail TEXT NOT NULL, hash TEXT NOT NULL
+        );
+        CREATE INDEX audit_log_target ON audit_log (tenant, target);
+        CREATE TRIGGER audit_log_no_update BEFORE UPDATE ON audit_log
+        BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+        CREATE TRIGGER audit_log_no_delete BEFORE DELETE ON audit_log
+        BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+        """,
+    ),
 ]
 
 
@@ -130,8 +146,11 @@ def _connect(path: str, cache_kib: int) -> sqlite3.Connection:
 
 class SQLiteStore:
     def __init__(self, path: str | Path, *, keep_history: bool = True,
-                 lease_ms: int = 30_000) -> None:
+                 lease_ms: int = 30_000, audit: bool = True) -> None:
         self.path = str(path)
+        # Every write goes to the audit log (off only for a migration's target, which
+        # receives the source's log as it is).
+        self.audit = audit
         self.change_hook: ChangeHook | None = None
         # This process's name on the outbox rows it delivers, and how long another
         # process waits before taking them over should this one stop without a word.
@@ -226,6 +245,7 @@ class SQLiteStore:
                 notices = self.change_hook(tenant, outcomes)
                 if notices:
                     subs.enqueue(conn, tenant, notices, self.owner, _now_ms(), self.lease_ms)
+            self._audit(conn, audit.entity_entries(tenant, outcomes))
         return outcomes
 
     def _apply(
@@ -496,16 +516,20 @@ class SQLiteStore:
         return (json.loads(row[0]), row[1], row[2]) if row else None
 
     def put_context(self, url: str, document: Any, kind: str, created_at: str) -> None:
-        with self._write_lock, _file_lock(self._lock_file):
-            self._writer.execute(
+        with self._transaction() as conn:
+            conn.execute(
                 "INSERT OR REPLACE INTO jsonld_contexts VALUES (?, ?, ?, ?)",
                 (url, json.dumps(document, ensure_ascii=False), kind, created_at),
             )
+            self._audit(conn, [audit.context_entry("context.store", url, kind)])
 
     def delete_context(self, url: str) -> bool:
-        with self._write_lock, _file_lock(self._lock_file):
-            cur = self._writer.execute("DELETE FROM jsonld_contexts WHERE url=?", (url,))
-        return cur.rowcount > 0
+        with self._transaction() as conn:
+            deleted = conn.execute("DELETE FROM jsonld_contexts WHERE url=?",
+                                   (url,)).rowcount > 0
+            if deleted:
+                self._audit(conn, [audit.context_entry("context.delete", url)])
+        return deleted
 
     # -- history (temporal API) ----------------------------------------------------------
 
@@ -519,6 +543,7 @@ class SQLiteStore:
                 return None
             created = self.history.add(conn, tenant, eid, types, attrs)
             conn.execute("INSERT OR IGNORE INTO tenants VALUES (?, ?)", (tenant, now_iso()))
+            self._audit(conn, [audit.history_add_entry(tenant, eid, attrs)])
         return created
 
     def temporal_query(
@@ -542,7 +567,10 @@ class SQLiteStore:
 
     def temporal_delete(self, tenant: str, eid: str) -> bool:
         with self._transaction() as conn:
-            return self.history.delete_entity(conn, tenant, eid)
+            deleted = self.history.delete_entity(conn, tenant, eid)
+            if deleted:
+                self._audit(conn, [audit.Entry(tenant, "history.delete", eid)])
+            return deleted
 
     def temporal_delete_attribute(self, tenant: str, eid: str, iri: str,
                                   dataset: str | None, delete_all: bool) -> bool | None:
@@ -551,7 +579,11 @@ class SQLiteStore:
             found = self.history.find_tid(conn, tenant, eid)
             if found is None:
                 return None
-            return self.history.delete_attribute(conn, found[0], iri, dataset, delete_all) > 0
+            deleted = self.history.delete_attribute(conn, found[0], iri, dataset,
+                                                    delete_all) > 0
+            if deleted:
+                self._audit(conn, [audit.history_attribute_entry(tenant, eid, iri, dataset)])
+            return deleted
 
     def temporal_change_instance(
         self, tenant: str, eid: str, iri: str, iid: int,
@@ -560,7 +592,10 @@ class SQLiteStore:
         """Replace (or, when ``change`` returns None, delete) one instance; False if the
         entity, attribute or instance does not exist."""
         with self._transaction() as conn:
-            return change_instance(self.history, conn, tenant, eid, iri, iid, change)
+            changed = change_instance(self.history, conn, tenant, eid, iri, iid, change)
+            if changed:
+                self._audit(conn, [audit.history_instance_entry(tenant, eid, iri, iid)])
+            return changed
 
     # Rows one write transaction of a prune touches at most: other writers wait for
     # milliseconds between chunks, not for the whole prune.
@@ -582,8 +617,8 @@ class SQLiteStore:
                 self.history.prune_chunk(conn, state, rule, self.prune_chunk_rows)
             if progress is not None:
                 progress(state.done, len(state.tids))
+        self.audit_append([audit.prune_entry(state.deleted, state.written)])
         return state.deleted, state.written
-
 
     # -- subscriptions and their outbox --------------------------------------------------
 
@@ -595,6 +630,7 @@ class SQLiteStore:
             created = subs.insert(conn, tenant, sid, kind, doc, next_due)
             if created:
                 conn.execute("INSERT OR IGNORE INTO tenants VALUES (?, ?)", (tenant, now_iso()))
+                self._audit(conn, [audit.Entry(tenant, "subscription.create", sid)])
             return created
 
     def subscription_get(self, tenant: str, sid: str,
@@ -617,12 +653,16 @@ class SQLiteStore:
                 return None
             doc, next_due = change(found.doc)
             subs.replace(conn, tenant, sid, doc, next_due)
+            self._audit(conn, [audit.Entry(tenant, "subscription.update", sid)])
             found.doc = doc
             return found
 
     def subscription_delete(self, tenant: str, sid: str, kind: str) -> bool:
         with self._transaction() as conn:
-            return subs.delete(conn, tenant, sid, kind)
+            deleted = subs.delete(conn, tenant, sid, kind)
+            if deleted:
+                self._audit(conn, [audit.Entry(tenant, "subscription.delete", sid)])
+            return deleted
 
     def subscriptions_version(self) -> int:
         return subs.version(self._reader())
@@ -641,6 +681,7 @@ class SQLiteStore:
             created = registrations.insert(conn, tenant, rid, doc)
             if created:
                 conn.execute("INSERT OR IGNORE INTO tenants VALUES (?, ?)", (tenant, now_iso()))
+                self._audit(conn, [audit.Entry(tenant, "registration.create", rid)])
             return created
 
     def registration_get(self, tenant: str, rid: str) -> dict | None:
@@ -654,11 +695,15 @@ class SQLiteStore:
                 return None
             doc = change(found)
             registrations.replace(conn, tenant, rid, doc)
+            self._audit(conn, [audit.Entry(tenant, "registration.update", rid)])
             return doc
 
     def registration_delete(self, tenant: str, rid: str) -> bool:
         with self._transaction() as conn:
-            return registrations.delete(conn, tenant, rid)
+            deleted = registrations.delete(conn, tenant, rid)
+            if deleted:
+                self._audit(conn, [audit.Entry(tenant, "registration.delete", rid)])
+            return deleted
 
     def registrations_version(self) -> int:
         return subs.version(self._reader(), registrations.COUNTER)
@@ -695,6 +740,28 @@ class SQLiteStore:
     def periodic_claim(self, tenant: str, sid: str, expected: int, following: int) -> bool:
         with self._transaction() as conn:
             return subs.periodic_claim(conn, tenant, sid, expected, following)
+
+    # -- audit log -----------------------------------------------------------------------
+
+    def _audit(self, conn: sqlite3.Connection, entries: Sequence[audit.Entry]) -> None:
+        """Append to the audit log inside the caller's write transaction (which holds
+        the database's write lock, so the chain's head cannot move meanwhile)."""
+        if not self.audit or not entries:
+            return
+        head = conn.execute("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1"
+                            ).fetchone()
+        rows = audit.chain(head, now_iso(), audit.current(), entries)
+        conn.executemany("INSERT INTO audit_log VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                         [r.fields() for r in rows])
+
+    def audit_append(self, entries: Sequence[audit.Entry]) -> None:
+        with self._transaction() as conn:
+            self._audit(conn, entries)
+
+    def audit_rows(self, *, after: int = 0, limit: int = 1000,
+                   where: audit.Filter | None = None) -> list[audit.Row]:
+        sql, params = audit.select_sql(after, limit, where, "?")
+        return [audit.Row(*r) for r in self._reader().execute(sql, params)]
 
 
 def _now_ms() -> int:

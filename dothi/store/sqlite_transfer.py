@@ -18,6 +18,7 @@ import orjson
 
 from dothi.errors import DothiError
 from dothi.ngsild.entity import inflate
+from dothi.store import audit
 from dothi.store.base import ChangeFn, Store
 from dothi.store.changes import GEO_SLOTS
 from dothi.store.sqlite import SQLiteStore
@@ -39,7 +40,8 @@ def _tables(conn: sqlite3.Connection) -> set[str]:
 # What makes a target "not empty" (refused), by table.
 OCCUPYING = {"entities": "entities", "temporal entities": "temporal_entities",
              "instances": "attr_instances", "subscriptions": "subscriptions",
-             "notifications": "notifications", "registrations": "csource_registrations"}
+             "notifications": "notifications", "registrations": "csource_registrations",
+             "audit rows": "audit_log"}
 
 
 def occupied(url: str) -> dict[str, int]:
@@ -109,7 +111,7 @@ class SQLiteSide:
         else:
             # Entities go through the store (whose apply keeps their order and builds
             # their indexes); opening it also creates or upgrades the schema.
-            self.store = SQLiteStore(self.path, keep_history=False)
+            self.store = SQLiteStore(self.path, keep_history=False, audit=False)
             self.conn = sqlite3.connect(self.path, isolation_level=None, timeout=30)
             self._tables = _tables(self.conn)
 
@@ -199,6 +201,12 @@ class SQLiteSide:
                             "SELECT tenant, id, doc FROM csource_registrations ORDER BY rowid",
                             batch)
 
+    def audit(self, batch: int) -> Iterator[Rows]:
+        """The audit log's rows (seq, at, tenant, who, origin, action, target, detail,
+        hash) in chain order."""
+        return self._stream("audit_log",
+                            f"SELECT {audit.COLUMNS} FROM audit_log ORDER BY seq", batch)
+
     def type_summary(self, batch: int) -> Iterator[Rows]:
         """(tenant, type, attribute, attribute type, n): the /types summary."""
         return self._stream("type_attrs",
@@ -271,6 +279,10 @@ class SQLiteSide:
     def write_registrations(self, rows: Rows) -> None:
         self._write("INSERT INTO csource_registrations (tenant, id, doc) VALUES (?, ?, ?)",
                     [(tenant, rid, _bytes(doc)) for tenant, rid, doc in rows])
+
+    def write_audit(self, rows: Rows) -> None:
+        self._write(f"INSERT INTO audit_log ({audit.COLUMNS}) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
 
     def finish(self, iid_high_water: int) -> None:
         """Running processes reload subscriptions and registrations. (SQLite hands out

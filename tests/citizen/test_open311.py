@@ -16,6 +16,7 @@ from fastapi.testclient import TestClient
 from dothi.app import create_app
 from dothi.demo import build_demo_city
 from dothi.settings import Settings
+from dothi.store import audit
 
 HAI_CHAU = ("16.0598", "108.2145")  # inside the demo city's Hải Châu
 SON_TRA = ("16.0870", "108.2440")  # inside Sơn Trà, whose ward committee collects waste
@@ -197,6 +198,12 @@ def test_personal_data_only_for_officials(city: TestClient) -> None:
         == {"service_request_id": anonymous, "anonymous": True}
     assert city.get("/ioc/service-requests/20990101-XXXXXX/reporter",
                     headers=OFFICIAL).status_code == 404
+    # Every read is in the audit log, as the official's (refused ones are no reads).
+    reads = city.app.state.broker.store.audit_rows(  # type: ignore[attr-defined]
+        where=audit.Filter(action="personal.read"))
+    assert [(r.who, r.origin, r.target, r.detail) for r in reads] == [
+        ("official#1", "testclient", rid, '{"field":"reporter"}'),
+        ("official#1", "testclient", anonymous, '{"field":"reporter"}')]
 
 
 @pytest.mark.parametrize(("fields", "says"), [
@@ -250,8 +257,13 @@ def test_limits_per_client(city: TestClient) -> None:
     assert over.status_code == 429
     assert "At most 4 reports an hour" in ET.fromstring(over.content).findtext(
         "error/description", "")
-    # A known app has its own allowance.
-    assert report(city, description="từ ứng dụng", api_key="hue-s-app").status_code == 201
+    # A known app has its own allowance, and what it writes is logged as the app's.
+    from_app = report(city, description="từ ứng dụng", api_key="hue-s-app")
+    assert from_app.status_code == 201
+    rid = from_app.json()[0]["service_request_id"]
+    logged = city.app.state.broker.store.audit_rows(  # type: ignore[attr-defined]
+        where=audit.Filter(who="app#1", action="entity.create"))
+    assert any(rid in r.target for r in logged)
 
 
 def test_listings_filters_and_tokens(city: TestClient) -> None:

@@ -15,7 +15,8 @@ import pytest
 
 from dothi.app import build_broker
 from dothi.settings import Settings
-from dothi.store.base import DEFAULT_TENANT
+from dothi.store import audit
+from dothi.store.base import DEFAULT_TENANT, open_store
 from dothi.store.migrate import compare, copy_store
 from tests.conftest import PostgresDatabases, streetlight
 from tests.store.test_migrate import build_instance, migrate
@@ -70,6 +71,15 @@ def test_an_online_backup_is_one_snapshot_while_writers_go_on(
     assert done.returncode == 0, done.stderr
     assert "Restored" in done.stderr and "source and target agree" in done.stderr
     assert all(c.ok for c in compare(f"export:{tmp_path / 'backup'}", other))
+    # The audit log came along as it was: the same chain, which still verifies, and
+    # the restore itself added nothing to it.
+    restored = open_store(other)
+    try:
+        chain = audit.verify(audit.stored(restored))
+    finally:
+        restored.close()
+    manifest = orjson.loads((tmp_path / "backup" / "manifest.json").read_bytes())
+    assert chain.ok and chain.rows == manifest["counts"]["audit rows"] > 20
 
 
 def test_backups_are_rotated_and_a_restore_needs_an_empty_database(tmp_path: Path) -> None:

@@ -219,7 +219,7 @@ def test_refuses_a_target_holding_data(tmp_path: Path, pg: PostgresDatabases) ->
     before = _snapshot(target)
     result = migrate(source, target)
     assert result.returncode == 2
-    assert "not empty (1 entities, 1 temporal entities, 3 instances)" in result.stderr
+    assert "not empty (1 entities, 1 temporal entities, 3 instances, 1 audit rows)" in result.stderr
     assert _snapshot(target) == before
     # Bad arguments are refused the same way.
     assert migrate(source, source).returncode == 2

@@ -42,6 +42,8 @@ from dothi.api import (
     temporal,
     types,
 )
+from dothi.api.http import keys
+from dothi.api.ratelimit import RateLimit
 from dothi.broker.broker import Broker
 from dothi.broker.notifier import Notifier, NotifierSettings
 from dothi.citizen.catalogue import Catalogue
@@ -129,7 +131,8 @@ def build_broker(settings: Settings) -> Broker:
         cache.preload_folder(settings.context_dir)
     store = open_store(settings.database_url, keep_history=settings.history,
                        lease_ms=int(settings.notification_lease * 1000),
-                       pool_size=settings.database_pool, timeout_s=settings.database_timeout)
+                       pool_size=settings.database_pool, timeout_s=settings.database_timeout,
+                       statement_timeout_s=settings.database_statement_timeout)
     broker_id = settings.broker_id or \
         "dothi-" + hashlib.sha256(settings.database_url.encode()).hexdigest()[:12]
     return Broker(store, cache, broker_id=broker_id, forward_timeout=settings.forward_timeout)
@@ -278,7 +281,9 @@ def create_app(settings: Settings | None = None, broker: Broker | None = None, *
                    opendata, registry, meta):
         app.include_router(module.router)
     app.include_router(open311.officials)
-    app.add_middleware(SecurityHeaders)
+    app.add_middleware(RateLimit, rate=settings.rate_limit, burst=settings.rate_burst,
+                       exempt=frozenset(keys(settings.rate_exempt)))
+    app.add_middleware(SecurityHeaders)  # outside RateLimit: its 429s get the headers too
     app.add_middleware(AuditActor)
     dashboard.mount_assets(app)
     _offline_docs(app)

@@ -120,6 +120,14 @@ class TooManyResults(DothiError):
     problem = "TooManyResults"
 
 
+class TooComplexQuery(DothiError):
+    """A query that would cost the server too much (clause 5.5.2), e.g. a regular
+    expression that backtracks without end."""
+
+    status = 403
+    problem = "TooComplexQuery"
+
+
 class NotImplementedYet(DothiError):
     status = 501
     problem = "NoMultiTenantSupport"

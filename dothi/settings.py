@@ -15,6 +15,9 @@ class Settings(BaseSettings):
     # (or for the database to come back) before it fails with 503.
     database_pool: int = 10
     database_timeout: float = 5.0
+    # PostgreSQL: seconds one statement may run before the database stops it (a query
+    # then fails with 403 TooComplexQuery; 0: no limit).
+    database_statement_timeout: float = 60.0
     host: str = "127.0.0.1"
     port: int = 1026
     workers: int = 1
@@ -24,6 +27,12 @@ class Settings(BaseSettings):
     context_fetch: bool = True
     context_fetch_timeout: float = 3.0
     max_body_bytes: int = 20 * 1024 * 1024
+    # Requests a second one client address may make (a token bucket per address and
+    # process, 0: no limit), how many it may make at once, and the addresses never
+    # limited (comma separated; by default the machine itself).
+    rate_limit: float = 50.0
+    rate_burst: int = 500
+    rate_exempt: str = "127.0.0.1,::1"
     default_limit: int = 20
     max_limit: int = 1000
     batch_max_entities: int = 10000

@@ -253,10 +253,16 @@ def validate(xml: bytes) -> list[str]:
     """What the CAP 1.2 schema finds wrong with ``xml`` (empty if nothing)."""
     from lxml import etree
 
+    # No DTD entities and no network: a billion laughs or an external entity is refused.
     parser = etree.XMLParser(resolve_entities=False, no_network=True)
     schema = _schema()
-    if schema.validate(etree.fromstring(xml, parser)):
-        return []
+    try:
+        if schema.validate(etree.fromstring(xml, parser)):
+            return []
+    except etree.XMLSyntaxError as exc:
+        return [f"not well-formed XML: {exc}"]
+    except etree.XMLSchemaValidateError as exc:  # e.g. an entity left unresolved
+        return [f"cannot be checked: {exc}"]
     return [f"line {e.line}: {e.message}" for e in schema.error_log]
 
 

@@ -32,7 +32,9 @@ from datetime import date, datetime, time, timezone
 from functools import lru_cache
 from typing import Any, Union
 
-from dothi.errors import BadRequestData
+import regex
+
+from dothi.errors import BadRequestData, TooComplexQuery
 
 # Operators, longest first so ">=" is never read as ">" followed by a stray "=".
 EQ, NE, GT, GE, LT, LE, MATCH, NO_MATCH = "==", "!=", ">", ">=", "<", "<=", "~=", "!~="
@@ -132,15 +134,39 @@ class ScopeOr:
 ScopeExpr = Union[ScopePattern, ScopeAnd, ScopeOr]
 
 
+# The longest one value may keep a client's regular expression busy. Python's engine
+# backtracks, and some patterns ((a+)+$ on a long run of a's) would take it years.
+PATTERN_TIMEOUT_S = 0.05
+
+
+class ClientPattern:
+    """A client's regular expression (q's ``~=``, idPattern), matched with a time limit
+    per value: past it, ``search`` raises TooComplexQuery."""
+
+    def __init__(self, compiled: regex.Pattern[str]) -> None:
+        self._compiled = compiled
+        self.pattern: str = compiled.pattern
+
+    def search(self, text: str) -> regex.Match[str] | None:
+        try:
+            return self._compiled.search(text, timeout=PATTERN_TIMEOUT_S)
+        except TimeoutError:
+            raise TooComplexQuery(
+                f"The regular expression {self.pattern!r} took more than "
+                f"{PATTERN_TIMEOUT_S * 1000:.0f} ms on one value: simplify it "
+                "(nested repetition such as (a+)+ backtracks without end)") from None
+
+
 @lru_cache(maxsize=512)
-def _compile(source: str) -> re.Pattern[str] | str:
+def _compile(source: str) -> ClientPattern | str:
     try:
-        return re.compile(source)
-    except (re.error, RecursionError, OverflowError) as err:
+        # The regex module reads Python's own syntax (its VERSION0) and can time out.
+        return ClientPattern(regex.compile(source))
+    except (regex.error, RecursionError, OverflowError) as err:
         return str(err)
 
 
-def compile_pattern(source: str) -> re.Pattern[str]:
+def compile_pattern(source: str) -> ClientPattern:
     """Compile a client regular expression, or say clearly why it is not one."""
     compiled = _compile(source)
     if isinstance(compiled, str):

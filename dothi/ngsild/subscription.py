@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote
 
-from dothi.errors import BadRequestData
+from dothi.errors import BadRequestData, TooComplexQuery
 from dothi.ngsild.context import ActiveContext
 from dothi.ngsild.entity import is_uri
 from dothi.ngsild.geo import GeoQuery, parse_geoquery
@@ -327,8 +327,12 @@ class EntityFilter:
     def matches(self, eid: str, types: set[str]) -> bool:
         if self.id is not None and eid != self.id:
             return False
-        if self.pattern is not None and self.pattern.search(eid) is None:
-            return False
+        if self.pattern is not None:
+            try:
+                if self.pattern.search(eid) is None:
+                    return False
+            except TooComplexQuery:
+                return False  # a write is never refused for a subscription's pattern
         return self.types.matches(types)
 
 

@@ -273,11 +273,13 @@ def partition(tenant: str, name: str) -> str:
 
 
 def open_store(url: str, *, keep_history: bool = True, lease_ms: int = 30_000,
-               pool_size: int = 10, timeout_s: float = 5.0) -> Store:
+               pool_size: int = 10, timeout_s: float = 5.0,
+               statement_timeout_s: float = 60.0) -> Store:
     """The backend a database URL names; ``keep_history`` keeps every attribute instance
     written for the temporal API; ``lease_ms`` is how long pending notifications of a
     process that stopped without a word wait before another process takes them over;
-    ``pool_size`` and ``timeout_s`` size PostgreSQL's connection pool and its waits."""
+    ``pool_size`` and ``timeout_s`` size PostgreSQL's connection pool and its waits, and
+    ``statement_timeout_s`` bounds each of its statements (0: no bound)."""
     if url.startswith("sqlite:"):
         from dothi.store.sqlite import SQLiteStore
 
@@ -286,6 +288,7 @@ def open_store(url: str, *, keep_history: bool = True, lease_ms: int = 30_000,
         from dothi.store.postgres import PostgresStore
 
         return PostgresStore.from_url(url, keep_history=keep_history, lease_ms=lease_ms,
-                                      pool_size=pool_size, timeout_s=timeout_s)
+                                      pool_size=pool_size, timeout_s=timeout_s,
+                                      statement_timeout_s=statement_timeout_s)
     raise ValueError(f"Unknown database URL {url!r}: use sqlite:///path.db or "
                      "postgresql://user@host/database")

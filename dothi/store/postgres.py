@@ -31,7 +31,7 @@ import psycopg.errors
 from psycopg.types.json import Jsonb
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-from dothi.errors import BadRequestData, DothiError, StoreUnavailable
+from dothi.errors import BadRequestData, DothiError, StoreUnavailable, TooComplexQuery
 from dothi.ngsild.entity import deflate, inflate
 from dothi.ngsild.temporal import TimeQuery
 from dothi.ngsild.timeutil import now_iso
@@ -137,6 +137,7 @@ _RETRIES = 5
 def migrate(conn: psycopg.Connection) -> list[str]:
     """Apply the migrations this database lacks, one transaction each; the names applied.
     Processes starting together wait for each other on an advisory lock."""
+    conn.execute("SET statement_timeout = 0")  # a migration of a big table takes its time
     conn.execute("SELECT pg_advisory_lock(%s)", (_MIGRATION_LOCK,))
     try:
         conn.execute("CREATE TABLE IF NOT EXISTS schema_migrations "
@@ -153,6 +154,7 @@ def migrate(conn: psycopg.Connection) -> list[str]:
         return applied
     finally:
         conn.execute("SELECT pg_advisory_unlock(%s)", (_MIGRATION_LOCK,))
+        conn.execute("RESET statement_timeout")
 
 
 def _lock_key(tenant: str, eid: str) -> int:
@@ -171,7 +173,8 @@ def _jsonb(value: Any) -> Jsonb:
 
 class PostgresStore:
     def __init__(self, url: str, *, keep_history: bool = True, lease_ms: int = 30_000,
-                 pool_size: int = 10, timeout_s: float = 5.0, audit: bool = True) -> None:
+                 pool_size: int = 10, timeout_s: float = 5.0, audit: bool = True,
+                 statement_timeout_s: float = 60.0) -> None:
         self.url = url
         self.audit = audit  # as SQLiteStore's
         self.change_hook: ChangeHook | None = None
@@ -185,7 +188,10 @@ class PostgresStore:
             url, min_size=1, max_size=pool_size, timeout=timeout_s, open=False,
             # JIT compiling the q translation's statements costs far more than running
             # them (about 0.9 s each, measured): these are short OLTP queries.
-            kwargs={"autocommit": True, "options": "-c jit=off"}, name="dothi")
+            # A statement past statement_timeout_s is stopped by the server (a runaway
+            # regular expression or a query too broad), not left to hold a connection.
+            kwargs={"autocommit": True, "options": "-c jit=off -c statement_timeout="
+                    f"{round(statement_timeout_s * 1000)}"}, name="dothi")
         try:
             self._pool.open(wait=True, timeout=timeout_s)
         except PoolTimeout as exc:
@@ -201,7 +207,9 @@ class PostgresStore:
 
     def analyze(self) -> None:
         with self._pool.connection() as conn:
+            conn.execute("SET statement_timeout = 0")
             conn.execute("ANALYZE entities, entity_types, entity_geo")
+            conn.execute("RESET statement_timeout")
 
     def close(self) -> None:
         self._pool.close()
@@ -220,6 +228,9 @@ class PostgresStore:
                 yield conn
         except psycopg.errors.TransactionRollback:
             raise  # a deadlock or serialization failure: the write is tried again
+        except psycopg.errors.QueryCanceled as exc:
+            raise TooComplexQuery("The database stopped a statement that ran longer than "
+                                  "DOTHI_DATABASE_STATEMENT_TIMEOUT: narrow the query") from exc
         except (psycopg.OperationalError, PoolTimeout) as exc:
             # The other idle connections likely died with this one (a restart): drop the
             # broken ones now, so that one failed request, not one per pooled

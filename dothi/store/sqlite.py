@@ -48,6 +48,7 @@ from dothi.store.base import (
 )
 from dothi.store.changes import GEO_SLOTS, Signature, expand_stats, geo_instances, run_changes
 from dothi.store.sqlite_filters import (
+    client_patterns,
     q_to_sql,
     register_sqlite_functions,
     scope_q_to_sql,
@@ -364,19 +365,20 @@ class SQLiteStore:
         docs: list[dict] = []
         _running.geo = query.geo
         try:
-            if query.count:
-                count = conn.execute(
-                    f"SELECT count(DISTINCT {key}) FROM {source} WHERE {where}", params
-                ).fetchone()[0]
-            if query.limit > 0:
-                # DISTINCT only where one entity can come back twice (several geometries).
-                distinct = "DISTINCT " if query.geo is not None else ""
-                order = "" if query.geo is not None else f" ORDER BY {key}"
-                column = "e.id" if query.ids_only else "e.doc"
-                sql = (f"SELECT {distinct}e.rowid, {column} FROM {source} WHERE {where}"
-                       f"{order} LIMIT ? OFFSET ?")
-                rows = conn.execute(sql, (*params, query.limit, query.offset))
-                docs = [{"id": r[1]} if query.ids_only else orjson.loads(r[1]) for r in rows]
+            with client_patterns():
+                if query.count:
+                    count = conn.execute(
+                        f"SELECT count(DISTINCT {key}) FROM {source} WHERE {where}", params
+                    ).fetchone()[0]
+                if query.limit > 0:
+                    # DISTINCT only where one entity can come back twice (several geometries).
+                    distinct = "DISTINCT " if query.geo is not None else ""
+                    order = "" if query.geo is not None else f" ORDER BY {key}"
+                    column = "e.id" if query.ids_only else "e.doc"
+                    sql = (f"SELECT {distinct}e.rowid, {column} FROM {source} WHERE {where}"
+                           f"{order} LIMIT ? OFFSET ?")
+                    rows = conn.execute(sql, (*params, query.limit, query.offset))
+                    docs = [{"id": r[1]} if query.ids_only else orjson.loads(r[1]) for r in rows]
         finally:
             _running.geo = None
         return docs, count
@@ -551,8 +553,9 @@ class SQLiteStore:
         tq: TimeQuery, limit: int, offset: int, count: bool, cap: int,
     ) -> tuple[list[TemporalEntity], int | None]:
         conn = self._reader()
-        found, total = self.history.select(conn, tenant, selectors, ids_in, tq.attrs, limit,
-                                           offset, count)
+        with client_patterns():
+            found, total = self.history.select(conn, tenant, selectors, ids_in, tq.attrs,
+                                               limit, offset, count)
         return [read_temporal(self.history, conn, tid, eid, types, tq, cap)
                 for tid, eid, types in found], total
 

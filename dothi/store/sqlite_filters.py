@@ -20,17 +20,19 @@ are keyed by IRI. Matching follows clause 4.9:
 
 from __future__ import annotations
 
+import logging
 import re
 import sqlite3
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
 import orjson
 
-from dothi.errors import BadRequestData
+from dothi.errors import BadRequestData, TooComplexQuery
 from dothi.ngsild.entity import deflate
 from dothi.ngsild.qlang import (
     BOOLEAN,
@@ -50,6 +52,7 @@ from dothi.ngsild.qlang import (
     TIME,
     URI,
     And,
+    ClientPattern,
     Literal,
     Or,
     Pattern,
@@ -65,6 +68,7 @@ from dothi.ngsild.qlang import (
 )
 from dothi.ngsild.typeexpr import TypeExpr
 
+log = logging.getLogger(__name__)
 Fragment = tuple[str, list]
 
 _SQL_OP = {EQ: "=", GT: ">", GE: ">=", LT: "<", LE: "<="}
@@ -383,11 +387,14 @@ def scope_q_to_sql(expr: ScopeExpr, doc: str = "e.doc") -> Fragment:
 
 
 @lru_cache(maxsize=512)
-def _pattern(source: str) -> re.Pattern[str] | None:
+def _pattern(source: str) -> ClientPattern | None:
     try:
         return compile_pattern(source)
     except BadRequestData:
         return None
+
+
+_matching = threading.local()
 
 
 def _regexp(pattern: object, value: object) -> int | None:
@@ -396,7 +403,27 @@ def _regexp(pattern: object, value: object) -> int | None:
     compiled = _pattern(pattern)
     # Patterns are checked when the query is parsed; a bad one here (e.g. from another
     # caller) simply matches nothing instead of aborting the statement.
-    return 0 if compiled is None else int(compiled.search(value) is not None)
+    if compiled is None:
+        return 0
+    try:
+        return int(compiled.search(value) is not None)
+    except TooComplexQuery as exc:
+        _matching.error = exc  # SQLite passes on only "user-defined function raised ..."
+        raise
+
+
+@contextmanager
+def client_patterns() -> Iterator[None]:
+    """Around statements that may run clients' regular expressions: one that ran out of
+    time comes out as TooComplexQuery, not as SQLite's bare OperationalError."""
+    _matching.error = None
+    try:
+        yield
+    except sqlite3.OperationalError:
+        error, _matching.error = getattr(_matching, "error", None), None
+        if error is not None:
+            raise error from None
+        raise
 
 
 def register_sqlite_functions(conn: sqlite3.Connection) -> None:
@@ -441,7 +468,13 @@ class DocFilter:
 
         def matches(doc: dict) -> bool:
             text = orjson.dumps(deflate(doc))
-            with self._lock:
-                return self._conn.execute(statement, (text, *params)).fetchone() is not None
+            try:
+                with self._lock, client_patterns():
+                    return self._conn.execute(statement, (text, *params)).fetchone() \
+                        is not None
+            except TooComplexQuery as exc:
+                # A write must not fail for a subscription's pattern: it matches nothing.
+                log.warning("%s: %s", doc.get("id"), exc.detail)
+                return False
 
         return matches

@@ -142,3 +142,19 @@ def test_a_subscription_pushes_warnings_on(client: TestClient) -> None:
         data = note.body["data"][0]
         assert data["id"] == f"urn:ngsi-ld:CapAlert:{identifier}"
         assert data["severity"]["value"] == "Severe"
+
+
+def test_the_cap_checker_expands_no_entities_and_fetches_nothing() -> None:
+    """The one XML parser of the platform (CAP's schema check) reads no DTD entities, so
+    a billion laughs stays a few bytes, and no external entity is fetched or read."""
+    from dothi.ioc.cap import validate
+
+    laughs = (b'<?xml version="1.0"?><!DOCTYPE alert [<!ENTITY a "haha">'
+              + b"".join(b'<!ENTITY %s "%s">' % (bytes([98 + n]), (b"&%s;" % bytes([97 + n])) * 10)
+                         for n in range(9))
+              + b']><alert xmlns="urn:oasis:names:tc:emergency:cap:1.2">&j;</alert>')
+    problems = validate(laughs)
+    assert problems and all("haha" not in p for p in problems)
+    secret = b'<!DOCTYPE alert [<!ENTITY s SYSTEM "file:///etc/passwd">]>' \
+             b'<alert xmlns="urn:oasis:names:tc:emergency:cap:1.2">&s;</alert>'
+    assert all("root:" not in p for p in validate(secret))

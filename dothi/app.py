@@ -49,6 +49,7 @@ from dothi.broker.notifier import Notifier, NotifierSettings
 from dothi.citizen.catalogue import Catalogue
 from dothi.citizen.consultations import ConsultationDesk
 from dothi.citizen.media import MediaDesk
+from dothi.citizen.personal import Vault
 from dothi.citizen.reports import ReportDesk
 from dothi.errors import NGSI_ERRORS, DothiError, PartialSuccess
 from dothi.gis.assessment import Assessor, Rules
@@ -190,9 +191,11 @@ def create_app(settings: Settings | None = None, broker: Broker | None = None, *
         app.state.iot.start()
         app.state.ioc = IocService(app.state.broker, settings)
         app.state.ioc.start()
+        vault = Vault.from_settings(settings.personal_data_key,
+                                    settings.personal_data_key_file)
         app.state.reports = ReportDesk(
             app.state.broker, app.state.ioc.desk,
-            Catalogue.load(settings.citizen_services, app.state.ioc.desk.flow),
+            Catalogue.load(settings.citizen_services, app.state.ioc.desk.flow), vault,
             hourly_limit=settings.citizen_hourly_limit)
         app.state.kpi_catalogue = KpiCatalogue.load(settings.kpi_methods)
         app.state.self_assessment = SelfAssessment(
@@ -200,8 +203,8 @@ def create_app(settings: Settings | None = None, broker: Broker | None = None, *
         app.state.assessor = Assessor(app.state.broker,
                                       Rules.load(settings.planning_assessment))
         app.state.consultations = ConsultationDesk(
-            app.state.broker, hourly_limit=settings.citizen_hourly_limit)
-        app.state.media = MediaDesk(app.state.broker,
+            app.state.broker, vault, hourly_limit=settings.citizen_hourly_limit)
+        app.state.media = MediaDesk(app.state.broker, vault,
                                     hourly_limit=3 * settings.citizen_hourly_limit)
         app.state.layers = LayerDescriptions(app.state.broker)
         app.state.catalogue = DataCatalogue(app.state.broker,

@@ -569,6 +569,54 @@ def _retention_policy(settings: Settings) -> tuple[int | None, int | None, int]:
     return retention, after, period
 
 
+personal_app = typer.Typer(help="Citizens' personal data (who made a report or a comment)",
+                           no_args_is_help=True)
+app.add_typer(personal_app, name="personal")
+
+
+@personal_app.command("prune")
+def personal_prune(
+    db: str | None = DbOption,
+    older_than: str | None = typer.Option(
+        None, help="Erase records made longer ago than this ISO 8601 duration, e.g. P730D "
+        "(DOTHI_PERSONAL_DATA_RETENTION)"),
+) -> None:
+    """The retention period: erase who made each report or comment older than it (the
+    reports and comments stay, anonymous), with the history of those values."""
+    from datetime import timedelta
+
+    from dothi.app import build_broker
+    from dothi.citizen.personal import erase_older
+    from dothi.errors import BadRequestData
+    from dothi.ngsild.temporal import parse_duration_ms
+    from dothi.ngsild.timeutil import format_iso
+
+    settings = _settings(db, personal_data_retention=older_than)
+    if not settings.personal_data_retention:
+        console.print("Cannot prune: give --older-than or set DOTHI_PERSONAL_DATA_RETENTION",
+                      style="red")
+        raise typer.Exit(2)
+    try:
+        keep = parse_duration_ms(settings.personal_data_retention)
+    except BadRequestData:
+        console.print("--older-than must be an ISO 8601 duration in weeks, days, hours, "
+                      f"minutes or seconds (e.g. P730D), not {settings.personal_data_retention!r}",
+                      style="red", markup=False)
+        raise typer.Exit(2) from None
+    before = format_iso(datetime.now(UTC) - timedelta(milliseconds=keep))
+    broker = build_broker(settings)
+    try:
+        with Progress(TextColumn("[bold]Erasing"), BarColumn(), MofNCompleteColumn(),
+                      TimeRemainingColumn(), console=console) as progress:
+            task = progress.add_task("erase", total=None)
+            erased = erase_older(broker, before, lambda done, total: progress.update(
+                task, completed=done, total=total))
+    finally:
+        broker.store.close()
+    console.print(f"Erased the personal data of {erased} reports and comments made before "
+                  f"{before}.", markup=False)
+
+
 audit_app = typer.Typer(help="The audit log: every write and every read of personal data",
                         no_args_is_help=True)
 app.add_typer(audit_app, name="audit")

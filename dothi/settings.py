@@ -33,6 +33,13 @@ class Settings(BaseSettings):
     rate_limit: float = 50.0
     rate_burst: int = 500
     rate_exempt: str = "127.0.0.1,::1"
+    # Citizens' personal data (dothi.citizen.personal): the key its values are encrypted
+    # with (32 bytes in base64; else the key file, made with a random key if missing),
+    # and how long it is kept (an ISO 8601 duration; `dothi personal prune` erases older
+    # records; None keeps it until erased on request).
+    personal_data_key: str | None = None
+    personal_data_key_file: Path = Path("dothi-personal.key")
+    personal_data_retention: str | None = None
     default_limit: int = 20
     max_limit: int = 1000
     batch_max_entities: int = 10000

@@ -12,6 +12,7 @@ from starlette.concurrency import run_in_threadpool
 from dothi.api.http import Router, json_object, json_response, official, tenant
 from dothi.api.open311 import client_of
 from dothi.citizen.consultations import ConsultationDesk
+from dothi.errors import ResourceNotFound
 
 router = Router(prefix="/planning/consultations", tags=["Planning"])
 
@@ -88,3 +89,12 @@ async def author(request: Request, cid: str, mid: str) -> Response:
     official(request)
     found = await run_in_threadpool(_desk(request).author, tenant(request), cid, mid)
     return json_response(found, headers={"Cache-Control": "no-store"})
+
+
+@router.delete("/{cid}/comments/{mid}/author", status_code=204,
+               summary="Forget who wrote a comment, on their request (officials only)")
+async def forget_author(request: Request, cid: str, mid: str) -> Response:
+    official(request)
+    if not await run_in_threadpool(_desk(request).erase_author, tenant(request), cid, mid):
+        raise ResourceNotFound(f"Comment {mid} holds no personal data (any more)")
+    return Response(status_code=204)

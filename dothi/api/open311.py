@@ -204,6 +204,15 @@ async def reporter(request: Request, rid: str) -> Response:
     return json_response(found, headers={"Cache-Control": "no-store"})
 
 
+@officials.delete("/service-requests/{rid}/reporter", status_code=204,
+                  summary="Forget who made a report, on their request (officials only)")
+async def forget_reporter(request: Request, rid: str) -> Response:
+    official(request)
+    if not await run_in_threadpool(_desk(request).erase_reporter, tenant(request), rid):
+        raise ResourceNotFound(f"Report {rid} holds no personal data (any more)")
+    return Response(status_code=204)
+
+
 # -- plumbing ---------------------------------------------------------------------------
 
 

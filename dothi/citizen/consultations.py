@@ -23,7 +23,8 @@ from typing import Any
 from shapely.geometry import shape
 
 from dothi.broker.broker import Broker
-from dothi.citizen.reports import PERSONAL, client_key, datetime_value, personal_fields
+from dothi.citizen.personal import PARTITION, Vault, erase
+from dothi.citizen.reports import PERSONAL, datetime_value, personal_fields
 from dothi.errors import BadRequestData, Conflict, ResourceNotFound, TooManyRequests, only_members
 from dothi.ngsild import merge
 from dothi.ngsild.entity import expand_attributes, first_value, prop
@@ -47,8 +48,9 @@ KEY_VALUES = RenderOptions(fmt="keyValues")
 
 
 class ConsultationDesk:
-    def __init__(self, broker: Broker, *, hourly_limit: int) -> None:
+    def __init__(self, broker: Broker, vault: Vault, *, hourly_limit: int) -> None:
         self.broker = broker
+        self.vault = vault
         self.hourly_limit = hourly_limit
         self.ctx = broker.resolver.core
 
@@ -133,7 +135,7 @@ class ConsultationDesk:
             raise BadRequestData(f"position is one of {', '.join(POSITIONS)}")
         location = _geometry(body.get("location"))
         personal = personal_fields({k: v for k, v in body.items() if k in PERSONAL})
-        hashed = client_key(tenant, client)
+        hashed = self.vault.pseudonym(tenant, client)
         since = datetime_value(when - timedelta(hours=1))["@value"]
         recent = self.broker.store.query(partition(tenant, "moderation"), self._query(
             COMMENT, f'client=="{hashed}";submittedAt>={since}', ids_only=True,
@@ -154,10 +156,12 @@ class ConsultationDesk:
             entity["location"] = {"type": "GeoProperty", "value": location}
         self.broker.create(partition(tenant, "moderation"), entity, self.ctx)
         if personal:
-            self.broker.create(partition(tenant, "personal"), {
-                "id": f"urn:ngsi-ld:{AUTHOR}:{mid}", "type": AUTHOR,
+            author = f"urn:ngsi-ld:{AUTHOR}:{mid}"
+            self.broker.create(partition(tenant, PARTITION), {
+                "id": author, "type": AUTHOR,
                 "refComment": {"type": "Relationship", "object": entity["id"]},
-                **{k: prop(v) for k, v in personal.items()}}, self.ctx)
+                **{k: prop(v) for k, v in self.vault.seal(author, personal).items()}},
+                self.ctx)
         return str(entity["id"])
 
     def published(self, tenant: str, cid: str) -> list[dict[str, Any]]:
@@ -263,16 +267,26 @@ class ConsultationDesk:
 
     def author(self, tenant: str, cid: str, mid: str) -> dict[str, Any]:
         """Who wrote a comment, for officials."""
+        comment = self._comment(tenant, cid, mid)
+        eid = f"urn:ngsi-ld:{AUTHOR}:{mid}"
+        found = self.broker.store.get(partition(tenant, PARTITION), eid)
+        item = render_entity(found, self.ctx, KEY_VALUES) if found else {}
+        given = self.vault.open(eid, {k: item[k] for k in PERSONAL if k in item})
+        self.broker.store.audit_append([personal_read_entry(tenant, comment, "author")])
+        return {"comment": comment, "anonymous": not given, **given}
+
+    def erase_author(self, tenant: str, cid: str, mid: str) -> bool:
+        """Forget who wrote a comment; the comment stays, anonymous."""
+        self._comment(tenant, cid, mid)
+        return erase(self.broker, partition(tenant, PARTITION), f"urn:ngsi-ld:{AUTHOR}:{mid}")
+
+    def _comment(self, tenant: str, cid: str, mid: str) -> str:
+        """The id of comment ``mid`` on consultation ``cid``, or 404."""
         doc = self.broker.store.get(partition(tenant, "moderation"),
                                     f"urn:ngsi-ld:{COMMENT}:{mid}")
         if doc is None or self._value(doc, "refConsultation") != cid:
             raise ResourceNotFound(f"No comment {mid} on {cid}")
-        found = self.broker.store.get(partition(tenant, "personal"),
-                                      f"urn:ngsi-ld:{AUTHOR}:{mid}")
-        item = render_entity(found, self.ctx, KEY_VALUES) if found else {}
-        given = {k: item[k] for k in PERSONAL if k in item}
-        self.broker.store.audit_append([personal_read_entry(tenant, doc["id"], "author")])
-        return {"comment": doc["id"], "anonymous": not given, **given}
+        return str(doc["id"])
 
     # -- plumbing ---------------------------------------------------------------------
 

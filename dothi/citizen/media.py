@@ -16,7 +16,8 @@ from datetime import UTC, datetime, timedelta
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from dothi.broker.broker import Broker
-from dothi.citizen.reports import client_key, datetime_value
+from dothi.citizen.personal import Vault
+from dothi.citizen.reports import datetime_value
 from dothi.errors import BadRequestData, ResourceNotFound, TooLarge, TooManyRequests
 from dothi.ngsild.qlang import parse_q
 from dothi.ngsild.typeexpr import parse_type_expr
@@ -54,8 +55,9 @@ def clean(raw: bytes) -> bytes:
 
 
 class MediaDesk:
-    def __init__(self, broker: Broker, *, hourly_limit: int) -> None:
+    def __init__(self, broker: Broker, vault: Vault, *, hourly_limit: int) -> None:
         self.broker = broker
+        self.vault = vault
         self.hourly_limit = hourly_limit
         self.ctx = broker.resolver.core
 
@@ -63,7 +65,7 @@ class MediaDesk:
                now: datetime | None = None) -> str:
         """Keeps a cleaned photo; returns its id (for /citizen/media/{id}.jpg)."""
         when = (now or datetime.now(UTC)).replace(microsecond=0)
-        client_hash = client_key(tenant, client)
+        client_hash = self.vault.pseudonym(tenant, client)
         since = datetime_value(when - timedelta(hours=1))["@value"]
         recent, _ = self.broker.store.query(partition(tenant, "media"), EntityQuery(
             selectors=[Selector(types=parse_type_expr(MEDIA, self.ctx.expand))],

@@ -5,9 +5,11 @@ and subscriptions see reports like any other entity.
 
 What identifies the reporter (name, e-mail, phone, device and account ids) is never on
 that entity: it is a ``ServiceRequestReporter`` entity in the tenant's ``personal``
-partition of the store, which no open API can reach, and only officials read it. The same
-record, for anonymous reports too, keeps a hash of the client (the app's API key, or the
-address it connected from) so that a client's reports per hour can be limited.
+partition of the store, which no open API can reach; its values are encrypted there
+(``dothi.citizen.personal``), only officials read it, every read is in the audit log,
+and an official can erase it on the reporter's request. The same record, for anonymous
+reports too, keeps a keyed pseudonym of the client (the app's API key, or the address it
+connected from) so that a client's reports per hour can be limited.
 
 Each report opens (or counts one more occurrence of) an operations-centre incident,
 assigned at once to the agency the catalogue routes it to by service and area; as the
@@ -16,7 +18,6 @@ incident moves, its reports follow: open while it is open, closed once it is res
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import re
 import secrets
@@ -27,6 +28,7 @@ from typing import Any
 
 from dothi.broker.broker import Broker
 from dothi.citizen.catalogue import LOCALES, Catalogue, Service
+from dothi.citizen.personal import PARTITION, Vault, erase
 from dothi.errors import BadRequestData, ResourceNotFound, TooManyRequests
 from dothi.gis.admin_units import bounded_areas
 from dothi.ioc.incidents import IncidentDesk
@@ -63,9 +65,10 @@ MAX_RADIUS_M = 10_000
 
 
 class ReportDesk:
-    def __init__(self, broker: Broker, incidents: IncidentDesk, catalogue: Catalogue, *,
-                 hourly_limit: int) -> None:
+    def __init__(self, broker: Broker, incidents: IncidentDesk, catalogue: Catalogue,
+                 vault: Vault, *, hourly_limit: int) -> None:
         self.broker = broker
+        self.vault = vault
         self.incidents = incidents
         self.catalogue = catalogue
         self.hourly_limit = hourly_limit
@@ -98,7 +101,7 @@ class ReportDesk:
             raise BadRequestData("media_url is an http(s) URL")
         personal = personal_fields(form)
         when = (now or datetime.now(UTC)).replace(microsecond=0)
-        client_hash = client_key(tenant, client)
+        client_hash = self.vault.pseudonym(tenant, client)
         recent = self._recent(tenant, client_hash, when)
         for doc in recent:
             item = render_entity(doc, self.ctx, KEY_VALUES)
@@ -140,20 +143,20 @@ class ReportDesk:
         if area is not None:
             body["refAdministrativeArea"] = {"type": "Relationship", "object": area["id"]}
         self.broker.create(tenant, body, self.ctx)
-        reporter: dict[str, Any] = {"id": f"urn:ngsi-ld:{REPORTER}:{rid}", "type": REPORTER,
-                                    "refServiceRequest": {"type": "Relationship",
-                                                          "object": eid},
-                                    "client": prop(client_hash),
-                                    "requestedAt": prop(datetime_value(when)),
-                                    **{k: prop(v) for k, v in personal.items()}}
-        self.broker.create(partition(tenant, "personal"), reporter, self.ctx)
+        reporter_id = f"urn:ngsi-ld:{REPORTER}:{rid}"
+        reporter: dict[str, Any] = {
+            "id": reporter_id, "type": REPORTER,
+            "refServiceRequest": {"type": "Relationship", "object": eid},
+            "client": prop(client_hash), "requestedAt": prop(datetime_value(when)),
+            **{k: prop(v) for k, v in self.vault.seal(reporter_id, personal).items()}}
+        self.broker.create(partition(tenant, PARTITION), reporter, self.ctx)
         return {"service_request_id": rid, "token": body["token"]["value"],
                 "account_id": None, "service_notice": _notice(service, agency, self)}, True
 
     def _recent(self, tenant: str, client_hash: str, when: datetime) -> list[dict]:
         """This client's reports of the last hour (the public entities)."""
         since = datetime_value(when - WINDOW)["@value"]
-        mine = query_all(self.broker.store, partition(tenant, "personal"), EntityQuery(
+        mine = query_all(self.broker.store, partition(tenant, PARTITION), EntityQuery(
             selectors=[Selector(types=parse_type_expr(REPORTER, self.ctx.expand))],
             q=parse_q(f'client=="{client_hash}";requestedAt>={since}'),
             expand=self.ctx.expand, limit=1000))
@@ -356,24 +359,26 @@ class ReportDesk:
     def reporter(self, tenant: str, rid: str) -> dict[str, Any]:
         """Who made a report (for officials only): the personal fields given, if any."""
         self.get(tenant, rid)
-        doc = self.broker.store.get(partition(tenant, "personal"),
-                                    f"urn:ngsi-ld:{REPORTER}:{rid}")
+        eid = f"urn:ngsi-ld:{REPORTER}:{rid}"
+        doc = self.broker.store.get(partition(tenant, PARTITION), eid)
         item = render_entity(doc, self.ctx, KEY_VALUES) if doc else {}
-        given = {k: item[k] for k in PERSONAL if k in item}
+        given = self.vault.open(eid, {k: item[k] for k in PERSONAL if k in item})
         # Logged before it is handed out: a read the log cannot record does not happen.
         self.broker.store.audit_append([personal_read_entry(tenant, rid, "reporter")])
         return {"service_request_id": rid, "anonymous": not given, **given}
+
+    def erase_reporter(self, tenant: str, rid: str) -> bool:
+        """Forget who made a report (on their request, or past the retention period):
+        the personal record and its history go; the report stays, anonymous. False if
+        there was nothing to forget."""
+        self.get(tenant, rid)
+        return erase(self.broker, partition(tenant, PARTITION),
+                     f"urn:ngsi-ld:{REPORTER}:{rid}")
 
     # -- plumbing ---------------------------------------------------------------------
 
     def _value(self, doc: dict, name: str) -> Any:
         return first_value(doc, self.ctx.expand(name))
-
-
-def client_key(tenant: str, client: str) -> str:
-    """What is kept of a client (an address is personal data) to count its reports: a
-    hash, so the partition does not list addresses in clear."""
-    return hashlib.sha256(f"{tenant}\x00{client}".encode()).hexdigest()
 
 
 def _single_fields(fields: Mapping[str, list[str]]) -> dict[str, str]:

@@ -6,16 +6,13 @@ data kept from every open API and shown to officials only, and the limits on a c
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
-from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 
-from dothi.app import create_app
 from dothi.demo import build_demo_city
-from dothi.settings import Settings
 from dothi.store import audit
 
 HAI_CHAU = ("16.0598", "108.2145")  # inside the demo city's Hải Châu
@@ -24,19 +21,6 @@ OFFICIAL = {"Authorization": "Bearer official-key-1"}
 PERSONAL = {"first_name": "Nguyễn Thị Hoa", "email": "hoa@example.vn", "phone": "0905 123 456"}
 FLOOD = {"service_code": "flooding", "attribute[depth]": "knee",
          "description": "Nước ngập qua đầu gối trước chợ"}
-
-
-@pytest.fixture
-def city(database_url: Callable[[str], str]) -> Iterator[TestClient]:
-    settings = Settings(database_url=database_url("test"), context_fetch=False,
-                        official_keys="official-key-1, official-key-2",
-                        open311_api_keys="hue-s-app", citizen_hourly_limit=4)
-    with TestClient(create_app(settings)) as client:
-        areas = [e for e in build_demo_city() if e["type"] == "AdministrativeArea"]
-        r = client.post("/ngsi-ld/v1/entityOperations/create", json=areas,
-                        headers={"Content-Type": "application/ld+json"})
-        assert r.status_code == 201, r.text
-        yield client
 
 
 def report(client: TestClient, where: tuple[str, str] = HAI_CHAU, fmt: str = "json",

@@ -23,8 +23,9 @@ from typing import Any
 from shapely.geometry import shape
 
 from dothi.broker.broker import Broker
-from dothi.citizen.personal import PARTITION, Vault, erase
-from dothi.citizen.reports import PERSONAL, datetime_value, personal_fields
+from dothi.citizen.personal import FIELDS as PERSONAL
+from dothi.citizen.personal import PARTITION, Vault, erase, reveal
+from dothi.citizen.reports import datetime_value, personal_fields
 from dothi.errors import BadRequestData, Conflict, ResourceNotFound, TooManyRequests, only_members
 from dothi.ngsild import merge
 from dothi.ngsild.entity import expand_attributes, first_value, prop
@@ -33,7 +34,6 @@ from dothi.ngsild.qlang import parse_q
 from dothi.ngsild.render import RenderOptions, render_entity
 from dothi.ngsild.timeutil import now_iso
 from dothi.ngsild.typeexpr import parse_type_expr
-from dothi.store.audit import personal_read_entry
 from dothi.store.base import EntityQuery, Selector, partition, query_all
 
 CONSULTATION = "PlanConsultation"
@@ -268,11 +268,8 @@ class ConsultationDesk:
     def author(self, tenant: str, cid: str, mid: str) -> dict[str, Any]:
         """Who wrote a comment, for officials."""
         comment = self._comment(tenant, cid, mid)
-        eid = f"urn:ngsi-ld:{AUTHOR}:{mid}"
-        found = self.broker.store.get(partition(tenant, PARTITION), eid)
-        item = render_entity(found, self.ctx, KEY_VALUES) if found else {}
-        given = self.vault.open(eid, {k: item[k] for k in PERSONAL if k in item})
-        self.broker.store.audit_append([personal_read_entry(tenant, comment, "author")])
+        given = reveal(self.broker, self.vault, tenant, f"urn:ngsi-ld:{AUTHOR}:{mid}", comment,
+                       "author")
         return {"comment": comment, "anonymous": not given, **given}
 
     def erase_author(self, tenant: str, cid: str, mid: str) -> bool:

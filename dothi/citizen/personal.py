@@ -31,7 +31,9 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from dothi.errors import InternalError
-from dothi.store.base import EntityQuery, query_all
+from dothi.ngsild.render import RenderOptions, render_entity
+from dothi.store.audit import personal_read_entry
+from dothi.store.base import EntityQuery, partition, query_all
 
 if TYPE_CHECKING:
     from dothi.broker.broker import Broker
@@ -39,6 +41,8 @@ if TYPE_CHECKING:
 PREFIX = "enc:v1:"
 _NONCE = 12
 PARTITION = "personal"  # dothi.store.base.partition(tenant, PARTITION)
+# What a citizen may give about themselves with a report or a comment.
+FIELDS = ("first_name", "last_name", "email", "phone", "device_id", "account_id")
 
 
 class Vault:
@@ -111,6 +115,19 @@ def _key_from_file(path: Path) -> bytes:
         return base64.b64decode(path.read_bytes().strip(), validate=True)
     except (binascii.Error, ValueError):
         raise ValueError(f"{path} does not hold a key in base64") from None
+
+
+def reveal(broker: Broker, vault: Vault, tenant: str, eid: str, target: str,
+           what: str) -> dict[str, Any]:
+    """The fields of ``tenant``'s personal record ``eid``, opened (empty if there is
+    none), once the read is in the audit log as a read of ``what`` of ``target``: a read
+    the log cannot record does not happen."""
+    doc = broker.store.get(partition(tenant, PARTITION), eid)
+    item = render_entity(doc, broker.resolver.core, RenderOptions(fmt="keyValues")) \
+        if doc else {}
+    given = vault.open(eid, {k: item[k] for k in FIELDS if k in item})
+    broker.store.audit_append([personal_read_entry(tenant, target, what)])
+    return given
 
 
 def erase(broker: Broker, where: str, eid: str) -> bool:

@@ -28,7 +28,8 @@ from typing import Any
 
 from dothi.broker.broker import Broker
 from dothi.citizen.catalogue import LOCALES, Catalogue, Service
-from dothi.citizen.personal import PARTITION, Vault, erase
+from dothi.citizen.personal import FIELDS as PERSONAL
+from dothi.citizen.personal import PARTITION, Vault, erase, reveal
 from dothi.errors import BadRequestData, ResourceNotFound, TooManyRequests
 from dothi.gis.admin_units import bounded_areas
 from dothi.ioc.incidents import IncidentDesk
@@ -39,13 +40,11 @@ from dothi.ngsild.qlang import parse_q
 from dothi.ngsild.render import RenderOptions, render_entity
 from dothi.ngsild.timeutil import now_iso
 from dothi.ngsild.typeexpr import parse_type_expr
-from dothi.store.audit import personal_read_entry
 from dothi.store.base import UNCHANGED, EntityQuery, Selector, partition, query_all
 
 log = logging.getLogger(__name__)
 REQUEST = "ServiceRequest"
 REPORTER = "ServiceRequestReporter"
-PERSONAL = ("first_name", "last_name", "email", "phone", "device_id", "account_id")
 FIELDS = {"jurisdiction_id", "api_key", "service_code", "lat", "long", "address_string",
           "address_id", "description", "media_url", *PERSONAL}
 ATTRIBUTE = re.compile(r"attribute\[([A-Za-z0-9_.\-]{1,64})\](\[\])?")
@@ -359,12 +358,8 @@ class ReportDesk:
     def reporter(self, tenant: str, rid: str) -> dict[str, Any]:
         """Who made a report (for officials only): the personal fields given, if any."""
         self.get(tenant, rid)
-        eid = f"urn:ngsi-ld:{REPORTER}:{rid}"
-        doc = self.broker.store.get(partition(tenant, PARTITION), eid)
-        item = render_entity(doc, self.ctx, KEY_VALUES) if doc else {}
-        given = self.vault.open(eid, {k: item[k] for k in PERSONAL if k in item})
-        # Logged before it is handed out: a read the log cannot record does not happen.
-        self.broker.store.audit_append([personal_read_entry(tenant, rid, "reporter")])
+        given = reveal(self.broker, self.vault, tenant, f"urn:ngsi-ld:{REPORTER}:{rid}", rid,
+                       "reporter")
         return {"service_request_id": rid, "anonymous": not given, **given}
 
     def erase_reporter(self, tenant: str, rid: str) -> bool:

@@ -126,7 +126,7 @@ def entity_entries(tenant: str, outcomes: Iterable[Any]) -> list[Entry]:
         if action is None:
             continue
         doc = o.after if o.after is not None else o.before or {}
-        detail: dict[str, Any] = {"type": [t for t in doc.get("type", ())]}
+        detail: dict[str, Any] = {"type": list(doc.get("type", ()))}
         if o.status == "updated":
             detail["attrs"] = _changed(o.before or {}, o.after or {})
         entries.append(Entry(tenant, action, o.id, detail))

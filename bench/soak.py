@@ -171,7 +171,7 @@ def load(base: str, args: argparse.Namespace, tally: Tally, receiver: str) -> No
     client = httpx.Client(base_url=base, timeout=60, limits=httpx.Limits(max_connections=20))
     threads = [threading.Thread(target=paced, args=(rate, until, step)) for rate, step in (
         (args.rate / 10, readings), (args.creates, creates), (args.queries / 2, queries),
-        (args.queries / 2, queries), (args.reports, reports), (1 / 30, churn))]
+        (args.queries / 2, queries), (args.reports, reports), (1 / 30, churn)) if rate > 0]
     for t in threads:
         t.start()
     for t in threads:

@@ -22,6 +22,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from dothi import __version__
 from dothi.api import (
+    auth,
     batch,
     citizen,
     consultations,
@@ -44,6 +45,7 @@ from dothi.api import (
 )
 from dothi.api.http import keys
 from dothi.api.ratelimit import RateLimit
+from dothi.auth.signin import CHALLENGE, Authenticate, Authenticator
 from dothi.broker.broker import Broker
 from dothi.broker.notifier import Notifier, NotifierSettings
 from dothi.citizen.catalogue import Catalogue
@@ -65,7 +67,6 @@ from dothi.opendata.catalogue import Metadata
 from dothi.periodic import Periodic
 from dothi.registry.registry import Registers, Registry
 from dothi.settings import Settings
-from dothi.store import audit
 from dothi.store.base import open_store
 from dothi.web.live import LiveHub
 
@@ -100,23 +101,6 @@ class SecurityHeaders:
             await send(message)
 
         await self.app(scope, receive, with_headers)
-
-
-class AuditActor:
-    """ASGI middleware: whatever a request writes (or reads of personal data) is logged
-    as done by an anonymous client at its address, until the request shows a credential
-    (``dothi.api.http.official`` and its kin then name who it is)."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        client = scope.get("client")
-        with audit.acting("anonymous", client[0] if client else "unknown"):
-            await self.app(scope, receive, send)
 
 
 def problem_response(status: int, problem: str, title: str, detail: str,
@@ -182,6 +166,7 @@ def create_app(settings: Settings | None = None, broker: Broker | None = None, *
         owned = app.state.broker is None
         if owned:
             app.state.broker = build_broker(settings)
+        app.state.broker.subscriptions.policy = app.state.authenticator.policy
         notifier = Notifier(app.state.broker.subscriptions, app.state.broker.store,
                             NotifierSettings(timeout=settings.notification_timeout,
                                              retries=settings.notification_retries,
@@ -252,11 +237,14 @@ def create_app(settings: Settings | None = None, broker: Broker | None = None, *
     )
     app.state.settings = settings
     app.state.broker = broker
+    app.state.authenticator = Authenticator(settings)
 
     @app.exception_handler(DothiError)
     async def dothi_error(request: Request, exc: DothiError) -> Response:
         return Response(orjson.dumps(exc.to_problem()), status_code=exc.status,
-                        media_type=PROBLEM)
+                        media_type=PROBLEM,
+                        headers={"WWW-Authenticate": CHALLENGE[1].decode()}
+                        if exc.status == 401 else None)
 
     @app.exception_handler(PartialSuccess)
     async def partial_success(request: Request, exc: PartialSuccess) -> Response:
@@ -281,13 +269,15 @@ def create_app(settings: Settings | None = None, broker: Broker | None = None, *
 
     for module in (entities, batch, subscriptions, csources, temporal, types, contexts, iot,
                    incidents, dashboard, ogc, consultations, planning, open311, citizen, kpi,
-                   opendata, registry, meta):
+                   opendata, registry, auth, meta):
         app.include_router(module.router)
     app.include_router(open311.officials)
+    # Innermost first: who a request is from is worked out after the rate limit (so
+    # guessing keys is limited too), and every answer gets the security headers.
+    app.add_middleware(Authenticate, authenticator=app.state.authenticator)
     app.add_middleware(RateLimit, rate=settings.rate_limit, burst=settings.rate_burst,
                        exempt=frozenset(keys(settings.rate_exempt)))
     app.add_middleware(SecurityHeaders)  # outside RateLimit: its 429s get the headers too
-    app.add_middleware(AuditActor)
     dashboard.mount_assets(app)
     _offline_docs(app)
     return app

@@ -12,6 +12,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+from dothi.auth.commands import keys_app, users_app
 from dothi.settings import Settings
 
 app = typer.Typer(help="dothi: open smart-city platform (NGSI-LD broker and services)",
@@ -22,6 +23,8 @@ history_app = typer.Typer(help="Attribute history (temporal API)", no_args_is_he
 app.add_typer(contexts_app, name="contexts")
 app.add_typer(db_app, name="db")
 app.add_typer(history_app, name="history")
+app.add_typer(users_app, name="users")
+app.add_typer(keys_app, name="keys")
 admin_app = typer.Typer(help="Vietnam's administrative units (34 provinces, 3,321 wards)",
                         no_args_is_help=True)
 app.add_typer(admin_app, name="admin-units")
@@ -313,6 +316,7 @@ def demo(
     _demo_history(db)
     _demo_registry(db)
     _demo_assessments(db)
+    _demo_accounts()
     if not serve_after:
         return
     settings = _settings(db, port=port)
@@ -401,6 +405,33 @@ def _demo_assessments(db: str | None) -> None:
         broker.store.close()
     console.print(f"{count} self-assessments of the demo cities; the report: /kpi/report",
                   markup=False)
+
+
+# The demo's people, one per role that signs in, all with DEMO_PASSWORD: a demo on a
+# laptop, never a city's instance (`dothi users add` makes real users).
+DEMO_USERS = (("quantri", "city-admin", "Quản trị đô thị (demo)", None),
+              ("vanhanh", "operator", "Điều hành viên IOC (demo)", None),
+              ("thoatnuoc", "officer", "Công ty Thoát nước (demo)", "drainage"),
+              ("thamdinh", "assessor", "Chuyên gia đánh giá (demo)", None))
+DEMO_PASSWORD = "dothi-demo-2026"
+
+
+def _demo_accounts() -> None:
+    """The demo's users, in the accounts file (DOTHI_AUTH_ACCOUNTS), unless they are
+    there already."""
+    from dothi.auth.access import Policy
+    from dothi.auth.accounts import Account, Accounts, hash_password
+
+    settings = Settings()
+    accounts = Accounts(settings.auth_accounts, Policy.load(settings.auth_policy))
+    held = {a.name for a in accounts.all() if a.kind == "users"}
+    for name, role, title, agency in DEMO_USERS:
+        if name not in held:
+            accounts.add(Account("users", name, role, hash_password(DEMO_PASSWORD), title,
+                                 agency=agency))
+    console.print("Sign in at /auth/login as " + ", ".join(
+        f"{name} ({role})" for name, role, _, _ in DEMO_USERS)
+        + f", password {DEMO_PASSWORD}", markup=False)
 
 
 def _city_time(text: str | None, city: str = "danang") -> datetime | None:

@@ -40,6 +40,26 @@ class Settings(BaseSettings):
     personal_data_key: str | None = None
     personal_data_key_file: Path = Path("dothi-personal.key")
     personal_data_retention: str | None = None
+    # Sign-in and access (dothi.auth). The role of a request that shows no credential
+    # ("public"; "system-admin" opens everything: a lab, a conformance run), the access
+    # policy (default: the shipped dothi/auth/policy.yaml) and the users' and API keys'
+    # file. The built-in issuer: its URL (its tokens' iss; default http://host:port), its
+    # signing key (PEM; else the key file, made if missing), its tokens' and the web
+    # sessions' lifetimes in seconds. A city's own OpenID Connect provider to trust: its
+    # iss, its keys (a JWK Set's URL or file), the audience its tokens must name, and the
+    # claim that holds the role (a dotted path).
+    auth_anonymous: str = "public"
+    auth_policy: Path | None = None
+    auth_accounts: Path = Path("dothi-accounts.yaml")
+    auth_url: str | None = None
+    auth_key: str | None = None
+    auth_key_file: Path = Path("dothi-auth.key")
+    auth_token_lifetime: int = 3600
+    auth_session_lifetime: int = 8 * 3600
+    auth_issuer: str | None = None
+    auth_jwks: str | None = None
+    auth_audience: str | None = None
+    auth_role_claim: str = "dothi_role"
     default_limit: int = 20
     max_limit: int = 1000
     batch_max_entities: int = 10000

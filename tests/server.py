@@ -12,11 +12,12 @@ from pathlib import Path
 
 
 @contextmanager
-def running_server(db: str | Path, *extra: str) -> Iterator[str]:
+def running_server(db: str | Path, *extra: str,
+                   env: dict[str, str] | None = None) -> Iterator[str]:
     proc = subprocess.Popen(
         [sys.executable, "-m", "dothi.cli", "serve", "--db", str(db), "--port", "0", *extra],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        env={**os.environ, "DOTHI_CONTEXT_FETCH": "false"},
+        env={**os.environ, "DOTHI_CONTEXT_FETCH": "false", **(env or {})},
     )
     try:
         assert proc.stdout is not None

@@ -9,7 +9,7 @@ from fastapi.responses import FileResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from dothi.api.dashboard import WEB
-from dothi.api.http import Router, json_response, tenant
+from dothi.api.http import Router, json_response, on_behalf, tenant
 from dothi.api.open311 import client_of
 from dothi.api.planning import number_param
 from dothi.citizen.media import MAX_UPLOAD, MediaDesk
@@ -30,6 +30,7 @@ async def page() -> Response:
 @router.post("/media", status_code=201,
              summary="Upload a photo for a report (the body is the JPEG, PNG or WebP image)")
 async def upload(request: Request) -> Response:
+    on_behalf(request, "report", "send photos")
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > MAX_UPLOAD:
         raise TooLarge(f"A photo is at most {MAX_UPLOAD // 1024 // 1024} MB")
@@ -43,6 +44,7 @@ async def upload(request: Request) -> Response:
 
 @router.get("/media/{name}", summary="A report's photo")
 async def photo(request: Request, name: str) -> Response:
+    on_behalf(request, "read", "see photos")
     mid, _, ext = name.partition(".")
     if ext != "jpg" or not mid.isalnum():
         raise ResourceNotFound(f"No photo {name}")
@@ -53,6 +55,7 @@ async def photo(request: Request, name: str) -> Response:
 
 @router.get("/warnings", summary="The public warnings (CAP) in force at a place")
 async def warnings_here(request: Request) -> Response:
+    on_behalf(request, "read", "read warnings")
     lat = number_param(request.query_params.get("lat"), "lat")
     lon = number_param(request.query_params.get("lon"), "lon")
     if lat is None or lon is None or not (-90 <= lat <= 90 and -180 <= lon <= 180):

@@ -9,7 +9,7 @@ from fastapi import Request
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
-from dothi.api.http import Router, json_object, json_response, official, tenant
+from dothi.api.http import Router, json_object, json_response, official, on_behalf, tenant
 from dothi.api.open311 import client_of
 from dothi.citizen.consultations import ConsultationDesk
 from dothi.errors import ResourceNotFound
@@ -32,12 +32,14 @@ async def open_consultation(request: Request) -> Response:
 
 @router.get("", summary="The consultations, the latest to close first")
 async def consultations(request: Request) -> Response:
+    on_behalf(request, "read", "read consultations")
     return json_response(await run_in_threadpool(_desk(request).consultations,
                                                  tenant(request)))
 
 
 @router.get("/{cid}", summary="One consultation")
 async def consultation(request: Request, cid: str) -> Response:
+    on_behalf(request, "read", "read consultations")
     desk, where = _desk(request), tenant(request)
     return json_response(await run_in_threadpool(
         lambda: desk.view(desk.get(where, cid), where)))
@@ -46,6 +48,7 @@ async def consultation(request: Request, cid: str) -> Response:
 @router.post("/{cid}/comments", status_code=201,
              summary="Comment on a plan open for comment (published once moderated)")
 async def comment(request: Request, cid: str) -> Response:
+    on_behalf(request, "comment", "comment on plans")
     body = await json_object(request)
     client = client_of(request, request.headers.get("x-api-key"))
     mid = await run_in_threadpool(_desk(request).comment, tenant(request), cid, body, client)
@@ -54,6 +57,7 @@ async def comment(request: Request, cid: str) -> Response:
 
 @router.get("/{cid}/comments", summary="The approved comments")
 async def published(request: Request, cid: str) -> Response:
+    on_behalf(request, "read", "read consultations")
     return json_response(await run_in_threadpool(_desk(request).published, tenant(request),
                                                  cid))
 
@@ -68,11 +72,11 @@ async def waiting(request: Request, cid: str) -> Response:
 @router.post("/{cid}/comments/{mid}/moderation",
              summary="Approve (publish) or reject a comment (officials)")
 async def moderate(request: Request, cid: str, mid: str) -> Response:
-    number = official(request)
+    who = official(request)
     body = await json_object(request)
     decision = await run_in_threadpool(
         _desk(request).moderate, tenant(request), cid, mid, body.get("decision"),
-        body.get("note"), f"official key #{number}")
+        body.get("note"), who)
     return json_response({"id": mid, "moderation": decision})
 
 
@@ -86,7 +90,7 @@ async def summary(request: Request, cid: str) -> Response:
 @router.get("/{cid}/comments/{mid}/author",
             summary="Who wrote a comment (officials; every read is logged)")
 async def author(request: Request, cid: str, mid: str) -> Response:
-    official(request)
+    official(request, "read-personal")
     found = await run_in_threadpool(_desk(request).author, tenant(request), cid, mid)
     return json_response(found, headers={"Cache-Control": "no-store"})
 
@@ -94,7 +98,7 @@ async def author(request: Request, cid: str, mid: str) -> Response:
 @router.delete("/{cid}/comments/{mid}/author", status_code=204,
                summary="Forget who wrote a comment, on their request (officials only)")
 async def forget_author(request: Request, cid: str, mid: str) -> Response:
-    official(request)
+    official(request, "erase-personal")
     if not await run_in_threadpool(_desk(request).erase_author, tenant(request), cid, mid):
         raise ResourceNotFound(f"Comment {mid} holds no personal data (any more)")
     return Response(status_code=204)

@@ -11,14 +11,16 @@ from collections.abc import AsyncIterator
 from importlib import resources
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import orjson
 from fastapi import FastAPI, Request
-from fastapi.responses import FileResponse, Response, StreamingResponse
+from fastapi.responses import FileResponse, RedirectResponse, Response, StreamingResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 
-from dothi.api.http import GEOJSON, Router, broker, json_response, tenant, tenant_named
+from dothi.api.http import GEOJSON, Router, broker, json_response, require, tenant, tenant_named
+from dothi.auth import access as auth
 from dothi.ngsild.typeexpr import parse_type_expr
 from dothi.store.base import EntityQuery, Selector
 from dothi.web.live import Differ
@@ -37,12 +39,17 @@ def mount_assets(app: FastAPI) -> None:
 
 
 @router.get("/dashboard", include_in_schema=False)
-async def page() -> Response:
+async def page(request: Request) -> Response:
+    """The operators' page; whoever may not read incidents signs in first."""
+    if not auth.current().may("read-internal"):
+        here = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        return RedirectResponse("/auth/login?next=" + quote(here, safe="/"), 303)
     return FileResponse(WEB / "static" / "dashboard.html", media_type="text/html")
 
 
 @router.get("/layers", summary="The dashboard's sensor layers: type, domain, headline, chart")
 async def layers(request: Request) -> Response:
+    require(request, "read", "read the map's layers")
     snapshots = request.app.state.ioc.snapshots
     return json_response({
         "maplibre": MAPLIBRE.is_dir(),
@@ -54,6 +61,7 @@ async def layers(request: Request) -> Response:
 @router.get("/map/areas", summary="Administrative areas as GeoJSON (the map's boundaries)",
             responses=GEOJSON_OK)
 async def areas(request: Request) -> Response:
+    require(request, "read", "read the map")
     b = broker(request)
     ctx = b.resolver.core
     desk = request.app.state.ioc.desk
@@ -91,6 +99,7 @@ def _languages(names: Any) -> dict[str, str]:
 @router.get("/map/sensors", summary="The map's sensors as GeoJSON, with their state",
             responses=GEOJSON_OK)
 async def sensors(request: Request) -> Response:
+    require(request, "read", "read the map")
     snapshot = await run_in_threadpool(request.app.state.ioc.snapshots.build, tenant(request))
     return Response(orjson.dumps({"type": "FeatureCollection",
                                   "features": snapshot["sensors"]}), media_type=GEOJSON)
@@ -104,6 +113,9 @@ async def stream(request: Request) -> StreamingResponse:
     EventSource cannot send headers: the tenant may be given as ``?tenant=``."""
     name = tenant_named(request.query_params["tenant"]) \
         if "tenant" in request.query_params else tenant(request)
+    access = auth.current()
+    access.need("read-internal", "follow the operations centre")
+    access.need_tenant(name)
     hub = request.app.state.ioc.live
 
     async def events() -> AsyncIterator[bytes]:

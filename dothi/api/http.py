@@ -3,7 +3,6 @@ content types and responses (clause 6.3)."""
 
 from __future__ import annotations
 
-import hmac
 import re
 from typing import Any
 
@@ -14,11 +13,11 @@ from starlette.concurrency import run_in_threadpool
 from starlette.routing import Match, get_route_path
 from starlette.types import Scope
 
+from dothi.auth import access as auth
 from dothi.broker.broker import Broker
 from dothi.broker.forwarding import Forward
 from dothi.errors import (
     BadRequestData,
-    Forbidden,
     InvalidRequest,
     NotAcceptable,
     NotAuthenticated,
@@ -26,7 +25,6 @@ from dothi.errors import (
     UnsupportedMediaType,
 )
 from dothi.ngsild.context import CORE_CONTEXT_URL, ActiveContext
-from dothi.store import audit
 from dothi.store.base import DEFAULT_TENANT
 
 JSONLD_REL = "http://www.w3.org/ns/json-ld#context"
@@ -47,7 +45,7 @@ PROBLEMS: dict[int | str, dict[str, Any]] = {
         "application/problem+json": {"schema": PROBLEM_SCHEMA}}}
     for status, description in (
         (400, "Bad request (BadRequestData, InvalidRequest)"),
-        (401, "No credentials (an official's or assessor's key)"),
+        (401, "No credentials, or credentials that are not valid"),
         (403, "Credentials that do not allow this, or too many results"),
         (404, "No such resource (ResourceNotFound)"),
         (405, "Method not allowed (the Allow header lists the allowed ones)"),
@@ -267,28 +265,43 @@ def keys(text: str) -> list[str]:
     return [k.strip() for k in text.split(",") if k.strip()]
 
 
-def official(request: Request) -> int:
-    """The number (1-based) of the official's key the request carries as its bearer
-    token, one of ``DOTHI_OFFICIAL_KEYS``; 401 without one, 403 with another."""
-    return _key_number(request, request.app.state.settings.official_keys, "official")
+def require(request: Request, action: str, what: str) -> auth.Access:
+    """Refuse the request unless its principal may take ``action`` (``dothi.auth``) in
+    its tenant: 401 without a credential, 403 with one that does not allow it."""
+    access = auth.current()
+    access.need(action, what)
+    access.need_tenant(tenant(request))
+    return access
 
 
-def assessor(request: Request) -> int:
-    """As ``official``, for the assessors who review cities' self-assessments
-    (``DOTHI_ASSESSOR_KEYS``)."""
-    return _key_number(request, request.app.state.settings.assessor_keys, "assessor")
+def on_behalf(request: Request, action: str, what: str) -> auth.Access:
+    """``require``, then the rest of the request runs with the platform's own access: for
+    the platform's APIs whose own code decides what the action may touch (a citizen's
+    report opens an incident the citizen could not write). The audit log still names who
+    asked."""
+    access = require(request, action, what)
+    auth.set_current(auth.SYSTEM)
+    return access
 
 
-def _key_number(request: Request, setting: str, role: str) -> int:
-    header = request.headers.get("authorization", "")
-    if not header.lower().startswith("bearer "):
-        raise NotAuthenticated(f"An {role} sends their key as Authorization: Bearer <key>")
-    given = header[7:].strip()
-    for number, key in enumerate(keys(setting), 1):
-        if hmac.compare_digest(given, key):
-            audit.set_actor(f"{role}#{number}")  # what the request does is logged as theirs
-            return number
-    raise Forbidden(f"That key is not an {role}'s")
+def official(request: Request, action: str = "enter") -> str:
+    """For an action done in someone's name (an indicator's value, a register's record, a
+    review): who it is, as the audit log names them (``user:lan``, ``official#1``). A
+    request without a credential is refused even where anonymous requests may do
+    everything, for there would be no one to name."""
+    access = auth.current()
+    if not access.principal.identified:
+        raise NotAuthenticated("Sign in to act in your name (Authorization: Bearer <token "
+                               "or key>)")
+    on_behalf(request, action, "act as an official" if action == "enter" else
+              f"{action} (the role {access.principal.role} may not)")
+    return access.principal.subject
+
+
+def assessor(request: Request) -> str:
+    """As ``official``, for the assessors who review cities' self-assessments and
+    certify products."""
+    return official(request, "assess")
 
 
 async def json_object(request: Request) -> dict[str, Any]:

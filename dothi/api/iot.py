@@ -14,8 +14,9 @@ from fastapi import Request
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
-from dothi.api.http import Router, int_param, json_response
+from dothi.api.http import Router, int_param, json_response, require
 from dothi.api.http import tenant as ngsild_tenant
+from dothi.auth import access as auth
 from dothi.errors import BadRequestData, InvalidRequest, StoreUnavailable
 from dothi.iot.config import DeviceConfig, ServiceGroup, dump, parse_documents
 from dothi.iot.service import IotService
@@ -53,6 +54,7 @@ async def _json(request: Request) -> Any:
 
 @router.post("/services", status_code=201, summary="Provision service groups")
 async def create_services(request: Request) -> Response:
+    require(request, "manage", "provision devices")
     groups = parse_documents(ServiceGroup, await _json(request), "services")
     iot = _iot(request)
     for group in groups:
@@ -72,6 +74,7 @@ def _check_schema(iot: IotService, group: ServiceGroup) -> None:
 
 @router.get("/services", summary="List service groups")
 async def list_services(request: Request) -> Response:
+    require(request, "manage", "provision devices")
     groups = await run_in_threadpool(_iot(request).registry.list_groups, _tenant(request))
     return _listing(request, "services", sorted(groups, key=lambda g: g.apikey))
 
@@ -95,6 +98,7 @@ def _apikey(request: Request) -> str:
 
 @router.put("/services", status_code=204, summary="Change a service group")
 async def update_service(request: Request) -> Response:
+    require(request, "manage", "provision devices")
     iot = _iot(request)
     patch = await _json(request)
     group = await run_in_threadpool(iot.registry.update_group, _tenant(request),
@@ -105,6 +109,7 @@ async def update_service(request: Request) -> Response:
 
 @router.delete("/services", status_code=204, summary="Remove a service group")
 async def delete_service(request: Request) -> Response:
+    require(request, "manage", "provision devices")
     await run_in_threadpool(_iot(request).registry.delete_group, _tenant(request),
                             _apikey(request))
     return Response(status_code=204)
@@ -115,6 +120,7 @@ async def delete_service(request: Request) -> Response:
 
 @router.post("/devices", status_code=201, summary="Provision devices")
 async def create_devices(request: Request) -> Response:
+    require(request, "manage", "provision devices")
     devices = parse_documents(DeviceConfig, await _json(request), "devices")
     await run_in_threadpool(_iot(request).registry.create_devices, _tenant(request), devices)
     return Response(status_code=201)
@@ -122,12 +128,14 @@ async def create_devices(request: Request) -> Response:
 
 @router.get("/devices", summary="List devices")
 async def list_devices(request: Request) -> Response:
+    require(request, "manage", "provision devices")
     devices = await run_in_threadpool(_iot(request).registry.list_devices, _tenant(request))
     return _listing(request, "devices", sorted(devices, key=lambda d: d.device_id))
 
 
 @router.get("/devices/{device_id}", summary="One device")
 async def get_device(request: Request, device_id: str) -> Response:
+    require(request, "manage", "provision devices")
     device = await run_in_threadpool(_iot(request).registry.get_device, _tenant(request),
                                      device_id)
     return json_response(dump(device))
@@ -135,6 +143,7 @@ async def get_device(request: Request, device_id: str) -> Response:
 
 @router.put("/devices/{device_id}", status_code=204, summary="Change a device")
 async def update_device(request: Request, device_id: str) -> Response:
+    require(request, "manage", "provision devices")
     patch = await _json(request)
     await run_in_threadpool(_iot(request).registry.update_device, _tenant(request),
                             device_id, patch)
@@ -143,6 +152,7 @@ async def update_device(request: Request, device_id: str) -> Response:
 
 @router.delete("/devices/{device_id}", status_code=204, summary="Remove a device")
 async def delete_device(request: Request, device_id: str) -> Response:
+    require(request, "manage", "provision devices")
     await run_in_threadpool(_iot(request).registry.delete_device, _tenant(request),
                             device_id)
     return Response(status_code=204)
@@ -155,6 +165,9 @@ async def _measures(request: Request, protocol: str, payload: bytes) -> Response
     """Answers once the measures are written (or refused), as the IoT Agents do."""
     apikey = request.query_params.get("k")
     device_id = request.query_params.get("i")
+    # A device shows its service group's apikey and its id, as with the FIWARE IoT
+    # Agents (and over MQTT); provisioning, which hands those out, is for managers only.
+    auth.set_current(auth.SYSTEM)
     if not apikey or not device_id:
         raise BadRequestData("Measures need ?k=<apikey>&i=<device id>")
     iot = _iot(request)
@@ -192,5 +205,6 @@ async def measures_ultralight_get(request: Request) -> Response:
 
 @router.get("/about", summary="Ingestion counters, MQTT link and device totals")
 async def about(request: Request) -> Response:
+    require(request, "read-internal", "read the device counters")
     return json_response(_iot(request).about())
 

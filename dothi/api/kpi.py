@@ -11,7 +11,16 @@ from fastapi.responses import FileResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from dothi.api.dashboard import WEB
-from dothi.api.http import Router, assessor, broker, json_object, json_response, official, tenant
+from dothi.api.http import (
+    Router,
+    assessor,
+    broker,
+    json_object,
+    json_response,
+    official,
+    on_behalf,
+    tenant,
+)
 from dothi.errors import BadRequestData, only_members
 from dothi.kpi.catalogue import Catalogue
 from dothi.kpi.compute import Computer, city_values, entity_id
@@ -39,6 +48,7 @@ async def page() -> Response:
 
 @router.get("/values", summary="A city's indicator values by period, with their provenance")
 async def values(request: Request) -> Response:
+    on_behalf(request, "read", "read the indicators")
     city = request.query_params.get("city")
     if not city or '"' in city or "\\" in city:
         raise BadRequestData("give city (as dothi kpi compute was given it)")
@@ -73,7 +83,7 @@ async def enter(request: Request) -> Response:
     """``{"city", "period", "code", "numerator", "denominator", "evidence", "note"}``: the
     value is computed at the indicator's scale, like raw values, and kept with the
     evidence (an http(s) link to the document) and the key that entered it."""
-    number = official(request)
+    who = official(request)
     body = await json_object(request)
     only_members(body, {"city", "period", "code", "numerator", "denominator", "evidence",
                         "note"})
@@ -94,10 +104,10 @@ async def enter(request: Request) -> Response:
     def work() -> dict[str, Any]:
         computer = Computer(b, catalogue, request.app.state.assessor,
                             _desk(request).framework.targets())
-        (result,) = computer.from_raw([row], f"entered with official key #{number}")
+        (result,) = computer.from_raw([row], f"entered by {who}")
         if result.value is None:
             raise BadRequestData(f"{row['code']}: {result.missing}")
-        result.source = f"entered with official key #{number}"
+        result.source = f"entered by {who}"
         result.measures["evidence"] = evidence
         if note:
             result.measures["note"] = note
@@ -109,6 +119,7 @@ async def enter(request: Request) -> Response:
 
 @router.get("/quality", summary="The latest database quality scores, best first")
 async def quality(request: Request) -> Response:
+    on_behalf(request, "read", "read the indicators")
     b = broker(request)
     ctx = b.resolver.core
 
@@ -136,11 +147,13 @@ def _city_period(request: Request) -> tuple[str, str]:
 
 @router.get("/framework", summary="The maturity framework: levels, dimensions, criteria")
 async def framework(request: Request) -> Response:
+    on_behalf(request, "read", "read the indicators")
     return json_response(_desk(request).framework.describe())
 
 
 @router.get("/assessment", summary="A city's self-assessment of a period, as it stands")
 async def assessment(request: Request) -> Response:
+    on_behalf(request, "read", "read the indicators")
     city, period = _city_period(request)
     return json_response(await run_in_threadpool(
         _desk(request).get, tenant(request), city, period))
@@ -151,21 +164,21 @@ async def assessment(request: Request) -> Response:
 async def answer(request: Request, code: str) -> Response:
     """``{"met": true, "evidence": "https://…", "note": "…"}``; only while the assessment
     is a draft or has been returned."""
-    number = official(request)
+    who = official(request)
     city, period = _city_period(request)
     body = await json_object(request)
     only_members(body, {"met", "evidence", "note"})
     return json_response(await run_in_threadpool(
         _desk(request).answer, tenant(request), city, period, code, body.get("met"),
-        body.get("evidence"), body.get("note"), f"official key #{number}"))
+        body.get("evidence"), body.get("note"), who))
 
 
 @router.post("/assessment/submit", summary="Submit the self-assessment (city officials)")
 async def submit(request: Request) -> Response:
-    number = official(request)
+    who = official(request)
     city, period = _city_period(request)
     return json_response(await run_in_threadpool(
-        _desk(request).submit, tenant(request), city, period, f"official key #{number}"))
+        _desk(request).submit, tenant(request), city, period, who))
 
 
 @router.post("/assessment/review", summary="Accept or return a submitted self-assessment "
@@ -173,17 +186,18 @@ async def submit(request: Request) -> Response:
 async def review(request: Request) -> Response:
     """``{"decision": "accept" | "return", "comments": "…", "rejected": {code: reason}}``;
     a return needs comments or rejected criteria."""
-    number = assessor(request)
+    who = assessor(request)
     city, period = _city_period(request)
     body = await json_object(request)
     only_members(body, {"decision", "comments", "rejected"})
     return json_response(await run_in_threadpool(
         _desk(request).review, tenant(request), city, period, body.get("decision"),
-        body.get("comments"), body.get("rejected"), f"assessor key #{number}"))
+        body.get("comments"), body.get("rejected"), who))
 
 
 @router.get("/assessment/versions", summary="Every version of a self-assessment")
 async def versions(request: Request) -> Response:
+    on_behalf(request, "read", "read the indicators")
     city, period = _city_period(request)
     return json_response(await run_in_threadpool(
         _desk(request).versions, tenant(request), city, period))
@@ -191,6 +205,7 @@ async def versions(request: Request) -> Response:
 
 @router.get("/assessment/trend", summary="A city's assessments over the periods")
 async def trend(request: Request) -> Response:
+    on_behalf(request, "read", "read the indicators")
     city, _ = check_city_period(request.query_params.get("city"), "2000")
     return json_response(await run_in_threadpool(
         _desk(request).trend, tenant(request), city))
@@ -198,6 +213,7 @@ async def trend(request: Request) -> Response:
 
 @router.get("/ranking", summary="The cities' accepted assessments of a period, ranked")
 async def ranking(request: Request) -> Response:
+    on_behalf(request, "read", "read the indicators")
     _, period = check_city_period("all", request.query_params.get("period"))
     desk = _desk(request)
     found = await run_in_threadpool(desk.cities, tenant(request), period)
@@ -206,6 +222,7 @@ async def ranking(request: Request) -> Response:
 
 @router.get("/report.xlsx", summary="A city's assessment report as an XLSX workbook")
 async def workbook_export(request: Request) -> Response:
+    on_behalf(request, "read", "read the indicators")
     city, period = _city_period(request)
     lang = request.query_params.get("lang", "vi")
     if lang not in ("vi", "en"):

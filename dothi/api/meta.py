@@ -9,7 +9,8 @@ from fastapi.responses import HTMLResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from dothi import __version__
-from dothi.api.http import Router, broker, json_response
+from dothi.api.http import Router, broker, json_response, require
+from dothi.auth import access as auth
 from dothi.store.base import DEFAULT_TENANT
 
 router = Router(tags=["Meta"])
@@ -26,10 +27,14 @@ async def version() -> Response:
     return json_response({"dothi": __version__, "ngsi-ld": "1.9.1"})
 
 
-@router.get("/-/settings", summary="Effective settings (no secrets)")
+@router.get("/-/settings", summary="Effective settings, without secrets (managers)")
 async def settings(request: Request) -> Response:
+    require(request, "manage", "read the settings")
     s = request.app.state.settings
     shown = s.model_dump(mode="json")
+    for name, value in shown.items():  # keys: the personal data's, officials', apps'...
+        if value and (name.endswith("_key") or name.endswith("_keys")):
+            shown[name] = "***"
     for name in ("database_url", "iot_mqtt_url"):  # URLs may carry a password
         if shown.get(name):
             shown[name] = _without_password(shown[name])
@@ -65,6 +70,7 @@ a{{color:#0b63b6}}
 <span class="en">— Open data: search, preview and download the city's datasets</span></p>
 <p><a href="/registry"><b>Sổ đăng ký đô thị</b></a>
 <span class="en">— The registers: plans, projects, smart buildings and areas, sandboxes</span></p>
+<p><a href="/auth/login"><b>Đăng nhập</b></a> <span class="en">— Sign in</span></p>
 <h2>Loại thực thể <span class="en">/ Entity types</span></h2>
 <table><thead><tr><th>Loại / Type</th><th>Số lượng / Count</th></tr></thead>
 <tbody>{rows}</tbody></table>
@@ -84,7 +90,9 @@ a{{color:#0b63b6}}
 @router.get("/", response_class=HTMLResponse, include_in_schema=False)
 async def landing(request: Request) -> HTMLResponse:
     b = broker(request)
-    stats = await run_in_threadpool(b.store.type_stats, DEFAULT_TENANT)
+    access = auth.current()
+    stats = [s for s in await run_in_threadpool(b.store.type_stats, DEFAULT_TENANT)
+             if access.sees_type(s.type)]
     ctx = b.resolver.core
     rows = []
     for s in sorted(stats, key=lambda s: ctx.compact(s.type)):

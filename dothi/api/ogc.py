@@ -19,6 +19,7 @@ from fastapi.responses import HTMLResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from dothi.api.http import GEOJSON, Router, broker, int_param, tenant
+from dothi.auth import access as auth
 from dothi.errors import BadRequestData, ResourceNotFound
 from dothi.gis import cql
 from dothi.gis.importer import LAYER_TYPE, layer_id
@@ -81,7 +82,7 @@ def _layers(request: Request) -> list[dict[str, Any]]:
     ctx = b.resolver.core
     query = EntityQuery(selectors=[Selector(types=parse_type_expr(LAYER_TYPE, ctx.expand))],
                         expand=ctx.expand, limit=1000)
-    docs, _ = b.store.query(tenant(request), query)
+    docs = b.query(tenant(request), query).docs
     return sorted((render_entity(d, ctx, KEY_VALUES) for d in docs), key=lambda d: d["name"])
 
 
@@ -283,7 +284,7 @@ async def item(request: Request, cid: str, fid: str) -> Response:
     b = broker(request)
     eid = f"urn:ngsi-ld:{layer.get('featureType', 'GisFeature')}:{cid}:{fid}"
     doc = await run_in_threadpool(b.store.get, tenant(request), eid)
-    if doc is None:
+    if doc is None or not auth.current().readable(doc):
         raise ResourceNotFound(f"No feature {fid!r} in {cid!r}")
     feature = _feature(render_entity(doc, b.resolver.core, KEY_VALUES), cid)
     url = f"{_base(request)}/collections/{quote(cid)}"
@@ -306,13 +307,13 @@ def _feature(entity: dict[str, Any], cid: str) -> dict[str, Any]:
 def _page_and_count(b: Any, name: str, query: EntityQuery) -> tuple[list[dict], int]:
     """The page, and how many match in all. A page that is not full (and not past the
     end) already tells the total, so the count query runs only behind a full page."""
-    docs, _ = b.store.query(name, query)
+    docs = b.query(name, query).docs
     if docs and len(docs) < query.limit or not docs and query.offset == 0:
         return docs, query.offset + len(docs)
     counting = EntityQuery(selectors=query.selectors, q=query.q, geo=query.geo,
                            geo_attr=query.geo_attr, expand=query.expand, limit=0, count=True,
                            ids_only=True)
-    _, total = b.store.query(name, counting)
+    total = b.query(name, counting).count
     return docs, int(total or 0)
 
 

@@ -20,7 +20,16 @@ from fastapi import Request
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
-from dothi.api.http import PROBLEMS, Router, json_response, keys, media_type, official, tenant
+from dothi.api.http import (
+    PROBLEMS,
+    Router,
+    json_response,
+    keys,
+    media_type,
+    official,
+    on_behalf,
+    tenant,
+)
 from dothi.citizen.catalogue import LOCALES
 from dothi.citizen.reports import ReportDesk
 from dothi.errors import (
@@ -112,6 +121,7 @@ def to_xml(root: str, body: Any) -> bytes:
 @router.get("/discovery", summary="Open311 service discovery")
 @router.get("/discovery.{fmt}", summary="Open311 service discovery, as json or xml")
 async def discovery(request: Request, fmt: str = "json") -> Response:
+    on_behalf(request, "read", "read reports")
     base = str(request.base_url).rstrip("/") + router.prefix
 
     def work() -> dict[str, Any]:
@@ -127,12 +137,14 @@ async def discovery(request: Request, fmt: str = "json") -> Response:
 @router.get("/services", summary="The services citizens can report on")
 @router.get("/services.{fmt}", summary="The services, as json or xml")
 async def services(request: Request, fmt: str = "json") -> Response:
+    on_behalf(request, "read", "read reports")
     return await _answer(fmt, "services", lambda: _desk(request).catalogue.listing(
         _locale(request)))
 
 
 @router.get("/services/{code}.{fmt}", summary="A service's definition: its attributes")
 async def service_definition(request: Request, code: str, fmt: str) -> Response:
+    on_behalf(request, "read", "read reports")
     return await _answer(fmt, "service_definition", lambda: _desk(request).catalogue.definition(
         code, _locale(request)))
 
@@ -148,6 +160,7 @@ async def service_definition_json(request: Request, code: str) -> Response:
 @router.post("/requests", summary="Report a problem (form-encoded, as Open311 says)")
 @router.post("/requests.{fmt}", summary="Report a problem, answered as json or xml")
 async def create_request(request: Request, fmt: str = "json") -> Response:
+    on_behalf(request, "report", "report problems")
     desk, where, ctype = _desk(request), tenant(request), media_type(request)
     raw = await request.body()
 
@@ -163,6 +176,7 @@ async def create_request(request: Request, fmt: str = "json") -> Response:
 @router.get("/requests", summary="Reports, newest first, by id, service, status, dates")
 @router.get("/requests.{fmt}", summary="Reports, as json or xml")
 async def list_requests(request: Request, fmt: str = "json") -> Response:
+    on_behalf(request, "read", "read reports")
     desk, where, params = _desk(request), tenant(request), request.query_params
 
     def work() -> list[dict[str, Any]]:
@@ -174,6 +188,7 @@ async def list_requests(request: Request, fmt: str = "json") -> Response:
 
 @router.get("/requests/{rid}.{fmt}", summary="One report, as json or xml")
 async def get_request(request: Request, rid: str, fmt: str) -> Response:
+    on_behalf(request, "read", "read reports")
     desk, where = _desk(request), tenant(request)
     return await _answer(fmt, "service_requests", lambda: [
         desk.view(desk.get(where, rid), _locale(request))])
@@ -186,6 +201,7 @@ async def get_request_json(request: Request, rid: str) -> Response:
 
 @router.get("/tokens/{token}.{fmt}", summary="The report a token stands for")
 async def request_by_token(request: Request, token: str, fmt: str) -> Response:
+    on_behalf(request, "read", "read reports")
     desk, where = _desk(request), tenant(request)
     return await _answer(fmt, "service_requests", lambda: [
         {"service_request_id": desk.by_token(where, token), "token": token}])
@@ -199,7 +215,7 @@ async def request_by_token_json(request: Request, token: str) -> Response:
 @officials.get("/service-requests/{rid}/reporter",
                summary="Who made a report (officials only; every read is logged)")
 async def reporter(request: Request, rid: str) -> Response:
-    official(request)
+    official(request, "read-personal")
     found = await run_in_threadpool(_desk(request).reporter, tenant(request), rid)
     return json_response(found, headers={"Cache-Control": "no-store"})
 
@@ -207,7 +223,7 @@ async def reporter(request: Request, rid: str) -> Response:
 @officials.delete("/service-requests/{rid}/reporter", status_code=204,
                   summary="Forget who made a report, on their request (officials only)")
 async def forget_reporter(request: Request, rid: str) -> Response:
-    official(request)
+    official(request, "erase-personal")
     if not await run_in_threadpool(_desk(request).erase_reporter, tenant(request), rid):
         raise ResourceNotFound(f"Report {rid} holds no personal data (any more)")
     return Response(status_code=204)

@@ -9,7 +9,7 @@ from fastapi.responses import FileResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from dothi.api.dashboard import WEB
-from dothi.api.http import Router, broker, json_object, json_response, tenant
+from dothi.api.http import Router, broker, json_object, json_response, on_behalf, tenant
 from dothi.errors import BadRequestData, only_members
 from dothi.gis.assessment import Assessor
 from dothi.gis.planning import lookup
@@ -19,6 +19,7 @@ router = Router(prefix="/planning", tags=["Planning"])
 
 @router.get("/lookup", summary="The planning zones and rules at a point (lat, lon) or parcel")
 async def planning_lookup(request: Request) -> Response:
+    on_behalf(request, "read", "read the plans")
     params = request.query_params
     lon = number_param(params.get("lon"), "lon")
     lat = number_param(params.get("lat"), "lat")
@@ -39,6 +40,7 @@ def _assessor(request: Request) -> Assessor:
 @router.post("/assess", summary="An area's residents, green space, access to amenities, "
              "floods and (for a plan variant) land use")
 async def assess(request: Request) -> Response:
+    on_behalf(request, "read", "read the plans")
     body = await json_object(request)
     only_members(body, {"area", "variant"}, "; give area and variant")
     variant = body.get("variant")
@@ -50,6 +52,7 @@ async def assess(request: Request) -> Response:
 
 @router.post("/compare", summary="Plan variants side by side over one area")
 async def compare(request: Request) -> Response:
+    on_behalf(request, "read", "read the plans")
     body = await json_object(request)
     only_members(body, {"area", "variants"}, "; give area and variants")
     return json_response(await run_in_threadpool(_assessor(request).compare, tenant(request),

@@ -18,6 +18,7 @@ import time
 import orjson
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from dothi.auth.signin import client_address
 from dothi.errors import TooManyRequests
 
 # Buckets of addresses idle long enough to be full again are dropped when the table has
@@ -38,8 +39,7 @@ class RateLimit:
         if scope["type"] != "http" or self.rate <= 0:
             await self.app(scope, receive, send)
             return
-        client = scope.get("client")
-        address = client[0] if client else "unknown"
+        address = client_address(scope)
         wait = 0.0 if address in self.exempt else self.take(address, time.monotonic())
         if wait > 0:
             await _refuse(send, wait, self.rate)

@@ -17,6 +17,7 @@ from dothi.api.http import (
     json_object,
     json_response,
     official,
+    on_behalf,
     tenant,
 )
 from dothi.errors import BadRequestData
@@ -49,6 +50,7 @@ async def page() -> Response:
 
 @router.get("/registers", summary="The registers: fields, lifecycle, certification criteria")
 async def registers(request: Request) -> Response:
+    on_behalf(request, "read", "read the registers")
     regs = _registry(request).registers
     return json_response({"registers": [r.describe() for r in regs.registers.values()],
                           "criteria": {k: {"pass": c.passing, "weights": c.weights,
@@ -61,6 +63,7 @@ async def registers(request: Request) -> Response:
 async def records(request: Request, register: str | None = None, q: str = "",
                   status: str | None = None, bbox: str | None = None,
                   f: str = "json") -> Response:
+    on_behalf(request, "read", "read the registers")
     if f not in ("json", "geojson"):
         raise BadRequestData("f is json or geojson")
     found = await run_in_threadpool(_registry(request).search, tenant(request), register, q,
@@ -76,7 +79,7 @@ async def records(request: Request, register: str | None = None, q: str = "",
 @router.post("/registers/{register}/records", status_code=201,
              summary="Register a record (officials)")
 async def create(request: Request, register: str) -> Response:
-    by = f"official #{official(request)}"
+    by = official(request)
     body = await json_object(request)
     made = await run_in_threadpool(_registry(request).create, tenant(request), register, body,
                                    by=by)
@@ -86,6 +89,7 @@ async def create(request: Request, register: str) -> Response:
 
 @router.get(RECORD, summary="One record, by its identifier")
 async def one(request: Request, rid: str) -> Response:
+    on_behalf(request, "read", "read the registers")
     reg = _registry(request)
     _, doc = await run_in_threadpool(reg.get, tenant(request), rid)
     return json_response(reg.view(doc))
@@ -101,7 +105,7 @@ async def update(request: Request, rid: str) -> Response:
 
 @router.post(RECORD + "/status", summary="Move a record along its lifecycle (officials)")
 async def move(request: Request, rid: str) -> Response:
-    by = f"official #{official(request)}"
+    by = official(request)
     body = await json_object(request)
     return json_response(await run_in_threadpool(
         lambda: _registry(request).move(tenant(request), rid, body.get("to"),
@@ -111,25 +115,25 @@ async def move(request: Request, rid: str) -> Response:
 
 @router.post(RECORD + "/documents", summary="Attach a document (officials)")
 async def document(request: Request, rid: str) -> Response:
-    return await _with_body(request, rid, "add_document", f"official #{official(request)}")
+    return await _with_body(request, rid, "add_document", official(request))
 
 
 @router.post(RECORD + "/reports", summary="A sandbox's periodic report (officials)")
 async def report(request: Request, rid: str) -> Response:
-    return await _with_body(request, rid, "add_report", f"official #{official(request)}")
+    return await _with_body(request, rid, "add_report", official(request))
 
 
 @router.post(RECORD + "/certification", summary="Apply for certification with evidence "
              "(officials)")
 async def certification(request: Request, rid: str) -> Response:
     return await _with_body(request, rid, "apply_for_certification",
-                            f"official #{official(request)}")
+                            official(request))
 
 
 @router.post(RECORD + "/certification/assessment", summary="Score an application against "
              "the criteria; the result is published (assessors)")
 async def assessment(request: Request, rid: str) -> Response:
-    return await _with_body(request, rid, "assess", f"assessor #{assessor(request)}")
+    return await _with_body(request, rid, "assess", assessor(request))
 
 
 async def _with_body(request: Request, rid: str, action: str, by: str) -> Response:

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from dothi.auth import access as auth
 from dothi.broker.forwarding import Forward, Forwarder
 from dothi.broker.forwarding import merge as merge_sources
 from dothi.broker.registry import Registry
@@ -20,6 +21,7 @@ from dothi.errors import (
     AlreadyExists,
     BadRequestData,
     DothiError,
+    Forbidden,
     NonexistentTenant,
     PartialSuccess,
     RemoteError,
@@ -104,6 +106,11 @@ class Broker:
         changes are notified and kept in history like any other. After the commit, each
         of ``write_listeners`` is told (tenant, outcomes); a listener must be quick and
         must not raise."""
+        access = auth.current()
+        if not access.unlimited:
+            access.need("write", "change entities")
+            access.need_tenant(tenant)
+            changes = [(eid, _guarded(access, eid, fn)) for eid, fn in changes]
         outcomes = self.store.apply(tenant, changes)
         self.subscriptions.committed()
         for listener in self.write_listeners:
@@ -158,6 +165,12 @@ class Broker:
                                           if d["id"] == eid])
         elif local is None:
             self.check_tenant(tenant)
+        access = auth.current()
+        if local is not None and not access.unlimited:
+            access.need("read", "read entities")
+            access.need_tenant(tenant)
+            if not access.readable(local):
+                local = None
         return self._need(local, eid)
 
     def delete(self, tenant: str, eid: str, forward: Forward | None = None) -> None:
@@ -460,7 +473,13 @@ class Broker:
     def query(self, tenant: str, query: EntityQuery, forward: Forward | None = None,
               ctx: ActiveContext | None = None) -> QueryResult:
         """Entities held here and, unless ``local=true``, at the context sources whose
-        registrations cover the query; merged by id, this broker's first."""
+        registrations cover the query; merged by id, this broker's first. Only what
+        the reader may see (``dothi.auth``) comes back."""
+        access = auth.current()
+        if not access.unlimited:
+            access.need("read", "read entities")
+            access.need_tenant(tenant)
+            query = replace(query, hidden=[*query.hidden, *access.read_rules()])
         sources = []
         if forward is not None and ctx is not None:
             attrs = query.attrs_any
@@ -487,7 +506,8 @@ class Broker:
                 count += answer.count
         order = list(by_id) + [i for i in extra if i not in by_id]
         merged = [merge_sources(by_id.get(i), extra.get(i, [])) for i in order]
-        page = [d for d in merged if d is not None][query.offset:query.offset + query.limit]
+        page = [d for d in merged if d is not None and access.readable(d)][
+            query.offset:query.offset + query.limit]
         return QueryResult(page, count, [a.warning for a in answers if a.warning])
 
     def type_stats(self, tenant: str, forward: Forward | None = None,
@@ -496,6 +516,15 @@ class Broker:
         """Entity types held here and, unless ``local=true``, at the context sources that
         serve type discovery, merged by type; ``only`` (an IRI) asks for one type. Also
         the warnings of sources that could not answer."""
+        access = auth.current()
+        if not access.unlimited:
+            access.need("read", "read entity types")
+            access.need_tenant(tenant)
+        stats, warnings = self._type_stats(tenant, forward, ctx, only)
+        return [s for s in stats if access.sees_type(s.type)], warnings
+
+    def _type_stats(self, tenant: str, forward: Forward | None, ctx: ActiveContext | None,
+                    only: str | None) -> tuple[list[TypeStat], list[str]]:
         operation = "retrieveEntityTypes" if only is None else "retrieveEntityTypeInfo"
         sources = self.forwarder.sources(
             tenant, operation, forward,
@@ -520,16 +549,34 @@ class Broker:
     # -- contexts ----------------------------------------------------------------------
 
     def add_context(self, url: str, document: Any) -> None:
+        auth.current().need("manage", "add @contexts")
         created = now_iso()
         self.cache.add(url, document, kind="Hosted", created_at=created)
         self.store.put_context(url, document, "Hosted", created)
         self.resolver.forget()
 
     def delete_context(self, url: str) -> None:
+        auth.current().need("manage", "delete @contexts")
         if not self.cache.remove(url):
             raise ResourceNotFound(f"@context {url} is not held by this broker")
         self.store.delete_context(url)
         self.resolver.forget()
+
+
+def _guarded(access: auth.Access, eid: str, fn: Any) -> Any:
+    """``fn`` (a change of one entity), refused unless ``access`` may write the entity as
+    it was and as it would be."""
+
+    def change(old: dict | None) -> Any:
+        if old is not None and not access.writable(old):
+            raise Forbidden(f"{access.principal.subject} may not change entity {eid}")
+        new = fn(old)
+        if isinstance(new, dict) and not access.writable(new):
+            raise Forbidden(f"{access.principal.subject} may not write entity {eid} as it "
+                            "would be (its type, agency or area)")
+        return new
+
+    return change
 
 
 def _check_id(eid: str) -> None:

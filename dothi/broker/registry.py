@@ -11,6 +11,7 @@ from collections.abc import Callable, Sequence
 
 import orjson
 
+from dothi.auth import access as auth
 from dothi.broker.subscriptions import Subscriptions
 from dothi.errors import AlreadyExists, BadRequestData, DothiError, ResourceNotFound
 from dothi.ngsild import registration as model
@@ -45,6 +46,7 @@ class Registry:
     # -- CRUD ----------------------------------------------------------------------------
 
     def create(self, tenant: str, body: object, ctx: ActiveContext) -> str:
+        _manage(tenant)
         now = now_iso()
         doc = model.validate(body, ctx.source, now)
         new = model.compile_registration(tenant, doc, self.context_of(doc))
@@ -59,6 +61,7 @@ class Registry:
         return str(doc["id"])
 
     def get(self, tenant: str, rid: str) -> dict:
+        _manage(tenant)
         _check_id(rid)
         found = self.store.registration_get(tenant, rid)
         if found is None:
@@ -66,6 +69,7 @@ class Registry:
         return found
 
     def update(self, tenant: str, rid: str, fragment: object, ctx: ActiveContext) -> None:
+        _manage(tenant)
         _check_id(rid)
         old: dict = {}
 
@@ -101,6 +105,7 @@ class Registry:
         satisfy q/csf, scopeQ, geoQ and the temporal query ``when`` (start, end, time
         property: observedAt looks at observationInterval, createdAt/modifiedAt at
         managementInterval) (clause 5.10.2)."""
+        _manage(tenant)
         pattern = compile_pattern(id_pattern) if id_pattern else None
         filters = [self._filter.compile(c, None, expand) for c in (q, csf) if c is not None]
         if scope_q is not None:
@@ -224,6 +229,15 @@ def _during(doc: dict, start: int | None, end: int | None, prop: str) -> bool:
     begins = iso_to_ms(interval["startAt"])
     ends = iso_to_ms(interval["endAt"]) if interval.get("endAt") else None
     return (end is None or begins < end) and (start is None or ends is None or ends >= start)
+
+
+def _manage(tenant: str) -> None:
+    """Context source registrations are the instance's plumbing: only those who manage
+    it (dothi.auth) see or change them."""
+    access = auth.current()
+    if not access.unlimited:
+        access.need("manage", "see or change context source registrations")
+        access.need_tenant(tenant)
 
 
 def _check_id(rid: str) -> None:

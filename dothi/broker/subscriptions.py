@@ -18,6 +18,7 @@ from urllib.parse import unquote
 
 import orjson
 
+from dothi.auth import access as auth
 from dothi.errors import AlreadyExists, BadRequestData, DothiError, ResourceNotFound
 from dothi.ngsild import subscription as model
 from dothi.ngsild.context import ActiveContext, ContextResolver
@@ -136,14 +137,26 @@ class Subscriptions:
         self.wake: Callable[[], None] | None = None
         # Set by the registry: the periodic notification of a csource subscription.
         self.csource_snapshot: Callable[[model.Compiled, str], Notice | None] | None = None
+        # What the readers of subscriptions made under a limited access may read.
+        self.policy = auth.Policy.load()
         store.change_hook = self.on_change
 
     # -- CRUD ----------------------------------------------------------------------------
 
     def create(self, tenant: str, body: object, ctx: ActiveContext,
                kind: str = "entity") -> str:
+        """A subscription made by a reader whose access is limited (dothi.auth) keeps who
+        made it: it notifies only what they may read, and only they (or a manager) may
+        see, change or delete it."""
+        access = auth.current()
+        if not access.unlimited:
+            access.need("subscribe" if kind == "entity" else "manage",
+                        "subscribe" if kind == "entity" else "subscribe to context sources")
+            access.need_tenant(tenant)
         now = now_iso()
         doc = model.validate(body, ctx.source, now)
+        if not access.unlimited:
+            doc[model.READER] = access.principal.to_doc()
         self._compile(tenant, kind, doc)  # anything that cannot be matched is refused now
         if doc.get("jsonldContext") is not None:
             # Notifications will be rendered with it: it must be at hand now (503 if not).
@@ -157,13 +170,18 @@ class Subscriptions:
     def get(self, tenant: str, sid: str, kind: str = "entity") -> SubscriptionRecord:
         _check_id(sid)
         found = self.store.subscription_get(tenant, sid, kind)
-        if found is None:
+        if found is None or not _mine(found.doc, tenant):
             raise ResourceNotFound(f"Subscription {sid} does not exist")
         return found
 
     def page(self, tenant: str, limit: int, offset: int,
              kind: str = "entity") -> tuple[list[SubscriptionRecord], int]:
-        return self.store.subscription_page(tenant, kind, limit, offset)
+        access = auth.current()
+        if access.unlimited or access.may("manage") and access.tenant_ok(tenant):
+            return self.store.subscription_page(tenant, kind, limit, offset)
+        records, total = self.store.subscription_page(tenant, kind, 1 << 30, 0)
+        mine = [r for r in records if _mine(r.doc, tenant)]
+        return mine[offset:offset + limit], len(mine)
 
     def update(self, tenant: str, sid: str, fragment: object, ctx: ActiveContext,
                kind: str = "entity") -> None:
@@ -177,11 +195,12 @@ class Subscriptions:
             doc["modifiedAt"] = now
             return doc, _first_run(doc)
 
+        self.get(tenant, sid, kind)  # someone else's is not there for this reader
         if self.store.subscription_change(tenant, sid, kind, change) is None:
             raise ResourceNotFound(f"Subscription {sid} does not exist")
 
     def delete(self, tenant: str, sid: str, kind: str = "entity") -> None:
-        _check_id(sid)
+        self.get(tenant, sid, kind)
         if not self.store.subscription_delete(tenant, sid, kind):
             raise ResourceNotFound(f"Subscription {sid} does not exist")
 
@@ -194,8 +213,12 @@ class Subscriptions:
         return self.resolver.active(doc.get("@context"))
 
     def _compile(self, tenant: str, kind: str, doc: dict) -> model.Compiled:
-        return model.compile_subscription(tenant, kind, doc, self.context_of(doc),
-                                          self._doc_filter)
+        sub = model.compile_subscription(tenant, kind, doc, self.context_of(doc),
+                                         self._doc_filter)
+        if model.READER in doc:
+            sub.reader = auth.Access(auth.Principal.from_doc(doc[model.READER]),
+                                     self.policy)
+        return sub
 
     def _doc_filter(self, q: QExpr | None, scope_q: Any,
                     expand: Callable[[str], str]) -> Callable[[dict], bool]:
@@ -319,7 +342,17 @@ def _entity_query(sub: model.Compiled) -> EntityQuery:
         scope_q=parse_scope_q(unquote(doc["scopeQ"])) if doc.get("scopeQ") else None,
         geo=sub.geo, geo_attr=sub.geo_attr, expand=sub.ctx.expand,
         limit=PERIODIC_MAX_ENTITIES,
+        hidden=sub.reader.read_rules() if sub.reader is not None else (),
     )
+
+
+def _mine(doc: dict, tenant: str) -> bool:
+    """Whether the reader's access (dothi.auth) lets it see this subscription: its own,
+    or any in a tenant it manages."""
+    access = auth.current()
+    if access.unlimited or access.may("manage") and access.tenant_ok(tenant):
+        return True
+    return (doc.get(model.READER) or {}).get("subject") == access.principal.subject
 
 
 def _payload(outcome: Outcome, show_changes: bool) -> bytes:

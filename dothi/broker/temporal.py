@@ -9,7 +9,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from dothi.errors import BadRequestData, ResourceNotFound
+from dothi.auth import access as auth
+from dothi.errors import BadRequestData, Forbidden, ResourceNotFound
 from dothi.ngsild.context import ActiveContext
 from dothi.ngsild.entity import ENTITY_MEMBERS, expand_attribute, expand_entity, is_uri
 from dothi.ngsild.temporal import TimeQuery
@@ -25,6 +26,18 @@ class Temporal:
     def __init__(self, store: Store) -> None:
         self.store = store
 
+    def _may_write(self, tenant: str, eid: str, types: Sequence[str] = ()) -> None:
+        """Refuse a write of ``eid``'s history unless the reader's access (dothi.auth) may
+        write the entity as it now is (or, with no current entity, of ``types``)."""
+        access = auth.current()
+        if access.unlimited:
+            return
+        access.need("write", "change entity histories")
+        access.need_tenant(tenant)
+        doc = self.store.get(tenant, eid) or {"id": eid, "type": list(types)}
+        if not access.writable(doc):
+            raise Forbidden(f"{access.principal.subject} may not change entity {eid}")
+
     def upsert(self, tenant: str, body: Any, ctx: ActiveContext) -> tuple[str, bool]:
         """Create or extend a temporal entity: (id, created)."""
         if not isinstance(body, dict):
@@ -32,6 +45,7 @@ class Temporal:
         now = now_iso()
         doc = expand_entity({k: v for k, v in body.items() if k in ENTITY_MEMBERS}, ctx, now)
         attrs = _instances(body, ctx, now)
+        self._may_write(tenant, doc["id"], doc.get("type", []))
         created = self.store.temporal_add(tenant, doc["id"], doc.get("type", []), attrs)
         return doc["id"], bool(created)
 
@@ -42,12 +56,20 @@ class Temporal:
         attrs = _instances(body, ctx, now_iso())
         if not attrs:
             raise BadRequestData("No attribute to add")
+        self._may_write(tenant, eid)
         if self.store.temporal_add(tenant, eid, (), attrs, must_exist=True) is None:
             raise ResourceNotFound(f"No temporal entity {eid}")
 
     def retrieve(self, tenant: str, eid: str, tq: TimeQuery, cap: int) -> TemporalEntity:
         _check_id(eid)
+        access = auth.current()
+        if not access.unlimited:
+            access.need("read", "read entity histories")
+            access.need_tenant(tenant)
         found = self.store.temporal_get(tenant, eid, tq, cap)
+        if found is not None and not access.unlimited and not access.readable(
+                self.store.get(tenant, eid) or {"id": eid, "type": found.types}):
+            found = None
         if found is None:
             raise ResourceNotFound(f"No temporal entity {eid}")
         return found
@@ -55,7 +77,16 @@ class Temporal:
     def query(self, tenant: str, selectors: Sequence[Selector], current: EntityQuery | None,
               tq: TimeQuery, limit: int, offset: int, count: bool,
               cap: int) -> tuple[list[TemporalEntity], int | None]:
-        """``current`` carries q/geoQ/scopeQ, which select entities by their current state."""
+        """``current`` carries q/geoQ/scopeQ, which select entities by their current state.
+        A reader whose access hides some entities (dothi.auth) sees the histories of
+        entities that now exist and that it may read."""
+        access = auth.current()
+        if not access.unlimited:
+            access.need("read", "read entity histories")
+            access.need_tenant(tenant)
+            if access.read_rules():
+                current = current or EntityQuery(selectors=list(selectors))
+                current.hidden = [*current.hidden, *access.read_rules()]
         ids_in = None
         if current is not None:
             current.limit, current.offset, current.count = MAX_FILTERED_ENTITIES, 0, False
@@ -67,6 +98,7 @@ class Temporal:
 
     def delete(self, tenant: str, eid: str) -> None:
         _check_id(eid)
+        self._may_write(tenant, eid)
         if not self.store.temporal_delete(tenant, eid):
             raise ResourceNotFound(f"No temporal entity {eid}")
 
@@ -75,6 +107,7 @@ class Temporal:
         _check_id(eid)
         if dataset is not None and not is_uri(dataset):
             raise BadRequestData("datasetId must be a URI")
+        self._may_write(tenant, eid)
         found = self.store.temporal_delete_attribute(tenant, eid, ctx.expand(attr), dataset,
                                                      delete_all)
         if found is None:
@@ -88,6 +121,7 @@ class Temporal:
         """Replace the members given in the body; the instance keeps its identity."""
         _check_id(eid)
         iid = _instance(instance)
+        self._may_write(tenant, eid)
         if not isinstance(body, dict):
             raise BadRequestData("The payload must be a JSON object")
         name = ctx.compact(ctx.expand(attr))
@@ -114,6 +148,7 @@ class Temporal:
                         ctx: ActiveContext) -> None:
         _check_id(eid)
         iid = _instance(instance)
+        self._may_write(tenant, eid)
         if not self.store.temporal_change_instance(tenant, eid, ctx.expand(attr), iid,
                                                    lambda current: None):
             raise ResourceNotFound(f"No instance {instance} of {attr} in {eid}")

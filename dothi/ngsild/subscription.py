@@ -29,6 +29,9 @@ from dothi.store.base import SubscriptionStats
 TRIGGERS = ("entityCreated", "entityUpdated", "entityDeleted",
             "attributeCreated", "attributeUpdated", "attributeDeleted")
 DEFAULT_TRIGGERS = ("attributeCreated", "attributeUpdated")
+# Where a stored subscription keeps who made it, when their access is limited
+# (dothi.auth): never rendered, never writable by a client.
+READER = "dothi:reader"
 ACCEPTS = ("application/json", "application/ld+json", "application/geo+json")
 SCHEMES = ("http", "https", "mqtt", "mqtts")
 # Members a client may write; the rest of a rendered subscription is the broker's.
@@ -290,7 +293,7 @@ def render(doc: dict, stats: SubscriptionStats, stored_ctx: ActiveContext,
     broker's members: status, the default triggers, and delivery counters once a
     notification has been attempted."""
     out = _recompact({k: v for k, v in doc.items() if k not in ("@context", "createdAt",
-                                                                "modifiedAt")},
+                                                                "modifiedAt", READER)},
                      stored_ctx, ctx)
     out["status"] = status(doc, now)
     out.setdefault("notificationTrigger", list(DEFAULT_TRIGGERS))
@@ -365,11 +368,16 @@ class Compiled:
     context_value: Any = field(default=None)
     # Only these attribute instances are notified ("@none" is the default instance).
     datasets: frozenset[str] | None = None
+    # The access of who made it (dothi.auth.access.Access), when limited: only what it may
+    # read is notified.
+    reader: Any = None
 
     def live(self, now_ms: int) -> bool:
         return self.active and (self.expires_ms is None or now_ms < self.expires_ms)
 
     def selects(self, doc: dict) -> bool:
+        if self.reader is not None and not self.reader.readable(doc):
+            return False
         eid = doc["id"]
         types = set(doc.get("type", ()))
         if self.selectors and not any(s.matches(eid, types) for s in self.selectors):

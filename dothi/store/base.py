@@ -45,6 +45,17 @@ class Selector:
     id_pattern: str | None = None
 
 
+@dataclass(frozen=True)
+class ReadRule:
+    """Entities of ``types`` come back only where ``q`` holds, and never when ``q`` is
+    None (``types`` None: every entity): how the reader's access (``dothi.auth``)
+    narrows a query. ``expand`` gives the IRIs of the names in ``q``."""
+
+    types: TypeExpr | None
+    q: Any = None
+    expand: Callable[[str], str] = field(default=lambda t: t)
+
+
 @dataclass
 class EntityQuery:
     selectors: Sequence[Selector] = ()
@@ -59,6 +70,8 @@ class EntityQuery:
     count: bool = False
     # Only the ids are wanted: documents come back as {"id": ...}.
     ids_only: bool = False
+    # What the reader may not see (dothi.auth.access.Access.read_rules).
+    hidden: Sequence[ReadRule] = ()
 
 
 @dataclass

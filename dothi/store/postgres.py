@@ -56,7 +56,7 @@ from dothi.store.postgres_filters import FUNCTIONS as FILTER_FUNCTIONS
 from dothi.store.postgres_filters import q_to_sql, scope_q_to_sql
 from dothi.store.postgres_history import SCHEMA as HISTORY_SCHEMA
 from dothi.store.postgres_history import History, MissingPartitions
-from dothi.store.sqlite_filters import type_expr_sql
+from dothi.store.sqlite_filters import read_rule_sql, type_expr_sql
 from dothi.store.sqlite_history import (
     PruneState,
     change_instance,
@@ -489,6 +489,10 @@ class PostgresStore:
         if query.scope_q is not None:
             sql, p = scope_q_to_sql(query.scope_q, "e.doc")
             clauses.append(f"({sql})")
+            params.extend(p)
+        for rule in query.hidden:
+            sql, p = read_rule_sql(rule, lambda t: _type_sql(t, tenant), q_to_sql)
+            clauses.append(sql)
             params.extend(p)
         if query.geo is not None:
             sql, p = _geo_sql(query.geo, query.geo_attr)

@@ -51,6 +51,7 @@ from dothi.store.changes import GEO_SLOTS, Signature, expand_stats, geo_instance
 from dothi.store.sqlite_filters import (
     client_patterns,
     q_to_sql,
+    read_rule_sql,
     register_sqlite_functions,
     scope_q_to_sql,
     type_expr_sql,
@@ -461,6 +462,10 @@ class SQLiteStore:
         if query.scope_q is not None:
             sql, p = scope_q_to_sql(query.scope_q, "e.doc")
             clauses.append(f"({sql})")
+            params.extend(p)
+        for rule in query.hidden:
+            sql, p = read_rule_sql(rule, lambda t: _type_sql(t, tenant, entity_key), q_to_sql)
+            clauses.append(sql)
             params.extend(p)
         if source.startswith("geo_rtree"):
             # Last, so the cheap index checks above have already thrown most rows out.

@@ -28,7 +28,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
@@ -67,6 +67,9 @@ from dothi.ngsild.qlang import (
     compile_pattern,
 )
 from dothi.ngsild.typeexpr import TypeExpr
+
+if TYPE_CHECKING:
+    from dothi.store.base import ReadRule
 
 log = logging.getLogger(__name__)
 Fragment = tuple[str, list]
@@ -444,6 +447,23 @@ def type_expr_sql(
         "(" + joiner.join(p[0] for p in parts) + ")",
         [x for p in parts for x in p[1]],
     )
+
+
+def read_rule_sql(rule: ReadRule, types_sql: Callable[[TypeExpr], Fragment],
+                  q_sql: Callable[..., Fragment]) -> Fragment:
+    """SQL for one of the reader's rules (``dothi.store.base.ReadRule``) in either
+    backend's dialect: not of the rule's types, or its q holds."""
+    parts: list[str] = []
+    params: list[Any] = []
+    if rule.types is not None:
+        sql, p = types_sql(rule.types)
+        parts.append(f"NOT {sql}")
+        params.extend(p)
+    if rule.q is not None:
+        sql, p = q_sql(rule.q, rule.expand, "e.doc")
+        parts.append(f"({sql})")
+        params.extend(p)
+    return ("(" + " OR ".join(parts) + ")" if parts else "1 = 0"), params
 
 
 class DocFilter:

@@ -175,7 +175,7 @@ def test_personal_data_only_for_officials(city: TestClient) -> None:
     # Officials only.
     path = f"/ioc/service-requests/{rid}/reporter"
     assert city.get(path).status_code == 401
-    assert city.get(path, headers={"Authorization": "Bearer guess"}).status_code == 403
+    assert city.get(path, headers={"Authorization": "Bearer guess"}).status_code == 401
     r = city.get(path, headers=OFFICIAL)
     assert r.status_code == 200 and r.headers["cache-control"] == "no-store"
     assert r.json() == {"service_request_id": rid, "anonymous": False, **PERSONAL}

@@ -128,7 +128,7 @@ def test_submit_return_correct_accept(http: TestClient) -> None:
         "submit", "return", "answer", "submit", "accept"]
     assert [v["version"] for v in history] == list(range(1, 11))
     assert history[6]["comments"] == "Thiếu quyết định phê duyệt đề án"
-    assert history[6]["actor"] == "assessor key #1"
+    assert history[6]["actor"] == "assessor#1"
     assert history[-1]["level"] == 1
 
 

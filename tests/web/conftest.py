@@ -6,6 +6,7 @@ from __future__ import annotations
 import subprocess
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,11 +15,16 @@ from tests.server import running_server
 
 
 @pytest.fixture(scope="module")
-def city(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def city_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
     db = tmp_path_factory.mktemp("city") / "city.db"
     subprocess.run([sys.executable, "-m", "dothi.cli", "demo", "--db", str(db), "--no-serve"],
                    check=True, capture_output=True)
-    with running_server(db) as url:
+    return db
+
+
+@pytest.fixture(scope="module")
+def city(city_db: Path) -> Iterator[str]:
+    with running_server(city_db) as url:
         yield url
 
 

@@ -22,6 +22,9 @@ function el(tag, attrs, ...children) {
 async function api(path, options) {
   const headers = Object.assign({"Accept": "application/json"}, (options || {}).headers);
   if (TENANT) headers["NGSILD-Tenant"] = TENANT;
+  // A signed-in person's changes carry the session's anti-forgery token.
+  const csrf = document.cookie.split("; ").find(c => c.startsWith("dothi_csrf="));
+  if (csrf) headers["X-CSRF-Token"] = decodeURIComponent(csrf.slice("dothi_csrf=".length));
   const response = await fetch(path, Object.assign({}, options, {headers}));
   if (!response.ok) {
     let detail = response.statusText;

@@ -1,0 +1,155 @@
+"""What a principal's scope narrows, on both backends: an agency's officer sees and works
+its own incidents only, a ward's its ward's; a key for some entity types writes those
+only; a tenant's administrator stays in its tenant; a subscription notifies only what its
+subscriber may read; the audit log names who acted."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from dothi.store import audit
+from tests.auth.conftest import Instance
+from tests.conftest import streetlight
+from tests.receiver import receiver
+
+E = "/ngsi-ld/v1/entities"
+FLOOD = {"title": "Ngập", "category": "flooding", "severity": "high",
+         "location": {"type": "Point", "coordinates": [108.2145, 16.0598]}}
+
+
+def incident(s: Instance, agency: str, ward: str) -> str:
+    admin = s.headers("system-admin")
+    r = s.client.post("/ioc/incidents", json={**FLOOD, "ward": ward, "dedupKey": agency + ward},
+                      headers=admin)
+    assert r.status_code == 201, r.text
+    eid = str(r.json()["id"])
+    for status, extra in (("acknowledged", {}), ("assigned", {"agency": agency})):
+        r = s.client.post(f"/ioc/incidents/{eid}/status", json={"status": status, **extra},
+                          headers=admin)
+        assert r.status_code == 200, r.text
+    return eid
+
+
+def ids(r: Any) -> set[str]:
+    assert r.status_code == 200, r.text
+    return {e["id"] for e in r.json()}
+
+
+def test_an_agency_sees_and_works_its_own_incidents(secured: Instance) -> None:
+    s = secured
+    ours = incident(s, "transport", "Hải Châu")
+    theirs = incident(s, "drainage", "Sơn Trà")
+    mine = s.headers("officer")  # of the transport department
+    r = s.client.get(E, params={"type": "Incident", "count": "true"}, headers=mine)
+    assert ids(r) == {ours} and r.headers["NGSILD-Results-Count"] == "1"
+    assert ids(s.client.get("/ioc/incidents", headers=mine)) == {ours}
+    assert s.client.get(f"{E}/{theirs}", headers=mine).status_code == 404
+    assert s.client.get(f"/ioc/incidents/{theirs}", headers=mine).status_code == 404
+    assert s.client.get(f"/ngsi-ld/v1/temporal/entities/{theirs}",
+                        headers=mine).status_code == 404
+    assert s.client.get(f"/ngsi-ld/v1/temporal/entities/{ours}",
+                        headers=mine).status_code == 200
+    temporal = s.client.get("/ngsi-ld/v1/temporal/entities", headers=mine,
+                            params={"type": "Incident", "lastN": "1"})
+    assert ids(temporal) == {ours}
+    # Works its own; the other agency's is not its to touch.
+    note = {"text": "Đã cử đội xử lý"}
+    assert s.client.post(f"/ioc/incidents/{ours}/comments", json=note,
+                         headers=mine).status_code == 201
+    assert s.client.post(f"/ioc/incidents/{theirs}/comments", json=note,
+                         headers=mine).status_code == 403
+    before = s.client.get(f"{E}/{theirs}", headers=s.headers("system-admin")).json()
+    r = s.client.patch(f"{E}/{theirs}/attrs", headers=mine,
+                       json={"status": {"type": "Property", "value": "closed"}})
+    assert r.status_code == 403
+    # ... nor to hand over to itself.
+    r = s.client.post(f"/ioc/incidents/{ours}/status", headers=mine,
+                      json={"status": "assigned", "agency": "drainage"})
+    assert r.status_code == 403
+    assert s.client.get(f"{E}/{theirs}", headers=s.headers("system-admin")).json() == before
+    # The other agency sees only its own; the ward's officer only its ward's.
+    assert ids(s.client.get(E, params={"type": "Incident"},
+                            headers=s.headers("drainage-officer"))) == {theirs}
+    assert ids(s.client.get(E, params={"type": "Incident"},
+                            headers=s.headers("ward-officer"))) == {ours}
+    # Open data for the public: no incident at all, and no such type.
+    assert ids(s.client.get(E, params={"type": "Incident"})) == set()
+    types = s.client.get("/ngsi-ld/v1/types").json()["typeList"]
+    assert "Incident" not in types and "Incident" in s.client.get(
+        "/ngsi-ld/v1/types", headers=mine).json()["typeList"]
+
+
+def test_a_key_for_some_types_writes_those_only(secured: Instance) -> None:
+    s = secured
+    vendor = s.headers("lights-vendor")
+    assert s.client.post(E, json=streetlight(7), headers=vendor).status_code == 201
+    weather = {"id": "urn:ngsi-ld:WeatherObserved:w1", "type": "WeatherObserved",
+               "temperature": {"type": "Property", "value": 31}}
+    r = s.client.post(E, json=weather, headers=vendor)
+    assert r.status_code == 403
+    r = s.client.post("/ngsi-ld/v1/entityOperations/upsert", headers=vendor,
+                      json=[streetlight(8), weather])
+    assert r.status_code == 207
+    assert r.json()["success"] == ["urn:ngsi-ld:Streetlight:dn-8"]
+    assert [e["error"]["status"] for e in r.json()["errors"]] == [403]
+    assert s.client.get(f"{E}/urn:ngsi-ld:WeatherObserved:w1").status_code == 404
+    # Nor can it turn a streetlight into something else.
+    r = s.client.post(f"{E}/urn:ngsi-ld:Streetlight:dn-7/attrs", headers=vendor,
+                      json={"type": "WeatherObserved"})
+    assert r.status_code == 403
+    assert s.client.get(f"{E}/urn:ngsi-ld:Streetlight:dn-7").json()["type"] == "Streetlight"
+
+
+def test_a_tenant_administrator_stays_in_its_tenant(secured: Instance) -> None:
+    s = secured
+    admin = s.headers("tenant-a-admin")
+    here = s.headers("tenant-a-admin", **{"NGSILD-Tenant": "urn:ngsi-ld:tenant:a"})
+    assert s.client.post(E, json=streetlight(1), headers=here).status_code == 201
+    assert s.client.get(E, params={"type": "Streetlight"}, headers=here).json()
+    assert s.client.post(E, json=streetlight(2), headers=admin).status_code == 403
+    elsewhere = s.headers("tenant-a-admin", **{"NGSILD-Tenant": "urn:ngsi-ld:tenant:b"})
+    assert s.client.post(E, json=streetlight(1), headers=elsewhere).status_code == 403
+    assert s.client.get(E, params={"type": "Streetlight"}, headers=admin).status_code == 403
+
+
+def test_subscriptions_notify_only_what_the_subscriber_may_read(secured: Instance) -> None:
+    s = secured
+    citizen = s.headers("citizen")
+    with receiver() as sink:
+        body = {"type": "Subscription", "entities": [{"type": "Incident"},
+                                                     {"type": "Streetlight"}],
+                "notification": {"endpoint": {"uri": sink.url, "accept": "application/json"}}}
+        r = s.client.post("/ngsi-ld/v1/subscriptions", json=body, headers=citizen)
+        assert r.status_code == 201, r.text
+        sid = r.headers["Location"].rsplit("/", 1)[-1]
+        incident(s, "transport", "Hải Châu")  # created, acknowledged, assigned: not sent
+        assert s.client.post(E, json=streetlight(3),
+                             headers=s.headers("operator")).status_code == 201
+        got = sink.next()
+        assert [e["id"] for e in got.body["data"]] == ["urn:ngsi-ld:Streetlight:dn-3"]
+        # The incident's three changes came before the streetlight: nothing else is queued.
+        assert sink.nothing_queued()
+    # Its subscription is its own: others' are not there for it, and it may not read who
+    # else subscribed; a manager sees them all.
+    mine = s.client.get("/ngsi-ld/v1/subscriptions", headers=citizen).json()
+    assert [x["id"] for x in mine] == [sid] and "dothi:reader" not in mine[0]
+    other = s.client.post("/ngsi-ld/v1/subscriptions", headers=s.headers("operator"),
+                          json={**body, "notification": {"endpoint": {
+                              "uri": "http://127.0.0.1:9/n"}}})
+    oid = other.headers["Location"].rsplit("/", 1)[-1]
+    assert s.client.get(f"/ngsi-ld/v1/subscriptions/{oid}", headers=citizen).status_code \
+        == 404
+    assert s.client.delete(f"/ngsi-ld/v1/subscriptions/{oid}", headers=citizen).status_code \
+        == 404
+    everyone = s.client.get("/ngsi-ld/v1/subscriptions", headers=s.headers("city-admin"))
+    assert {x["id"] for x in everyone.json()} == {sid, oid}
+
+
+def test_the_audit_log_names_who_acted(secured: Instance) -> None:
+    s = secured
+    assert s.client.post(E, json=streetlight(4), headers=s.headers("operator")).status_code \
+        == 201
+    store = s.client.app.state.broker.store  # type: ignore[attr-defined]
+    rows = store.audit_rows(limit=10, where=audit.Filter(
+        target="urn:ngsi-ld:Streetlight:dn-4", newest_first=True))
+    assert [(r.who, r.action) for r in rows] == [("key:operator", "entity.create")]

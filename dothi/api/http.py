@@ -293,9 +293,13 @@ def official(request: Request, action: str = "enter") -> str:
     if not access.principal.identified:
         raise NotAuthenticated("Sign in to act in your name (Authorization: Bearer <token "
                                "or key>)")
-    on_behalf(request, action, "act as an official" if action == "enter" else
-              f"{action} (the role {access.principal.role} may not)")
+    on_behalf(request, action, _IN_ONES_NAME.get(action, action))
     return access.principal.subject
+
+
+_IN_ONES_NAME = {"enter": "act as an official", "assess": "assess",
+                 "read-personal": "see who made a report or a comment",
+                 "erase-personal": "erase who made a report or a comment"}
 
 
 def assessor(request: Request) -> str:

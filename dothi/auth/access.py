@@ -26,7 +26,6 @@ import yaml
 from dothi.errors import Forbidden, NotAuthenticated
 from dothi.ngsild.context import DEFAULT_VOCAB
 from dothi.ngsild.qlang import parse_q
-from dothi.ngsild.typeexpr import TypeExpr
 from dothi.store.base import ReadRule
 
 POLICY = Path(__file__).with_name("policy.yaml")
@@ -214,8 +213,7 @@ class Access:
             return [ReadRule(None)]
         if not self.policy.internal:
             return []
-        internal = TypeExpr("or", children=tuple(
-            TypeExpr("type", name=t) for t in sorted(self.policy.internal)))
+        internal = self.policy.internal
         if not self.may("read-internal"):
             return [ReadRule(internal)]
         narrowing = self._narrowing()

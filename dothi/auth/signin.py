@@ -23,8 +23,11 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+import time
+from collections.abc import Callable
 from http.cookies import SimpleCookie
 
+import jwt
 import orjson
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -40,6 +43,7 @@ SESSION_COOKIE = "dothi_session"
 CSRF_COOKIE = "dothi_csrf"
 CSRF_HEADER = "x-csrf-token"
 LOGIN_PATH = "/auth/login"
+VERIFIED_MAX = 10_000  # tokens remembered once checked (the table is emptied when full)
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 CHALLENGE = (b"www-authenticate", b'Bearer realm="dothi"')
 
@@ -64,6 +68,7 @@ class Authenticator:
         self.verifier = Verifier(self.issuer, external, self.policy, settings.auth_role_claim)
         self.accounts = Accounts(settings.auth_accounts, self.policy)
         self.session_lifetime = settings.auth_session_lifetime
+        self._verified: dict[str, tuple[float, dict, auth.Principal]] = {}
         self._legacy = [(key, auth.Principal(f"official#{n}", "city-admin"))
                         for n, key in enumerate(_keys(settings.official_keys), 1)]
         self._legacy += [(key, auth.Principal(f"assessor#{n}", "assessor"))
@@ -99,8 +104,32 @@ class Authenticator:
         if found is not None:
             return found
         if value.count(".") == 2:
-            return self.verifier.principal(value)
+            return self._checked(value, lambda: ({}, self.verifier.principal(value)))[1]
         raise NotAuthenticated("That API key is not known here")
+
+    def _checked(self, token: str, check: Callable[[], tuple[dict, auth.Principal]]
+                 ) -> tuple[dict, auth.Principal]:
+        """A token's claims and principal, checked once and then remembered until the
+        token expires (a signature check costs more than the rest of a small request)."""
+        now = time.time()
+        found = self._verified.get(token)
+        if found is not None and found[0] > now:
+            return found[1], found[2]
+        claims, principal = check()
+        expires = claims.get("exp") or jwt.decode(
+            token, options={"verify_signature": False}).get("exp", now)
+        if len(self._verified) >= VERIFIED_MAX:
+            self._verified.clear()
+        self._verified[token] = (float(expires), claims, principal)
+        return claims, principal
+
+    def needs_thread(self, headers: Headers) -> bool:
+        """Whether identifying the request may wait on the network (a city provider's
+        keys to fetch): a bearer token not yet checked, with such a provider trusted."""
+        if self.verifier.external is None:
+            return False
+        value = headers.get("authorization", "").partition(" ")[2].strip()
+        return value.count(".") == 2 and value not in self._verified
 
     def session(self, headers: Headers) -> tuple[dict, auth.Principal] | None:
         cookies = SimpleCookie()
@@ -111,9 +140,12 @@ class Authenticator:
         morsel = cookies.get(SESSION_COOKIE)
         if morsel is None:
             return None
-        try:
+        def check() -> tuple[dict, auth.Principal]:
             claims = self.issuer.decode(morsel.value, WEB_AUDIENCE)
             return claims, self.verifier.principal_of(claims)
+
+        try:
+            return self._checked("session:" + morsel.value, check)
         except Exception:  # expired or not ours: no session
             return None
 
@@ -137,7 +169,7 @@ class Authenticate:
             return
         headers = Headers(scope=scope)
         try:
-            if headers.get("authorization", "").count(".") == 2:
+            if self.authn.needs_thread(headers):
                 # A token of another issuer may need its keys fetched: not on the loop.
                 principal = await asyncio.to_thread(self.authn.identify, headers,
                                                     scope["method"], scope["path"])

@@ -355,6 +355,10 @@ class Broker:
         on, one batch request per source."""
         if not isinstance(items, list):
             raise BadRequestData("A batch operation takes a JSON array")
+        access = auth.current()
+        if not access.unlimited:  # before anything is sent on to context sources
+            access.need("write", "change entities")
+            access.need_tenant(tenant)
         items, remote = self.routing.batch(tenant, op, items, ctx_for, forward)
         result = BatchResult()
         plan: list[tuple[str, Any]] = []
@@ -439,7 +443,12 @@ class Broker:
     ) -> None:
         """Do a write here and at the context sources that take it (see forwarding).
         ``local(part)`` applies to this broker the part of ``body`` that stays here;
-        ``attr`` names the one attribute an attribute-level operation writes."""
+        ``attr`` names the one attribute an attribute-level operation writes. Only a
+        principal that may write here (dothi.auth) has writes sent on."""
+        access = auth.current()
+        if not access.unlimited:
+            access.need("write", "change entities")
+            access.need_tenant(tenant)
         route = self.routing.route(tenant, operation, eid, types, body, ctx, forward,
                                    always_local=operation == "createEntity", attr=attr)
         if not route.parts:

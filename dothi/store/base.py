@@ -51,7 +51,7 @@ class ReadRule:
     None (``types`` None: every entity): how the reader's access (``dothi.auth``)
     narrows a query. ``expand`` gives the IRIs of the names in ``q``."""
 
-    types: TypeExpr | None
+    types: frozenset[str] | None
     q: Any = None
     expand: Callable[[str], str] = field(default=lambda t: t)
 

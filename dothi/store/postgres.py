@@ -491,7 +491,9 @@ class PostgresStore:
             clauses.append(f"({sql})")
             params.extend(p)
         for rule in query.hidden:
-            sql, p = read_rule_sql(rule, lambda t: _type_sql(t, tenant), q_to_sql)
+            sql, p = read_rule_sql(rule, lambda t: (
+                "EXISTS (SELECT 1 FROM entity_types x WHERE x.tenant = %s AND x.rid = e.rid "
+                "AND x.type = ANY(%s))", [tenant, sorted(t)]), q_to_sql)
             clauses.append(sql)
             params.extend(p)
         if query.geo is not None:

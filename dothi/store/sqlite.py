@@ -464,7 +464,8 @@ class SQLiteStore:
             clauses.append(f"({sql})")
             params.extend(p)
         for rule in query.hidden:
-            sql, p = read_rule_sql(rule, lambda t: _type_sql(t, tenant, entity_key), q_to_sql)
+            sql, p = read_rule_sql(rule, lambda t: _types_any_sql(t, tenant, entity_key),
+                                   q_to_sql)
             clauses.append(sql)
             params.extend(p)
         if source.startswith("geo_rtree"):
@@ -805,6 +806,12 @@ def _type_sql(expr: TypeExpr, tenant: str, key: str) -> tuple[str, list[Any]]:
     return type_expr_sql(expr, lambda name: (
         "EXISTS (SELECT 1 FROM entity_types x WHERE x.tenant = ? AND x.type = ?"
         f" AND x.entity = {key})", [tenant, name]))
+
+
+def _types_any_sql(types: frozenset[str], tenant: str, key: str) -> tuple[str, list[Any]]:
+    """The entity has one of ``types``: one look in the type index."""
+    return (f"EXISTS (SELECT 1 FROM entity_types x WHERE x.tenant = ? AND x.entity = {key}"
+            f" AND x.type IN ({','.join('?' * len(types))}))", [tenant, *sorted(types)])
 
 
 # The geo-query of the query this thread is running, read by the SQL functions below.

@@ -449,7 +449,7 @@ def type_expr_sql(
     )
 
 
-def read_rule_sql(rule: ReadRule, types_sql: Callable[[TypeExpr], Fragment],
+def read_rule_sql(rule: ReadRule, types_sql: Callable[[frozenset[str]], Fragment],
                   q_sql: Callable[..., Fragment]) -> Fragment:
     """SQL for one of the reader's rules (``dothi.store.base.ReadRule``) in either
     backend's dialect: not of the rule's types, or its q holds."""

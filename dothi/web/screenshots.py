@@ -1,7 +1,9 @@
 """``dothi screenshots``: pictures of the dashboard's main screens, the citizens' page on a
 phone and the planners' page, taken in chromium.
 
-Given ``--url``, it photographs that running instance as it is and changes nothing.
+Given ``--url``, it photographs that running instance as it is and changes nothing, as
+the public sees it: the dashboard only where the public may read incidents (an instance
+run with DOTHI_AUTH_ANONYMOUS=operator or above).
 Without it, it stages the demo city in a temporary database and serves it: one flood
 gauge gets the last 24 hours of a rain event (so that its chart has a curve), then every
 gauge reports water above its danger level, so the flooding rules open incidents."""
@@ -9,6 +11,7 @@ gauge reports water above its danger level, so the flooding rules open incidents
 from __future__ import annotations
 
 import math
+import os
 import re
 import subprocess
 import sys
@@ -54,9 +57,11 @@ def _demo_server(db: Path, say: Callable[[str], None]) -> Iterator[str]:
     say("Loading the demo city")
     subprocess.run([sys.executable, "-m", "dothi.cli", "demo", "--db", str(db),
                     "--no-serve"], check=True, capture_output=True)
+    # A private server on loopback, gone with the pictures: no one signs in to it.
     proc = subprocess.Popen([sys.executable, "-m", "dothi.cli", "serve", "--db", str(db),
                              "--port", "0"], stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
+                            stderr=subprocess.STDOUT, text=True,
+                            env={**os.environ, "DOTHI_AUTH_ANONYMOUS": "system-admin"})
     try:
         assert proc.stdout is not None
         line = proc.stdout.readline()

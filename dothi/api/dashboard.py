@@ -122,6 +122,10 @@ async def stream(request: Request) -> StreamingResponse:
         differ = Differ()
         yield b"retry: 3000\n\n"
         async for snapshot in hub.follow(name):
+            if snapshot is not None and not access.unlimited:
+                # An agency's or a ward's officer follows its own incidents only.
+                snapshot = {**snapshot, "incidents": [
+                    i for i in snapshot.get("incidents", []) if access.sees_view(i)]}
             if snapshot is None:
                 yield b": still here\n\n"
                 continue

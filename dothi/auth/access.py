@@ -181,6 +181,17 @@ class Access:
         return self.may("read") and (iri not in self.policy.internal or
                                      self.may("read-internal"))
 
+    def sees_view(self, view: dict) -> bool:
+        """``readable`` for an internal entity shown as keyValues (the dashboard's
+        incidents), by the policy's short names."""
+        if self.unlimited:
+            return True
+        assert self.policy is not None
+        wanted = {self.policy.agency_attr: self.principal.agency,
+                  self.policy.area_attr: self.principal.area}
+        return self.may("read-internal") and all(
+            value is None or view.get(name) == value for name, value in wanted.items())
+
     def readable(self, doc: dict) -> bool:
         """Whether the principal may see this stored entity (expanded form)."""
         if self.unlimited:

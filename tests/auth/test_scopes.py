@@ -5,12 +5,17 @@ subscriber may read; the audit log names who acted."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
+import httpx
+
 from dothi.store import audit
-from tests.auth.conftest import Instance
+from tests.auth.conftest import Instance, accounts_file
 from tests.conftest import streetlight
 from tests.receiver import receiver
+from tests.server import running_server
+from tests.web.test_dashboard_api import events, next_incidents
 
 E = "/ngsi-ld/v1/entities"
 FLOOD = {"title": "Ngập", "category": "flooding", "severity": "high",
@@ -153,3 +158,33 @@ def test_the_audit_log_names_who_acted(secured: Instance) -> None:
     rows = store.audit_rows(limit=10, where=audit.Filter(
         target="urn:ngsi-ld:Streetlight:dn-4", newest_first=True))
     assert [(r.who, r.action) for r in rows] == [("key:operator", "entity.create")]
+
+
+def test_an_agencys_dashboard_feed_shows_its_own_incidents(tmp_path: Path) -> None:
+    """The live feed of a real server: the drainage company's officer follows it while
+    incidents of two agencies are opened and assigned; only its own reaches it."""
+    keys = accounts_file(tmp_path / "accounts.yaml")
+    env = {"DOTHI_AUTH_ANONYMOUS": "public",
+           "DOTHI_AUTH_ACCOUNTS": str(tmp_path / "accounts.yaml"),
+           "DOTHI_AUTH_KEY_FILE": str(tmp_path / "auth.key")}
+    admin = {"Authorization": f"Bearer {keys['system-admin']}"}
+    officer = {"Authorization": f"Bearer {keys['drainage-officer']}"}
+    with running_server(tmp_path / "feed.db", env=env) as url, \
+            httpx.Client(base_url=url, timeout=20) as http, \
+            http.stream("GET", "/ioc/stream", headers=officer) as response:
+        assert http.get("/ioc/stream", headers={}).status_code == 401
+        stream = events(response)
+        assert next_incidents(stream)["changed"] == []
+        made = {}
+        for agency in ("transport", "drainage"):
+            eid = http.post("/ioc/incidents", headers=admin,
+                            json={**FLOOD, "ward": "Hải Châu", "dedupKey": agency}).json()["id"]
+            for status, extra in (("acknowledged", {}), ("assigned", {"agency": agency})):
+                r = http.post(f"/ioc/incidents/{eid}/status", headers=admin,
+                              json={"status": status, **extra})
+                assert r.status_code == 200, r.text
+            made[agency] = eid
+        seen: set[str] = set()
+        while made["drainage"] not in seen:  # each event waits 20 s at most
+            seen |= {i["id"] for i in next_incidents(stream)["changed"]}
+        assert made["transport"] not in seen

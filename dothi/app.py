@@ -44,7 +44,7 @@ from dothi.api import (
     types,
 )
 from dothi.api.http import keys
-from dothi.api.ratelimit import RateLimit
+from dothi.api.ratelimit import Buckets, RateLimit
 from dothi.auth.signin import CHALLENGE, Authenticate, Authenticator
 from dothi.broker.broker import Broker
 from dothi.broker.notifier import Notifier, NotifierSettings
@@ -259,6 +259,7 @@ def create_app(settings: Settings | None = None, broker: Broker | None = None, *
     app.state.settings = settings
     app.state.broker = broker
     app.state.authenticator = Authenticator(settings)
+    app.state.guesses = Buckets(1 / auth.GUESSES_EVERY_S, auth.GUESSES_BURST)
 
     @app.exception_handler(DothiError)
     async def dothi_error(request: Request, exc: DothiError) -> Response:

@@ -4,6 +4,8 @@ discovery, its keys, the web pages' sign-in form and session, and who is signed 
 from __future__ import annotations
 
 import html
+import math
+import time
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -13,11 +15,14 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from dothi.api.http import PROBLEMS, Router, json_response
+from dothi.api.ratelimit import Buckets
 from dothi.auth import access as auth
 from dothi.auth.signin import CSRF_COOKIE, SESSION_COOKIE, Authenticator
 from dothi.auth.tokens import WEB_AUDIENCE
 
 router = Router(tags=["Sign-in"])
+GUESSES_BURST = 20
+GUESSES_EVERY_S = 3.0
 FORM = "application/x-www-form-urlencoded"
 MAX_FORM = 4096
 OAUTH_ERROR = {"type": "object", "properties": {
@@ -45,8 +50,19 @@ async def _form(request: Request) -> dict[str, str] | None:
     return {k: v[0] for k, v in fields.items()}
 
 
-def _oauth_error(status: int, error: str, description: str) -> Response:
-    headers = {"Cache-Control": "no-store"}
+def _guess(request: Request, username: str) -> float:
+    """A password tried: each costs the server a PBKDF2 (a third of a second of a core), so
+    one address, and one user name from anywhere, get GUESSES_BURST at once and then one
+    every GUESSES_EVERY_S. 0, or the seconds to wait."""
+    guesses: Buckets = request.app.state.guesses
+    now = time.monotonic()
+    client = request.client.host if request.client else "unknown"
+    return max(guesses.take("address:" + client, now), guesses.take("user:" + username, now))
+
+
+def _oauth_error(status: int, error: str, description: str,
+                 extra: dict[str, str] | None = None) -> Response:
+    headers = {"Cache-Control": "no-store", **(extra or {})}
     if status == 401:
         headers["WWW-Authenticate"] = 'Basic realm="dothi"'
     return Response(orjson.dumps({"error": error, "error_description": description}),
@@ -88,7 +104,10 @@ async def jwks(request: Request) -> Response:
                                           **PROBLEMS[400]["content"]}},
                         401: {"description": "Unknown user, password or key (OAuth 2 error)",
                               "content": {"application/json": {"schema": OAUTH_ERROR},
-                                          **PROBLEMS[401]["content"]}}})
+                                          **PROBLEMS[401]["content"]}},
+                        429: {"description": "Too many passwords tried (OAuth 2 error)",
+                              "content": {"application/json": {"schema": OAUTH_ERROR},
+                                          **PROBLEMS[429]["content"]}}})
 async def token(request: Request) -> Response:
     form = await _form(request)
     if form is None:
@@ -100,6 +119,10 @@ async def token(request: Request) -> Response:
     if grant == "password":
         if not form.get("username") or not form.get("password"):
             return _oauth_error(400, "invalid_request", "username and password are needed")
+        wait = _guess(request, form["username"])
+        if wait:
+            return _oauth_error(429, "slow_down", f"Too many passwords tried: wait "
+                                f"{math.ceil(wait)} s", {"Retry-After": str(math.ceil(wait))})
         principal = await run_in_threadpool(authn.accounts.user, form["username"],
                                             form["password"])
         if principal is None:
@@ -148,6 +171,10 @@ async def login(request: Request) -> Response:
     if origin is not None and origin != str(request.base_url).rstrip("/"):
         return _login_html(target, "Yêu cầu từ trang khác / A request from another site", 403)
     authn = _authn(request)
+    wait = _guess(request, form.get("username", ""))
+    if wait:
+        return _login_html(target, f"Thử quá nhiều lần, hãy đợi {math.ceil(wait)} giây / Too "
+                           f"many tries: wait {math.ceil(wait)} s", 429)
     principal = await run_in_threadpool(authn.accounts.user, form.get("username", ""),
                                         form.get("password", ""))
     if principal is None:

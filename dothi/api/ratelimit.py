@@ -26,36 +26,25 @@ from dothi.errors import TooManyRequests
 _PRUNE_AT = 50_000
 
 
-class RateLimit:
-    def __init__(self, app: ASGIApp, rate: float, burst: int, exempt: frozenset[str]) -> None:
-        self.app = app
+class Buckets:
+    """Token buckets by key, refilled at ``rate`` a second up to ``burst``."""
+
+    def __init__(self, rate: float, burst: int) -> None:
         self.rate = rate
         self.burst = float(max(burst, 1))
-        self.exempt = exempt
-        self._buckets: dict[str, tuple[float, float]] = {}  # address -> (tokens, at)
+        self._buckets: dict[str, tuple[float, float]] = {}  # key -> (tokens, at)
         self._lock = threading.Lock()
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or self.rate <= 0:
-            await self.app(scope, receive, send)
-            return
-        address = client_address(scope)
-        wait = 0.0 if address in self.exempt else self.take(address, time.monotonic())
-        if wait > 0:
-            await _refuse(send, wait, self.rate)
-            return
-        await self.app(scope, receive, send)
-
-    def take(self, address: str, now: float) -> float:
-        """Take one token for ``address``: 0 if there was one, else the seconds until
-        there will be."""
+    def take(self, key: str, now: float) -> float:
+        """Take one token for ``key``: 0 if there was one, else the seconds until there
+        will be."""
         with self._lock:
-            tokens, at = self._buckets.get(address, (self.burst, now))
+            tokens, at = self._buckets.get(key, (self.burst, now))
             tokens = min(self.burst, tokens + (now - at) * self.rate)
             if tokens < 1:
-                self._buckets[address] = (tokens, now)
+                self._buckets[key] = (tokens, now)
                 return (1 - tokens) / self.rate
-            self._buckets[address] = (tokens - 1, now)
+            self._buckets[key] = (tokens - 1, now)
             if len(self._buckets) > _PRUNE_AT:
                 self._prune(now)
             return 0.0
@@ -64,6 +53,25 @@ class RateLimit:
         full_after = self.burst / self.rate
         self._buckets = {a: (t, at) for a, (t, at) in self._buckets.items()
                          if now - at < full_after}
+
+
+class RateLimit:
+    def __init__(self, app: ASGIApp, rate: float, burst: int, exempt: frozenset[str]) -> None:
+        self.app = app
+        self.rate = rate
+        self.exempt = exempt
+        self.buckets = Buckets(rate, burst) if rate > 0 else None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or self.buckets is None:
+            await self.app(scope, receive, send)
+            return
+        address = client_address(scope)
+        wait = 0.0 if address in self.exempt else self.buckets.take(address, time.monotonic())
+        if wait > 0:
+            await _refuse(send, wait, self.rate)
+            return
+        await self.app(scope, receive, send)
 
 
 async def _refuse(send: Send, wait: float, rate: float) -> None:

@@ -43,8 +43,7 @@ def test_exempt_addresses_and_no_limit(database_url: Callable[[str], str]) -> No
 
 
 def test_buckets_refill_and_are_forgotten_when_full(monkeypatch: pytest.MonkeyPatch) -> None:
-    limiter = ratelimit.RateLimit(lambda *_: None, rate=2, burst=2,  # type: ignore[arg-type]
-                                  exempt=frozenset())
+    limiter = ratelimit.Buckets(rate=2, burst=2)
     assert [limiter.take("a", 0.0), limiter.take("a", 0.0)] == [0.0, 0.0]
     assert limiter.take("a", 0.0) == 0.5  # half a second to the next token
     assert limiter.take("a", 0.5) == 0.0  # refilled at 2 a second

@@ -235,3 +235,20 @@ def test_settings_show_no_secrets(tmp_path: Path) -> None:
         assert r.status_code == 200
         assert "so-bi-mat" not in r.text and SECRET not in r.text
         assert r.json()["official_keys"] == "***"
+
+
+def test_password_guessing_is_slowed_down(sqlite_secured: Instance) -> None:
+    """Each password tried costs a PBKDF2: one address gets 20 tries at once, then one
+    every 3 s, whichever way it signs in."""
+    c = sqlite_secured.client
+    for _ in range(20):
+        r = token(c, grant_type="password", username="lan", password="sai")
+        assert r.json()["error"] == "invalid_grant"
+    r = token(c, grant_type="password", username="lan", password=PASSWORD)
+    assert (r.status_code, r.json()["error"]) == (429, "slow_down")
+    assert 1 <= int(r.headers["retry-after"]) <= 3
+    r = c.post("/auth/login", data={"username": "minh", "password": PASSWORD})
+    assert r.status_code == 429 and "Too many tries" in r.text
+    # API keys cost no such hashing and are not slowed down.
+    r = token(c, grant_type="client_credentials", client_secret=sqlite_secured.keys["citizen"])
+    assert r.status_code == 200

@@ -63,6 +63,9 @@ def serve(
     port: int | None = typer.Option(None, help="Port, 0 for any free one (DOTHI_PORT, 1026)"),
     workers: int | None = typer.Option(
         None, min=1, help="Worker processes sharing the database (DOTHI_WORKERS, default 1)"),
+    anonymous: str | None = typer.Option(
+        None, help="The role of a request without a credential (DOTHI_AUTH_ANONYMOUS, "
+        "default public; system-admin opens everything, for a lab or a conformance suite)"),
 ) -> None:
     """Serve the NGSI-LD API and the landing page."""
     import os
@@ -73,7 +76,7 @@ def serve(
     from dothi.store import audit
 
     audit.set_actor("system", "local")  # requests name their own actors
-    settings = _settings(db, host=host, port=port, workers=workers)
+    settings = _settings(db, host=host, port=port, workers=workers, auth_anonymous=anonymous)
     sock = socket.socket(socket.AF_INET6 if ":" in settings.host else socket.AF_INET)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((settings.host, settings.port))
@@ -82,7 +85,8 @@ def serve(
     bound = sock.getsockname()[1]
     # Tests and scripts read this line to learn the port chosen for --port 0.
     print(f"dothi serving on http://{settings.host}:{bound} ({settings.database_url}, "
-          f"{settings.workers} worker{'s' if settings.workers > 1 else ''})", flush=True)
+          f"{settings.workers} worker{'s' if settings.workers > 1 else ''}, requests without "
+          f"a credential: {settings.auth_anonymous})", flush=True)
     if settings.workers == 1:
         from dothi.app import create_app
 

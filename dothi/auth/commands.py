@@ -55,6 +55,13 @@ def _add(accounts: Accounts, account: Account) -> None:
         raise typer.Exit(2) from None
 
 
+def _remove(path: Path | None, kind: str, name: str, what: str, done: str) -> None:
+    if not _accounts(path).remove(kind, name):
+        console.print(f"{what}: there is none", style="red", markup=False)
+        raise typer.Exit(1)
+    console.print(f"{what} {done}.", markup=False)
+
+
 def _table(accounts: Accounts, kind: str, title: str) -> None:
     table = Table(title=title, box=box.SIMPLE_HEAD, pad_edge=False)
     table.add_column("name", no_wrap=True)
@@ -102,10 +109,7 @@ def users_remove(name: str = typer.Argument(...),
                  accounts: Path | None = AccountsOption) -> None:
     """Remove a user: they can no longer sign in (tokens already given expire by
     themselves, within DOTHI_AUTH_TOKEN_LIFETIME)."""
-    if not _accounts(accounts).remove("users", name):
-        console.print(f"No user {name}", style="red", markup=False)
-        raise typer.Exit(1)
-    console.print(f"User {name} removed.", markup=False)
+    _remove(accounts, "users", name, f"User {name}", "removed")
 
 
 @keys_app.command("add")
@@ -137,7 +141,4 @@ def keys_list(accounts: Path | None = AccountsOption) -> None:
 def keys_revoke(name: str = typer.Argument(...),
                 accounts: Path | None = AccountsOption) -> None:
     """Revoke an API key: refused from the next request on, in every server process."""
-    if not _accounts(accounts).remove("keys", name):
-        console.print(f"No API key {name}", style="red", markup=False)
-        raise typer.Exit(1)
-    console.print(f"API key {name} revoked.", markup=False)
+    _remove(accounts, "keys", name, f"API key {name}", "revoked")

@@ -42,6 +42,8 @@ def test_an_operator_signs_in_and_acts_in_their_name(tmp_path: Path, city_db: Pa
         page.click("button[type=submit]")
         page.wait_for_function("window.dashboardReady === true", timeout=WITHIN_MS)
         assert page.url == f"{url}/ioc/dashboard?lang=vi"
+        who = page.locator("[data-testid=who]")
+        assert who.inner_text().startswith("Điều hành viên IOC · lan")
 
         page.locator("[data-testid=new-incident]").click()
         form = page.locator("[data-testid=detail]")
@@ -55,6 +57,11 @@ def test_an_operator_signs_in_and_acts_in_their_name(tmp_path: Path, city_db: Pa
         item.wait_for(timeout=WITHIN_MS)
         eid = item.get_attribute("data-id")
         assert errors == []
+        # Signing out ends the session: the dashboard asks again.
+        page.locator("[data-testid=sign-out]").click()
+        page.wait_for_url(f"{url}/")
+        page.goto(f"{url}/ioc/dashboard")
+        assert page.url.startswith(f"{url}/auth/login")
 
         with httpx.Client(base_url=url, timeout=10) as http:
             # Not for the public's eyes; in the operator's name.

@@ -7,7 +7,7 @@ const TZ = "Asia/Ho_Chi_Minh";
 
 const TEXT = {
   vi: {
-    title: "Trung tâm giám sát, điều hành đô thị thông minh",
+    title: "Trung tâm giám sát, điều hành đô thị thông minh", signOut: "Đăng xuất",
     live: "Trực tiếp", offline: "Mất kết nối — đang thử lại", connecting: "Đang kết nối",
     layers: "Lớp bản đồ", areas: "Ranh giới hành chính", incidentsLayer: "Sự cố",
     show: "Hiển thị", openOnly: "Đang mở", all: "Tất cả", domain: "Lĩnh vực",
@@ -31,7 +31,7 @@ const TEXT = {
     pickPlace: "Bấm vào bản đồ để chọn vị trí", place: "Vị trí",
   },
   en: {
-    title: "Smart city operations centre",
+    title: "Smart city operations centre", signOut: "Sign out",
     live: "Live", offline: "Disconnected — retrying", connecting: "Connecting",
     layers: "Map layers", areas: "Administrative boundaries", incidentsLayer: "Incidents",
     show: "Show", openOnly: "Open", all: "All", domain: "Domain",
@@ -95,7 +95,17 @@ function applyLanguage() {
   renderTiles();
   renderIncidents();
   renderDetail();
+  renderWho();
   setLive(state.liveStatus || "connecting");
+}
+
+// Who is signed in (their role in the page's language), and the way out.
+function renderWho() {
+  const who = document.getElementById("who");
+  const me = state.me;
+  if (!me || !me.identified) { who.replaceChildren(); return; }
+  who.replaceChildren(`${pick(me.title, state.lang)} · ${me.subject.replace(/^user:/, "")} · `,
+                      el("a", {href: "/auth/logout", "data-testid": "sign-out"}, t("signOut")));
 }
 
 function setLive(status) {
@@ -577,8 +587,8 @@ function connect() {
 }
 
 async function main() {
-  [state.workflow, state.layers] = await Promise.all([
-    api("/ioc/workflow"), api("/ioc/layers").then(r => r.layers)]);
+  [state.workflow, state.layers, state.me] = await Promise.all([
+    api("/ioc/workflow"), api("/ioc/layers").then(r => r.layers), api("/auth/me")]);
   const categories = document.getElementById("f-category");
   for (const c of Object.keys(state.workflow.categories)) {
     categories.append(el("option", {value: c, "data-category": c}));

@@ -105,7 +105,7 @@ OPS = [
     Op("IOC", "open an incident", OPERATORS,  # an officer only within its agency
        lambda c, r, h: c.post("/ioc/incidents", headers=h, json=FLOOD)),
     Op("IOC", "list incidents", STAFF, lambda c, r, h: c.get("/ioc/incidents", headers=h)),
-    Op("IOC", "move an incident", STAFF,
+    Op("IOC", "comment on an incident", STAFF,
        lambda c, r, h: c.post(f"/ioc/incidents/{INCIDENTS['transport']}/comments",
                               headers=h, json={"text": f"{r} đã đến hiện trường"})),
     Op("IOC", "add a rule", ADMINS,
@@ -222,3 +222,22 @@ def test_the_policy_agrees_with_the_matrix(instance: Instance) -> None:
         me = instance.client.get("/auth/me", headers=instance.headers(role)).json()
         assert (me["role"], set(me["may"])) == (role, actions)
         assert me["identified"] is (role != "public")
+
+
+def matrix_markdown() -> str:
+    """The table above as docs/trust.md shows it: one row per operation, one column per
+    role, ✓ allowed, · denied."""
+    short = {"public": "public", "citizen": "citizen", "assessor": "assessor",
+             "officer": "officer", "operator": "operator", "city-admin": "city admin",
+             "system-admin": "system admin"}
+    lines = ["| API | operation | " + " | ".join(short[r] for r in ROLES) + " |",
+             "|---|---|" + "---|" * len(ROLES)]
+    for op in OPS:
+        marks = " | ".join("✓" if r in op.allowed else "·" for r in ROLES)
+        lines.append(f"| {op.api} | {op.what} | {marks} |")
+    return "\n".join(lines) + "\n"
+
+
+def test_the_documented_matrix_is_this_one() -> None:
+    docs = (Path(__file__).resolve().parents[2] / "docs" / "trust.md").read_text("utf-8")
+    assert matrix_markdown() in docs, "docs/trust.md's role matrix: paste matrix_markdown()"

@@ -9,6 +9,7 @@ import logging
 import signal
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from ipaddress import ip_network
 from pathlib import Path
 from typing import Any
 
@@ -188,6 +189,8 @@ def create_app(settings: Settings | None = None, broker: Broker | None = None, *
         if owned:
             app.state.broker = build_broker(settings)
         app.state.broker.subscriptions.policy = app.state.authenticator.policy
+        app.state.broker.subscriptions.private_endpoints = tuple(
+            ip_network(n) for n in keys(settings.auth_private_endpoints))
         notifier = Notifier(app.state.broker.subscriptions, app.state.broker.store,
                             NotifierSettings(timeout=settings.notification_timeout,
                                              retries=settings.notification_retries,

@@ -60,6 +60,9 @@ class Settings(BaseSettings):
     auth_jwks: str | None = None
     auth_audience: str | None = None
     auth_role_claim: str = "dothi_role"
+    # Private networks (CIDR, comma separated) that subscribers who do not manage the
+    # platform may still have notified; other private addresses are refused to them.
+    auth_private_endpoints: str = ""
     default_limit: int = 20
     max_limit: int = 1000
     batch_max_entities: int = 10000

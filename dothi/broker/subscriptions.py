@@ -9,17 +9,19 @@ subscription written by another worker).
 from __future__ import annotations
 
 import operator
+import socket
 import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from ipaddress import IPv4Network, IPv6Network, ip_address
 from typing import Any
-from urllib.parse import unquote
+from urllib.parse import unquote, urlsplit
 
 import orjson
 
 from dothi.auth import access as auth
-from dothi.errors import AlreadyExists, BadRequestData, DothiError, ResourceNotFound
+from dothi.errors import AlreadyExists, BadRequestData, DothiError, Forbidden, ResourceNotFound
 from dothi.ngsild import subscription as model
 from dothi.ngsild.context import ActiveContext, ContextResolver
 from dothi.ngsild.entity import is_uri
@@ -137,8 +139,10 @@ class Subscriptions:
         self.wake: Callable[[], None] | None = None
         # Set by the registry: the periodic notification of a csource subscription.
         self.csource_snapshot: Callable[[model.Compiled, str], Notice | None] | None = None
-        # What the readers of subscriptions made under a limited access may read.
+        # What the readers of subscriptions made under a limited access may read, and the
+        # private networks they may still have notified (dothi.auth; set by the app).
         self.policy = auth.Policy.load()
+        self.private_endpoints: tuple[IPv4Network | IPv6Network, ...] = ()
         store.change_hook = self.on_change
 
     # -- CRUD ----------------------------------------------------------------------------
@@ -157,6 +161,7 @@ class Subscriptions:
         doc = model.validate(body, ctx.source, now)
         if not access.unlimited:
             doc[model.READER] = access.principal.to_doc()
+            self._check_endpoint(access, doc)
         self._compile(tenant, kind, doc)  # anything that cannot be matched is refused now
         if doc.get("jsonldContext") is not None:
             # Notifications will be rendered with it: it must be at hand now (503 if not).
@@ -187,9 +192,13 @@ class Subscriptions:
                kind: str = "entity") -> None:
         _check_id(sid)
 
+        access = auth.current()
+
         def change(stored: dict) -> tuple[dict, int | None]:
             now = now_iso()
             doc = model.patch(stored, fragment, ctx, self.context_of(stored), now)
+            if not access.unlimited:
+                self._check_endpoint(access, doc)
             self._compile(tenant, kind, doc)
             doc["createdAt"] = stored.get("createdAt", now)
             doc["modifiedAt"] = now
@@ -203,6 +212,27 @@ class Subscriptions:
         self.get(tenant, sid, kind)
         if not self.store.subscription_delete(tenant, sid, kind):
             raise ResourceNotFound(f"Subscription {sid} does not exist")
+
+    def _check_endpoint(self, access: auth.Access, doc: dict) -> None:
+        """A subscriber who does not manage the platform may not have it send requests
+        into its own network (the database, the MQTT broker, internal services: server-side
+        request forgery): the endpoint's host must resolve to public addresses only, or
+        to the networks of ``private_endpoints``."""
+        if access.may("manage"):
+            return
+        uri = str(((doc.get("notification") or {}).get("endpoint") or {}).get("uri", ""))
+        host = urlsplit(uri).hostname or ""
+        try:
+            found = {info[4][0] for info in socket.getaddrinfo(host, None)}
+        except (OSError, UnicodeError):
+            raise BadRequestData(f"The notification endpoint's host {host!r} cannot be "
+                                 "resolved") from None
+        for text in found:
+            address = ip_address(str(text).split("%")[0])
+            if address.is_global or any(address in net for net in self.private_endpoints):
+                continue
+            raise Forbidden(f"The notification endpoint {uri} is on a private network "
+                            f"({address}): only those who manage the platform may use one")
 
     def render(self, record: SubscriptionRecord, ctx: ActiveContext,
                sys_attrs: bool) -> dict:

@@ -57,9 +57,11 @@ def accounts_file(path: Path) -> dict[str, str]:
 
 
 def secured_settings(database_url: str, folder: Path, **extra: object) -> Settings:
+    # The tests' notification receivers listen on loopback.
     return Settings(database_url=database_url, context_fetch=False, auth_anonymous="public",
                     auth_accounts=folder / "accounts.yaml", auth_key_file=folder / "auth.key",
-                    auth_url="http://testserver", **extra)  # type: ignore[arg-type]
+                    auth_url="http://testserver", auth_private_endpoints="127.0.0.0/8",
+                    **extra)  # type: ignore[arg-type]
 
 
 @pytest.fixture

@@ -150,6 +150,27 @@ def test_subscriptions_notify_only_what_the_subscriber_may_read(secured: Instanc
     assert {x["id"] for x in everyone.json()} == {sid, oid}
 
 
+def test_only_managers_have_private_networks_notified(secured: Instance) -> None:
+    """Server-side request forgery: a citizen's subscription may not make the platform
+    post to its own network (here 10.0.0.0/8, not one of DOTHI_AUTH_PRIVATE_ENDPOINTS)."""
+    s = secured
+    body = {"type": "Subscription", "entities": [{"type": "Streetlight"}],
+            "notification": {"endpoint": {"uri": "http://10.1.2.3:5432/"}}}
+    for who, status in (("citizen", 403), ("operator", 403), ("city-admin", 201)):
+        r = s.client.post("/ngsi-ld/v1/subscriptions", json=body, headers=s.headers(who))
+        assert r.status_code == status, (who, r.text)
+    public = {**body, "notification": {"endpoint": {"uri": "http://93.184.215.14/n"}}}
+    r = s.client.post("/ngsi-ld/v1/subscriptions", json=public, headers=s.headers("citizen"))
+    assert r.status_code == 201, r.text
+    sid = r.headers["Location"].rsplit("/", 1)[-1]
+    r = s.client.patch(f"/ngsi-ld/v1/subscriptions/{sid}", headers=s.headers("citizen"),
+                       json={"notification": {"endpoint": {"uri": "mqtt://[::1]:1883/t"}}})
+    assert r.status_code == 403
+    r = s.client.post("/ngsi-ld/v1/subscriptions", headers=s.headers("citizen"), json={
+        **body, "notification": {"endpoint": {"uri": "http://no-such-host.invalid/n"}}})
+    assert r.status_code == 400
+
+
 def test_the_audit_log_names_who_acted(secured: Instance) -> None:
     s = secured
     assert s.client.post(E, json=streetlight(4), headers=s.headers("operator")).status_code \

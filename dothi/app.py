@@ -9,7 +9,6 @@ import logging
 import signal
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from ipaddress import ip_network
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +45,7 @@ from dothi.api import (
 )
 from dothi.api.http import keys
 from dothi.api.ratelimit import Buckets, RateLimit
+from dothi.auth import access, network
 from dothi.auth.signin import CHALLENGE, Authenticate, Authenticator
 from dothi.broker.broker import Broker
 from dothi.broker.notifier import Notifier, NotifierSettings
@@ -189,8 +189,10 @@ def create_app(settings: Settings | None = None, broker: Broker | None = None, *
         if owned:
             app.state.broker = build_broker(settings)
         app.state.broker.subscriptions.policy = app.state.authenticator.policy
-        app.state.broker.subscriptions.private_endpoints = tuple(
-            ip_network(n) for n in keys(settings.auth_private_endpoints))
+        allowed = network.networks(settings.auth_private_endpoints)
+        app.state.broker.subscriptions.private_endpoints = allowed
+        app.state.broker.cache.guard = lambda url: None if access.current().may("manage") \
+            else network.check_public(url, allowed, "The @context")
         notifier = Notifier(app.state.broker.subscriptions, app.state.broker.store,
                             NotifierSettings(timeout=settings.notification_timeout,
                                              retries=settings.notification_retries,

@@ -9,19 +9,18 @@ subscription written by another worker).
 from __future__ import annotations
 
 import operator
-import socket
 import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from ipaddress import IPv4Network, IPv6Network, ip_address
 from typing import Any
-from urllib.parse import unquote, urlsplit
+from urllib.parse import unquote
 
 import orjson
 
 from dothi.auth import access as auth
-from dothi.errors import AlreadyExists, BadRequestData, DothiError, Forbidden, ResourceNotFound
+from dothi.auth import network
+from dothi.errors import AlreadyExists, BadRequestData, DothiError, ResourceNotFound
 from dothi.ngsild import subscription as model
 from dothi.ngsild.context import ActiveContext, ContextResolver
 from dothi.ngsild.entity import is_uri
@@ -142,7 +141,7 @@ class Subscriptions:
         # What the readers of subscriptions made under a limited access may read, and the
         # private networks they may still have notified (dothi.auth; set by the app).
         self.policy = auth.Policy.load()
-        self.private_endpoints: tuple[IPv4Network | IPv6Network, ...] = ()
+        self.private_endpoints: tuple[network.Network, ...] = ()
         store.change_hook = self.on_change
 
     # -- CRUD ----------------------------------------------------------------------------
@@ -218,21 +217,9 @@ class Subscriptions:
         into its own network (the database, the MQTT broker, internal services: server-side
         request forgery): the endpoint's host must resolve to public addresses only, or
         to the networks of ``private_endpoints``."""
-        if access.may("manage"):
-            return
-        uri = str(((doc.get("notification") or {}).get("endpoint") or {}).get("uri", ""))
-        host = urlsplit(uri).hostname or ""
-        try:
-            found = {info[4][0] for info in socket.getaddrinfo(host, None)}
-        except (OSError, UnicodeError):
-            raise BadRequestData(f"The notification endpoint's host {host!r} cannot be "
-                                 "resolved") from None
-        for text in found:
-            address = ip_address(str(text).split("%")[0])
-            if address.is_global or any(address in net for net in self.private_endpoints):
-                continue
-            raise Forbidden(f"The notification endpoint {uri} is on a private network "
-                            f"({address}): only those who manage the platform may use one")
+        if not access.may("manage"):
+            uri = str(((doc.get("notification") or {}).get("endpoint") or {}).get("uri", ""))
+            network.check_public(uri, self.private_endpoints, "The notification endpoint")
 
     def render(self, record: SubscriptionRecord, ctx: ActiveContext,
                sys_attrs: bool) -> dict:

@@ -19,7 +19,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from dothi.errors import BadRequestData, LdContextNotAvailable
+from dothi.errors import BadRequestData, DothiError, LdContextNotAvailable
 
 CORE_CONTEXT_URL = "https://uri.etsi.org/ngsi-ld/v1/ngsi-ld-core-context-v1.9.jsonld"
 # Clients often use the unversioned alias; it resolves to the same (latest) core context.
@@ -54,15 +54,16 @@ class ContextCache:
         self,
         fetch: bool = True,
         timeout: float = 3.0,
-        fetcher: Callable[[str, float], Any] | None = None,
     ) -> None:
         self._docs: dict[str, CachedContext] = {}
         self._lock = threading.Lock()
         self.fetch_enabled = fetch
         self.timeout = timeout
-        self._fetcher = fetcher or _http_fetch
         # Consulted on a miss before the network: another worker may have stored it.
         self.loader: Callable[[str], CachedContext | None] | None = None
+        # Called with each URL about to be fetched (redirects included); raises to refuse
+        # it (dothi.auth: no fetching into the platform's own network for the public).
+        self.guard: Callable[[str], None] | None = None
         core = load_core_context()
         self._core = core
         for url in (CORE_CONTEXT_URL, *CORE_CONTEXT_ALIASES):
@@ -110,8 +111,12 @@ class ContextCache:
                 raise LdContextNotAvailable(
                     f"@context {url} is not in the broker's cache and fetching is disabled"
                 )
+            if self.guard is not None:
+                self.guard(url)
             try:
-                doc = self._fetcher(url, self.timeout)
+                doc = _http_fetch(url, self.timeout, self.guard)
+            except DothiError:
+                raise
             except Exception as exc:  # any network or parse failure means "not available"
                 raise LdContextNotAvailable(
                     f"@context {url} could not be retrieved: {exc}") from None
@@ -124,12 +129,29 @@ class ContextCache:
         return entry.document
 
 
-def _http_fetch(url: str, timeout: float) -> Any:
+def _http_fetch(url: str, timeout: float,
+                guard: Callable[[str], None] | None = None) -> Any:
     if not url.startswith(("http://", "https://")):
         raise ValueError("only http(s) URLs can be fetched")
     req = urllib.request.Request(url, headers={"Accept": "application/ld+json, application/json"})
-    with urllib.request.urlopen(req, timeout=timeout) as resp:  # noqa: S310 - scheme checked
+    opener = urllib.request.build_opener(_GuardedRedirects(guard))
+    with opener.open(req, timeout=timeout) as resp:
         return json.loads(resp.read())
+
+
+class _GuardedRedirects(urllib.request.HTTPRedirectHandler):
+    """Redirects to http(s) only, each through the cache's guard."""
+
+    def __init__(self, guard: Callable[[str], None] | None) -> None:
+        self.guard = guard
+
+    def redirect_request(self, req: Any, fp: Any, code: int, msg: str, headers: Any,
+                         newurl: str) -> Any:
+        if not newurl.startswith(("http://", "https://")):
+            raise ValueError(f"a redirect to {newurl} is not followed")
+        if self.guard is not None:
+            self.guard(newurl)
+        return super().redirect_request(req, fp, code, msg, headers, newurl)
 
 
 @dataclass

@@ -5,7 +5,9 @@ subscriber may read; the audit log names who acted."""
 
 from __future__ import annotations
 
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from threading import Thread
 from typing import Any
 
 import httpx
@@ -169,6 +171,41 @@ def test_only_managers_have_private_networks_notified(secured: Instance) -> None
     r = s.client.post("/ngsi-ld/v1/subscriptions", headers=s.headers("citizen"), json={
         **body, "notification": {"endpoint": {"uri": "http://no-such-host.invalid/n"}}})
     assert r.status_code == 400
+
+
+class _Redirect(BaseHTTPRequestHandler):
+    def do_GET(self) -> None:  # noqa: N802
+        self.send_response(302)
+        self.send_header("Location", "http://10.1.2.3/context.jsonld")
+        self.end_headers()
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+def test_the_public_cannot_have_contexts_fetched_from_private_networks(
+        secured: Instance) -> None:
+    """A Link header's @context is fetched by the server: not from its own network for
+    someone who does not manage it, nor through a redirect there."""
+    s = secured
+    s.client.app.state.broker.cache.fetch_enabled = True  # type: ignore[attr-defined]
+
+    def link(url: str) -> dict[str, str]:
+        return {"Link": f'<{url}>; rel="http://www.w3.org/ns/json-ld#context"; '
+                        'type="application/ld+json"'}
+
+    r = s.client.get(E, params={"type": "Streetlight"},
+                     headers=link("http://10.1.2.3/context.jsonld"))
+    assert r.status_code == 403 and "private network" in r.json()["detail"]
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Redirect)
+    Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        here = f"http://127.0.0.1:{server.server_address[1]}/context.jsonld"
+        r = s.client.get(E, params={"type": "Streetlight"}, headers=link(here))
+        assert r.status_code == 403 and "10.1.2.3" in r.json()["detail"]
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 def test_the_audit_log_names_who_acted(secured: Instance) -> None:

@@ -320,7 +320,7 @@ def demo(
     _demo_history(db)
     _demo_registry(db)
     _demo_assessments(db)
-    _demo_accounts()
+    simulator_key = _demo_accounts()
     if not serve_after:
         return
     settings = _settings(db, port=port)
@@ -339,8 +339,8 @@ def demo(
         except ValueError as exc:
             console.print(f"--start: {exc}", style="red", markup=False)
             raise typer.Exit(2) from None
-        _start_demo_simulation(settings.port, broker, when, speed)
-    serve(db=db, host=None, port=port, workers=None)
+        _start_demo_simulation(settings.port, broker, when, speed, simulator_key)
+    serve(db=db, host=None, port=port, workers=None, anonymous=None)
 
 
 def _demo_history(db: str | None) -> None:
@@ -420,11 +420,11 @@ DEMO_USERS = (("quantri", "city-admin", "Quản trị đô thị (demo)", None),
 DEMO_PASSWORD = "dothi-demo-2026"
 
 
-def _demo_accounts() -> None:
+def _demo_accounts() -> str:
     """The demo's users, in the accounts file (DOTHI_AUTH_ACCOUNTS), unless they are
-    there already."""
+    there already, and a new API key for its simulated devices' provisioning (returned)."""
     from dothi.auth.access import Policy
-    from dothi.auth.accounts import Account, Accounts, hash_password
+    from dothi.auth.accounts import Account, Accounts, hash_password, key_hash, new_key
 
     settings = Settings()
     accounts = Accounts(settings.auth_accounts, Policy.load(settings.auth_policy))
@@ -433,9 +433,13 @@ def _demo_accounts() -> None:
         if name not in held:
             accounts.add(Account("users", name, role, hash_password(DEMO_PASSWORD), title,
                                  agency=agency))
+    key = new_key()
+    accounts.add(Account("keys", "demo-simulator", "city-admin", key_hash(key),
+                         "The demo city's simulated devices (dothi demo)"))
     console.print("Sign in at /auth/login as " + ", ".join(
         f"{name} ({role})" for name, role, _, _ in DEMO_USERS)
         + f", password {DEMO_PASSWORD}", markup=False)
+    return key
 
 
 def _city_time(text: str | None, city: str = "danang") -> datetime | None:
@@ -459,7 +463,7 @@ def _local_mqtt() -> str | None:
 
 
 def _start_demo_simulation(port: int, broker: str | None, start: datetime | None,
-                           speed: float) -> None:
+                           speed: float, api_key: str) -> None:
     """The demo city's own 264 sensors, each reporting every 10 s, in a background
     thread of this process: over MQTT when there is a broker (commands then work too),
     else over HTTP."""
@@ -468,7 +472,7 @@ def _start_demo_simulation(port: int, broker: str | None, start: datetime | None
     sim = Simulation(SimulationOptions(
         devices=264, rate="6/min", url=f"http://127.0.0.1:{port}",
         mqtt=broker or "mqtt://127.0.0.1:1883", transport="mqtt" if broker else "http",
-        start=start, speed=speed, wait_for_server=60))
+        start=start, speed=speed, wait_for_server=60, api_key=api_key))
     sim.start()
     how = f"over MQTT ({broker})" if broker else "over HTTP (no MQTT broker found)"
     console.print(f"Simulating the demo city's 264 sensors {how}, one measure every 10 s "
@@ -890,6 +894,9 @@ def simulate(
                                    help="Provision service groups and devices first"),
     dry_run: bool = typer.Option(False, "--dry-run",
                                  help="Connect to nothing; print topic and payload lines"),
+    api_key: str | None = typer.Option(
+        None, envvar="DOTHI_SIMULATE_API_KEY",
+        help="An API key that may provision devices (a city administrator's: dothi keys add)"),
 ) -> None:
     """Drive a simulated city of IoT devices over MQTT (or HTTP) into the server."""
     import sys
@@ -901,7 +908,7 @@ def simulate(
         sim = Simulation(SimulationOptions(
             city=city, devices=devices, rate=rate, url=url, mqtt=mqtt, transport=transport,
             speed=speed, duration=duration, seed=seed, tenant=tenant, qos=qos,
-            start=local_start, provision=provision, dry_run=dry_run),
+            start=local_start, provision=provision, dry_run=dry_run, api_key=api_key),
             console=console, dry_run_out=sys.stdout if dry_run else None)
     except ValueError as exc:
         console.print(f"Cannot simulate: {exc}", style="red", markup=False, soft_wrap=True)

@@ -56,6 +56,9 @@ class SimulationOptions:
     duration: float | None = None  # wall-clock seconds; None runs until stopped
     seed: int = 1
     tenant: str | None = None  # NGSILD-Tenant header; None for the default tenant
+    # An API key that may provision devices (a city administrator's, dothi keys add), sent
+    # as the bearer token of every request to the server; None sends none.
+    api_key: str | None = None
     qos: int = 0
     start: datetime | None = None  # simulated start; None is now in the city's time zone
     provision: bool = True
@@ -185,6 +188,8 @@ class Simulation:
 
     def _http(self) -> httpx.Client:
         headers = {"NGSILD-Tenant": self.options.tenant} if self.options.tenant else {}
+        if self.options.api_key:
+            headers["Authorization"] = f"Bearer {self.options.api_key}"
         return httpx.Client(base_url=self.options.url, headers=headers, timeout=30.0)
 
     def _provision(self) -> None:

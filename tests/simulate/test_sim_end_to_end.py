@@ -4,6 +4,7 @@ street light answers its command."""
 
 from __future__ import annotations
 
+import os
 import re
 import socket
 import subprocess
@@ -52,21 +53,33 @@ def test_demo_comes_alive_and_obeys_a_command(tmp_path: Path) -> None:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
+    # As on a fresh machine: the public may not provision devices or command them; the
+    # demo's simulated devices come with their own key, and its users sign in.
+    env = {**os.environ, "DOTHI_AUTH_ANONYMOUS": "public",
+           "DOTHI_AUTH_ACCOUNTS": str(tmp_path / "accounts.yaml"),
+           "DOTHI_AUTH_KEY_FILE": str(tmp_path / "auth.key")}
     proc = subprocess.Popen(
         [sys.executable, "-m", "dothi.cli", "demo", "--db", str(tmp_path / "demo.db"),
-         "--port", str(port)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+         "--port", str(port)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        env=env)
     try:
         assert proc.stdout is not None
         for line in proc.stdout:  # the server announces itself once it listens
             if "dothi serving on" in line:
                 break
         url = f"http://127.0.0.1:{port}"
+        token = httpx.post(f"{url}/auth/token", data={
+            "grant_type": "password", "username": "quantri",
+            "password": "dothi-demo-2026"}).json()["access_token"]
+        admin = {"Authorization": f"Bearer {token}"}
         lamp = f"{url}/ngsi-ld/v1/entities/urn:ngsi-ld:Streetlight:danang-bach-dang-001"
-        until(lambda: httpx.get(f"{url}/iot/about").json()["ingestion"]["applied"] > 0,
-              timeout=60)
+        until(lambda: httpx.get(f"{url}/iot/about", headers=admin).json()["ingestion"][
+            "applied"] > 0, timeout=60)
         until(lambda: httpx.get(lamp).json().get("dim_status", {}).get("value")
               == "UNKNOWN", timeout=30)
-        r = httpx.patch(f"{lamp}/attrs/dim", json={"type": "Property", "value": 0.25})
+        patch = {"type": "Property", "value": 0.25}
+        assert httpx.patch(f"{lamp}/attrs/dim", json=patch).status_code == 401
+        r = httpx.patch(f"{lamp}/attrs/dim", json=patch, headers=admin)
         assert r.status_code == 204, r.text
         until(lambda: httpx.get(lamp).json()["dim_status"]["value"] == "OK", timeout=30)
     finally:

@@ -24,8 +24,8 @@ def summary(broker: Broker, desk: IncidentDesk, warnings: WarningDesk,
         query = EntityQuery(selectors=[Selector(types=parse_type_expr(etype, ctx.expand))],
                             q=parse_q(q) if q else None, expand=ctx.expand, limit=1,
                             count=True, ids_only=True)
-        _, total = broker.store.query(tenant, query)
-        return int(total or 0)
+        # Through the broker: an agency's officer counts its own incidents (dothi.auth).
+        return int(broker.query(tenant, query).count or 0)
 
     open_states = "|".join(f'status=="{s}"' for s in sorted(desk.flow.open))
     by_category = {category: count("Incident", f'category=="{category}";({open_states})')

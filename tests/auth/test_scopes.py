@@ -79,6 +79,10 @@ def test_an_agency_sees_and_works_its_own_incidents(secured: Instance) -> None:
                             headers=s.headers("drainage-officer"))) == {theirs}
     assert ids(s.client.get(E, params={"type": "Incident"},
                             headers=s.headers("ward-officer"))) == {ours}
+    # The summary's tiles count its own.
+    tiles = s.client.get("/ioc/summary", headers=mine).json()
+    everyone = s.client.get("/ioc/summary", headers=s.headers("operator")).json()
+    assert (tiles["openIncidentsTotal"], everyone["openIncidentsTotal"]) == (1, 2)
     # Open data for the public: no incident at all, and no such type.
     assert ids(s.client.get(E, params={"type": "Incident"})) == set()
     types = s.client.get("/ngsi-ld/v1/types").json()["typeList"]

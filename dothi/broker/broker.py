@@ -40,6 +40,7 @@ from dothi.ngsild.entity import (
 )
 from dothi.ngsild.timeutil import now_iso
 from dothi.ngsild.typeexpr import TypeExpr
+from dothi.store import audit
 from dothi.store.base import (
     DEFAULT_TENANT,
     UNCHANGED,
@@ -585,7 +586,8 @@ def _guarded(access: auth.Access, eid: str, fn: Any) -> Any:
                             "would be (its type, agency or area)")
         return new
 
-    return change
+    # Who the change is done for (a device) stays with it.
+    return audit.ChangeBy(change, fn.who) if isinstance(fn, audit.ChangeBy) else change
 
 
 def _check_id(eid: str) -> None:

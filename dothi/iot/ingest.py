@@ -35,6 +35,7 @@ from dothi.iot.validation import InvalidSchema, SchemaCatalogue
 from dothi.ngsild import merge
 from dothi.ngsild.entity import check_name, expand_attributes
 from dothi.ngsild.timeutil import now_iso
+from dothi.store import audit
 
 log = logging.getLogger(__name__)
 RETRY_S = (0.5, 1.0, 2.0, 5.0)
@@ -303,8 +304,9 @@ class Ingestor:
         changes: list[tuple[str, Any]] = []
         for message in messages:
             for attrs in message.attrs:
-                changes.append((message.binding.entity_id, _upsert(
-                    message.binding, attrs, self.ctx.expand, message.stamp)))
+                changes.append((message.binding.entity_id, audit.ChangeBy(_upsert(
+                    message.binding, attrs, self.ctx.expand, message.stamp),
+                    f"device:{message.binding.device_id}")))
         if not changes:  # every measure was filtered out (explicitAttrs): nothing to write
             return None
         for delay in (*RETRY_S, None):

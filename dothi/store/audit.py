@@ -20,7 +20,7 @@ is the default ``system``.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -75,6 +75,7 @@ class Entry:
     action: str
     target: str
     detail: dict[str, Any] = field(default_factory=dict)
+    who: str | None = None  # done for someone other than the task's actor (a device)
 
 
 @dataclass(frozen=True)
@@ -109,19 +110,36 @@ def chain(head: tuple[int, str] | None, at: str, actor: Actor,
     for entry in entries:
         seq += 1
         detail = orjson.dumps(entry.detail, option=orjson.OPT_SORT_KEYS).decode()
-        digest = row_hash(prev, seq, at, entry.tenant, actor.who, actor.origin,
+        who = entry.who or actor.who
+        digest = row_hash(prev, seq, at, entry.tenant, who, actor.origin,
                           entry.action, entry.target, detail)
-        rows.append(Row(seq, at, entry.tenant, actor.who, actor.origin, entry.action,
+        rows.append(Row(seq, at, entry.tenant, who, actor.origin, entry.action,
                         entry.target, detail, digest))
         prev = digest
     return rows
 
 
-def entity_entries(tenant: str, outcomes: Iterable[Any]) -> list[Entry]:
+class ChangeBy:
+    """A change of one entity (``Store.apply``'s change function) done for someone other
+    than the task's actor: a device's measures, which the platform writes in batches of
+    many devices, each logged as ``device:<id>``."""
+
+    def __init__(self, fn: Callable[[Any], Any], who: str) -> None:
+        self.fn = fn
+        self.who = who
+
+    def __call__(self, old: Any) -> Any:
+        return self.fn(old)
+
+
+def entity_entries(tenant: str, outcomes: Iterable[Any],
+                   changes: Sequence[tuple[str, Any]] = ()) -> list[Entry]:
     """One entry per entity an ``apply`` created, updated or deleted: its types and the
-    attributes that changed (expanded IRIs, as stored)."""
+    attributes that changed (expanded IRIs, as stored), and who it was done for when its
+    change (``changes``, one per outcome) says (``ChangeBy``)."""
+    whos = [fn.who if isinstance(fn, ChangeBy) else None for _, fn in changes]
     entries = []
-    for o in outcomes:
+    for n, o in enumerate(outcomes):
         action = _ENTITY_ACTIONS.get(o.status)
         if action is None:
             continue
@@ -129,7 +147,7 @@ def entity_entries(tenant: str, outcomes: Iterable[Any]) -> list[Entry]:
         detail: dict[str, Any] = {"type": list(doc.get("type", ()))}
         if o.status == "updated":
             detail["attrs"] = _changed(o.before or {}, o.after or {})
-        entries.append(Entry(tenant, action, o.id, detail))
+        entries.append(Entry(tenant, action, o.id, detail, whos[n] if n < len(whos) else None))
     return entries
 
 

@@ -354,7 +354,7 @@ class PostgresStore:
             notices = self.change_hook(tenant, outcomes)
             if notices:
                 subs.enqueue(conn, tenant, notices, self.owner, _now_ms(), self.lease_ms)
-        self._audit(conn, audit.entity_entries(tenant, outcomes))
+        self._audit(conn, audit.entity_entries(tenant, outcomes, changes))
         return outcomes
 
     def _persist(self, conn: psycopg.Connection, tenant: str, final: dict[str, dict | None],

@@ -266,7 +266,7 @@ class SQLiteStore:
                 notices = self.change_hook(tenant, outcomes)
                 if notices:
                     subs.enqueue(conn, tenant, notices, self.owner, _now_ms(), self.lease_ms)
-            self._audit(conn, audit.entity_entries(tenant, outcomes))
+            self._audit(conn, audit.entity_entries(tenant, outcomes, changes))
         return outcomes
 
     def _apply(

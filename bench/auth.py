@@ -6,8 +6,8 @@
    no network), with no credential (the baseline, measured in the same run), an API key,
    a bearer token of the built-in issuer, and a web session; requests per second and
    microseconds added to each.
-2. Queries: the store's query of a page of 100 with its count, on SQLite and on
-   PostgreSQL, over ``--entities`` incidents of two agencies and as many streetlights:
+2. Queries: the store's query of a page of 100, alone and with its count, on SQLite and
+   on PostgreSQL, over ``--entities`` incidents of two agencies and as many streetlights:
    unlimited (the baseline), narrowed to one agency's incidents (an officer), and the
    streetlights for the public (internal types hidden); milliseconds per query.
 """
@@ -92,7 +92,7 @@ def incidents(n: int) -> list[dict[str, Any]]:
     return out
 
 
-def query_times(url: str, n: int, repeat: int = 30) -> dict[str, float]:
+def query_times(url: str, n: int, repeat: int = 30) -> dict[str, tuple[float, float]]:
     broker = build_broker(Settings(database_url=url, context_fetch=False, history=False))
     try:
         ctx = broker.resolver.core
@@ -104,19 +104,23 @@ def query_times(url: str, n: int, repeat: int = 30) -> dict[str, float]:
         officer = auth.Access(auth.Principal("key:o", "officer", agency="transport"), policy)
         public = auth.Access(auth.Principal("anonymous", "public", identified=False), policy)
 
-        def query(type_name: str, access: auth.Access) -> float:
-            q = EntityQuery(selectors=[Selector(types=parse_type_expr(type_name,
-                                                                      ctx.expand))],
-                            expand=ctx.expand, limit=100, count=True)
-            times = []
-            with auth.acting(access):
-                for _ in range(repeat):
-                    began = time.perf_counter()
-                    result = broker.query(DEFAULT_TENANT, q)
-                    times.append(time.perf_counter() - began)
+        def query(type_name: str, access: auth.Access) -> tuple[float, float]:
+            """Milliseconds for a page of 100, and for the page with its count."""
+            out = []
+            for count in (False, True):
+                q = EntityQuery(selectors=[Selector(types=parse_type_expr(type_name,
+                                                                          ctx.expand))],
+                                expand=ctx.expand, limit=100, count=count)
+                times = []
+                with auth.acting(access):
+                    for _ in range(repeat):
+                        began = time.perf_counter()
+                        result = broker.query(DEFAULT_TENANT, q)
+                        times.append(time.perf_counter() - began)
+                out.append(statistics.median(times) * 1000)
             assert result.count == (n // 2 if access is officer and type_name == "Incident"
                                     else n), (type_name, result.count)
-            return statistics.median(times) * 1000
+            return out[0], out[1]
 
         return {"Incident, unlimited (baseline)": query("Incident", auth.SYSTEM),
                 "Incident, one agency's (officer)": query("Incident", officer),
@@ -151,12 +155,12 @@ def main() -> None:
     for name, rate in rates.items():
         first.add_row(name, f"{rate:,.0f}", "—" if rate == base
                       else f"{(1 / rate - 1 / base) * 1e6:,.0f}")
-    second = Table(title=f"A page of 100 with its count, over {args.entities:,} incidents and "
-                   f"{args.entities:,} streetlights (median of 30, ms)")
-    for column in ("query", "SQLite", "PostgreSQL"):
+    second = Table(title=f"A page of 100, alone and with its count, over {args.entities:,} "
+                   f"incidents and {args.entities:,} streetlights (median of 30, ms)")
+    for column in ("query", "SQLite page", "+ count", "PostgreSQL page", "+ count"):
         second.add_column(column, justify="right" if column != "query" else "left")
     for name in sqlite:
-        second.add_row(name, f"{sqlite[name]:.1f}", f"{postgres[name]:.1f}")
+        second.add_row(name, *(f"{v:.1f}" for v in (*sqlite[name], *postgres[name])))
     console.print(first)
     console.print(second)
     out = HERE / "results"

@@ -43,7 +43,6 @@ from dothi.api import (
     temporal,
     types,
 )
-from dothi.api.http import keys
 from dothi.api.ratelimit import Buckets, RateLimit
 from dothi.auth import access, network
 from dothi.auth.signin import CHALLENGE, Authenticate, Authenticator
@@ -67,7 +66,7 @@ from dothi.opendata.catalogue import Catalogue as DataCatalogue
 from dothi.opendata.catalogue import Metadata
 from dothi.periodic import Periodic
 from dothi.registry.registry import Registers, Registry
-from dothi.settings import Settings
+from dothi.settings import Settings, listed
 from dothi.store.base import open_store
 from dothi.web.live import LiveHub
 
@@ -303,7 +302,7 @@ def create_app(settings: Settings | None = None, broker: Broker | None = None, *
     # guessing keys is limited too), and every answer gets the security headers.
     app.add_middleware(Authenticate, authenticator=app.state.authenticator)
     app.add_middleware(RateLimit, rate=settings.rate_limit, burst=settings.rate_burst,
-                       exempt=frozenset(keys(settings.rate_exempt)))
+                       exempt=frozenset(listed(settings.rate_exempt)))
     app.add_middleware(SecurityHeaders)  # outside RateLimit: its 429s get the headers too
     dashboard.mount_assets(app)
     _offline_docs(app)

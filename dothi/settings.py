@@ -145,3 +145,9 @@ class Settings(BaseSettings):
     registry_certification: Path | None = None
     registry_province: str = "48"
     registry_check_interval: float = 3600.0
+
+
+def listed(text: str) -> list[str]:
+    """The items of a comma-separated setting (keys, addresses, networks)."""
+    return [item.strip() for item in text.split(",") if item.strip()]
+

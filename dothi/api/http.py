@@ -260,11 +260,6 @@ def split_list(value: str | None) -> list[str] | None:
     return items
 
 
-def keys(text: str) -> list[str]:
-    """The keys of a comma-separated setting."""
-    return [k.strip() for k in text.split(",") if k.strip()]
-
-
 def require(request: Request, action: str, what: str) -> auth.Access:
     """Refuse the request unless its principal may take ``action`` (``dothi.auth``) in
     its tenant: 401 without a credential, 403 with one that does not allow it."""

@@ -24,7 +24,6 @@ from dothi.api.http import (
     PROBLEMS,
     Router,
     json_response,
-    keys,
     media_type,
     official,
     on_behalf,
@@ -40,6 +39,7 @@ from dothi.errors import (
     TooLarge,
     UnsupportedMediaType,
 )
+from dothi.settings import listed
 from dothi.store import audit
 
 # Open311's own errors, in JSON or XML, as documented besides the platform's problem
@@ -248,7 +248,7 @@ def _form(ctype: str, raw: bytes) -> dict[str, list[str]]:
 def client_of(request: Request, given: str | None) -> str:
     """Who is reporting, for the hourly limits: a known app's API key, or the address."""
     if given:
-        known = keys(request.app.state.settings.open311_api_keys)
+        known = listed(request.app.state.settings.open311_api_keys)
         number = next((n for n, k in enumerate(known, 1) if hmac.compare_digest(given, k)),
                       None)
         if number is None:

@@ -13,13 +13,14 @@ from ipaddress import IPv4Network, IPv6Network, ip_address, ip_network
 from urllib.parse import urlsplit
 
 from dothi.errors import BadRequestData, Forbidden
+from dothi.settings import listed
 
 Network = IPv4Network | IPv6Network
 
 
 def networks(text: str) -> tuple[Network, ...]:
     """The networks of a comma-separated setting (CIDR)."""
-    return tuple(ip_network(n.strip()) for n in text.split(",") if n.strip())
+    return tuple(ip_network(n) for n in listed(text))
 
 
 def check_public(url: str, allowed: Sequence[Network], what: str) -> None:

@@ -36,7 +36,7 @@ from dothi.auth import access as auth
 from dothi.auth.accounts import Accounts
 from dothi.auth.tokens import WEB_AUDIENCE, External, Issuer, Verifier
 from dothi.errors import DothiError, Forbidden, NotAuthenticated
-from dothi.settings import Settings
+from dothi.settings import Settings, listed
 from dothi.store import audit
 
 SESSION_COOKIE = "dothi_session"
@@ -70,9 +70,9 @@ class Authenticator:
         self.session_lifetime = settings.auth_session_lifetime
         self._verified: dict[str, tuple[float, dict, auth.Principal]] = {}
         self._legacy = [(key, auth.Principal(f"official#{n}", "city-admin"))
-                        for n, key in enumerate(_keys(settings.official_keys), 1)]
+                        for n, key in enumerate(listed(settings.official_keys), 1)]
         self._legacy += [(key, auth.Principal(f"assessor#{n}", "assessor"))
-                         for n, key in enumerate(_keys(settings.assessor_keys), 1)]
+                         for n, key in enumerate(listed(settings.assessor_keys), 1)]
 
     def access(self, principal: auth.Principal) -> auth.Access:
         return auth.Access(principal, self.policy)
@@ -148,10 +148,6 @@ class Authenticator:
             return self._checked("session:" + morsel.value, check)
         except Exception:  # expired or not ours: no session
             return None
-
-
-def _keys(text: str) -> list[str]:
-    return [k.strip() for k in text.split(",") if k.strip()]
 
 
 class Authenticate:

@@ -28,6 +28,7 @@ from dothi.ioc.aqi import METHOD, round_index
 from dothi.ioc.cap import atom_feed, to_xml
 from dothi.ioc.incidents import IncidentDesk
 from dothi.ioc.summary import summary
+from dothi.ngsild import qlang
 from dothi.ngsild.temporal import ms_to_iso
 from dothi.ngsild.typeexpr import parse_type_expr
 from dothi.store.base import EntityQuery, Selector
@@ -95,8 +96,7 @@ async def list_incidents(request: Request) -> Response:
         if wanted:
             terms.append("(" + "|".join(f'{attr}=="{v}"' for v in wanted) + ")")
     if params.get("ward"):
-        ward = params["ward"].replace("\\", "\\\\").replace('"', '\\"')
-        terms.append(f'ward=="{ward}"')
+        terms.append(f"ward=={qlang.quote(params['ward'])}")
     limit = int_param(params.get("limit"), "limit", 100)
     if not 1 <= limit <= 1000:
         raise BadRequestData("limit must be 1..1000")

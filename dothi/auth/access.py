@@ -24,7 +24,9 @@ from typing import Any
 import yaml
 
 from dothi.errors import Forbidden, NotAuthenticated
+from dothi.ngsild import qlang
 from dothi.ngsild.context import DEFAULT_VOCAB
+from dothi.ngsild.entity import first_value
 from dothi.ngsild.qlang import parse_q
 from dothi.store.base import ReadRule
 
@@ -169,7 +171,7 @@ class Access:
 
     def _in_scope(self, doc: dict) -> bool:
         for iri, wanted in self._narrowing().items():
-            if _value(doc, iri) != wanted:
+            if first_value(doc, iri) != wanted:
                 return False
         return True
 
@@ -231,20 +233,9 @@ class Access:
         if not narrowing:
             return []
         iris = {type_iri(a): a for a in (self.policy.agency_attr, self.policy.area_attr)}
-        q = ";".join(f'{iris[iri]}=="{_quoted(value)}"' for iri, value in narrowing.items())
+        q = ";".join(f"{iris[iri]}=={qlang.quote(value)}" for iri, value in narrowing.items())
         expand = {a: i for i, a in iris.items()}
         return [ReadRule(internal, parse_q(q), lambda name: expand.get(name, name))]
-
-
-def _value(doc: dict, iri: str) -> Any:
-    for instance in doc.get(iri, ()):
-        if isinstance(instance, dict) and "value" in instance:
-            return instance["value"]
-    return None
-
-
-def _quoted(text: str) -> str:
-    return text.replace("\\", "\\\\").replace('"', '\\"')
 
 
 SYSTEM = Access(Principal("system", "system-admin"))

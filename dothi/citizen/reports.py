@@ -36,7 +36,7 @@ from dothi.citizen.personal import PARTITION, Vault, erase, reveal
 from dothi.errors import BadRequestData, ResourceNotFound, TooManyRequests
 from dothi.gis.admin_units import bounded_areas
 from dothi.ioc.incidents import IncidentDesk
-from dothi.ngsild import merge
+from dothi.ngsild import merge, qlang
 from dothi.ngsild.entity import expand_attributes, first_value, prop
 from dothi.ngsild.geo import parse_geoquery
 from dothi.ngsild.qlang import parse_q
@@ -225,7 +225,7 @@ class ReportDesk:
         states = "|".join(f'status=="{s}"' for s in sorted(self.incidents.flow.open))
         q = f'subCategory=="{service.code}";alertSource=="citizen";({states})'
         if area is not None:
-            q += f';ward=="{_quoted(_name(area))}"'
+            q += f";ward=={qlang.quote(str(_name(area)))}"
         docs, _ = self.broker.store.query(tenant, EntityQuery(
             selectors=[Selector(types=parse_type_expr("Incident", self.ctx.expand))],
             q=parse_q(q), geo=parse_geoquery(f"near;maxDistance=={NEAR_M}", "Point",
@@ -286,7 +286,7 @@ class ReportDesk:
         return doc
 
     def by_token(self, tenant: str, token: str) -> str:
-        docs = self._requests(tenant, f'token=="{_quoted(token)}"', None, 1)
+        docs = self._requests(tenant, f"token=={qlang.quote(token)}", None, 1)
         if not docs:
             raise ResourceNotFound(f"No service request with token {token}")
         return str(self._value(docs[0], "service_request_id"))
@@ -424,11 +424,6 @@ def _text(value: str | None, name: str, most: int) -> str | None:
     if value is not None and len(value) > most:
         raise BadRequestData(f"{name} is longer than {most} characters")
     return value
-
-
-def _quoted(text: str | None) -> str:
-    """Text for a q string literal."""
-    return str(text).replace("\\", "\\\\").replace('"', '\\"')
 
 
 def _number(text: str, name: str) -> float:

@@ -14,6 +14,7 @@ from typing import Any
 from dothi.broker.broker import Broker
 from dothi.errors import BadRequestData, ResourceNotFound
 from dothi.gis.admin_units import bounded_areas
+from dothi.ngsild import qlang
 from dothi.ngsild.geo import parse_geoquery
 from dothi.ngsild.qlang import parse_q
 from dothi.ngsild.render import RenderOptions, render_entity
@@ -100,8 +101,7 @@ def _summary(zones: list[dict[str, Any]]) -> dict[str, str]:
 
 
 def _parcel(broker: Broker, tenant: str, parcel: str) -> dict[str, Any]:
-    quoted = parcel.replace("\\", "\\\\").replace('"', '\\"')
-    docs = _all(broker, tenant, "LandParcel", None, q=f'parcelId=="{quoted}"')
+    docs = _all(broker, tenant, "LandParcel", None, q=f"parcelId=={qlang.quote(parcel)}")
     if not docs:
         raise ResourceNotFound(f"No land parcel {parcel!r}")
     value = (docs[0].get(broker.resolver.core.expand("location")) or [{}])[0].get("value")

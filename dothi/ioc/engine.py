@@ -22,6 +22,7 @@ from dothi.broker.broker import Broker
 from dothi.errors import BadRequestData, DothiError, ResourceNotFound
 from dothi.ioc.incidents import IncidentDesk
 from dothi.ioc.rules import Rule, load_packs, parse_rule
+from dothi.ngsild import qlang
 from dothi.ngsild.entity import expand_entity
 from dothi.ngsild.geo import parse_geoquery
 from dothi.ngsild.temporal import TimeQuery
@@ -321,8 +322,7 @@ class RuleEngine:
     def _rearmed(self, tenant: str, key: str, rule: Rule, doc: dict, read: Any) -> bool:
         """No incident yet, or one still open (it counts this firing), or one that ended
         after which the value went back past ``clear`` (hysteresis)."""
-        quoted = key.replace("\\", "\\\\").replace('"', '\\"')
-        found = self.desk.incidents(tenant, f'dedupKey=="{quoted}"')
+        found = self.desk.incidents(tenant, f"dedupKey=={qlang.quote(key)}")
         if not found:
             return True
         last = max(found, key=lambda d: str(self.desk.value(d, "dateIssued")))

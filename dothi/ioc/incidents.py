@@ -25,7 +25,7 @@ import yaml
 
 from dothi.broker.broker import Broker
 from dothi.errors import AlreadyExists, BadRequestData, PlatformError, ResourceNotFound
-from dothi.ngsild import merge
+from dothi.ngsild import merge, qlang
 from dothi.ngsild.entity import expand_attributes, expand_entity, first_value
 from dothi.ngsild.qlang import parse_q
 from dothi.ngsild.render import RenderOptions, render_entity
@@ -156,9 +156,8 @@ class IncidentDesk:
             return eid, True
 
     def _open_with_key(self, tenant: str, key: str) -> str | None:
-        quoted = key.replace("\\", "\\\\").replace('"', '\\"')
         states = "|".join(f'status=="{s}"' for s in sorted(self.flow.open))
-        docs = self.incidents(tenant, f'dedupKey=="{quoted}";({states})')
+        docs = self.incidents(tenant, f"dedupKey=={qlang.quote(key)};({states})")
         return docs[0]["id"] if docs else None
 
     # -- moving -----------------------------------------------------------------------

@@ -495,6 +495,12 @@ class _QParser(_Reader):
         return value
 
 
+def quote(text: str) -> str:
+    """``text`` as a q string literal: in double quotes, its backslashes and quotes
+    escaped, so that no value can end the literal and add terms of its own."""
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
 def join(kind: type, items: list[Any]) -> Any:
     """``items`` under one ``kind`` (And or Or), an item of that kind merged into it; one
     item alone is itself."""

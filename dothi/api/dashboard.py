@@ -114,8 +114,7 @@ async def stream(request: Request) -> StreamingResponse:
     name = tenant_named(request.query_params["tenant"]) \
         if "tenant" in request.query_params else tenant(request)
     access = auth.current()
-    access.need("read-internal", "follow the operations centre")
-    access.need_tenant(name)
+    access.need("read-internal", "follow the operations centre", name)
     hub = request.app.state.ioc.live
 
     async def events() -> AsyncIterator[bytes]:

@@ -264,8 +264,7 @@ def require(request: Request, action: str, what: str) -> auth.Access:
     """Refuse the request unless its principal may take ``action`` (``dothi.auth``) in
     its tenant: 401 without a credential, 403 with one that does not allow it."""
     access = auth.current()
-    access.need(action, what)
-    access.need_tenant(tenant(request))
+    access.need(action, what, tenant(request))
     return access
 
 

@@ -139,18 +139,16 @@ class Access:
             return True
         return action in self.policy.role(self.principal.role).may
 
-    def need(self, action: str, what: str) -> None:
-        """Raise unless the principal may take ``action``: 401 for a request that showed no
-        credential (signing in may help), 403 for one that did."""
-        if self.may(action):
-            return
-        if not self.principal.identified:
-            raise NotAuthenticated(f"Sign in to {what} (Authorization: Bearer <token or "
-                                   "API key>)")
-        raise Forbidden(f"The role {self.principal.role} may not {what}")
-
-    def need_tenant(self, tenant: str) -> None:
-        if not self.tenant_ok(tenant):
+    def need(self, action: str, what: str, tenant: str | None = None) -> None:
+        """Raise unless the principal may take ``action`` (in ``tenant``, if given): 401
+        for a request that showed no credential (signing in may help), 403 for one that
+        did."""
+        if not self.may(action):
+            if not self.principal.identified:
+                raise NotAuthenticated(f"Sign in to {what} (Authorization: Bearer <token or "
+                                       "API key>)")
+            raise Forbidden(f"The role {self.principal.role} may not {what}")
+        if tenant is not None and not self.tenant_ok(tenant):
             raise Forbidden(f"{self.principal.subject} has no access to tenant {tenant}")
 
     def tenant_ok(self, tenant: str) -> bool:

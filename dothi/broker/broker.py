@@ -109,8 +109,7 @@ class Broker:
         must not raise."""
         access = auth.current()
         if not access.unlimited:
-            access.need("write", "change entities")
-            access.need_tenant(tenant)
+            access.need("write", "change entities", tenant)
             changes = [(eid, _guarded(access, eid, fn)) for eid, fn in changes]
         outcomes = self.store.apply(tenant, changes)
         self.subscriptions.committed()
@@ -168,8 +167,7 @@ class Broker:
             self.check_tenant(tenant)
         access = auth.current()
         if local is not None and not access.unlimited:
-            access.need("read", "read entities")
-            access.need_tenant(tenant)
+            access.need("read", "read entities", tenant)
             if not access.readable(local):
                 local = None
         return self._need(local, eid)
@@ -358,8 +356,7 @@ class Broker:
             raise BadRequestData("A batch operation takes a JSON array")
         access = auth.current()
         if not access.unlimited:  # before anything is sent on to context sources
-            access.need("write", "change entities")
-            access.need_tenant(tenant)
+            access.need("write", "change entities", tenant)
         items, remote = self.routing.batch(tenant, op, items, ctx_for, forward)
         result = BatchResult()
         plan: list[tuple[str, Any]] = []
@@ -448,8 +445,7 @@ class Broker:
         principal that may write here (dothi.auth) has writes sent on."""
         access = auth.current()
         if not access.unlimited:
-            access.need("write", "change entities")
-            access.need_tenant(tenant)
+            access.need("write", "change entities", tenant)
         route = self.routing.route(tenant, operation, eid, types, body, ctx, forward,
                                    always_local=operation == "createEntity", attr=attr)
         if not route.parts:
@@ -487,8 +483,7 @@ class Broker:
         the reader may see (``dothi.auth``) comes back."""
         access = auth.current()
         if not access.unlimited:
-            access.need("read", "read entities")
-            access.need_tenant(tenant)
+            access.need("read", "read entities", tenant)
             query = replace(query, hidden=[*query.hidden, *access.read_rules()])
         sources = []
         if forward is not None and ctx is not None:
@@ -528,8 +523,7 @@ class Broker:
         the warnings of sources that could not answer."""
         access = auth.current()
         if not access.unlimited:
-            access.need("read", "read entity types")
-            access.need_tenant(tenant)
+            access.need("read", "read entity types", tenant)
         stats, warnings = self._type_stats(tenant, forward, ctx, only)
         return [s for s in stats if access.sees_type(s.type)], warnings
 

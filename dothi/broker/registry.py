@@ -236,8 +236,7 @@ def _manage(tenant: str) -> None:
     it (dothi.auth) see or change them."""
     access = auth.current()
     if not access.unlimited:
-        access.need("manage", "see or change context source registrations")
-        access.need_tenant(tenant)
+        access.need("manage", "see or change context source registrations", tenant)
 
 
 def _check_id(rid: str) -> None:

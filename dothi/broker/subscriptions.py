@@ -153,9 +153,9 @@ class Subscriptions:
         see, change or delete it."""
         access = auth.current()
         if not access.unlimited:
-            access.need("subscribe" if kind == "entity" else "manage",
-                        "subscribe" if kind == "entity" else "subscribe to context sources")
-            access.need_tenant(tenant)
+            entity = kind == "entity"
+            access.need("subscribe" if entity else "manage",
+                        "subscribe" if entity else "subscribe to context sources", tenant)
         now = now_iso()
         doc = model.validate(body, ctx.source, now)
         if not access.unlimited:
@@ -180,8 +180,7 @@ class Subscriptions:
 
     def page(self, tenant: str, limit: int, offset: int,
              kind: str = "entity") -> tuple[list[SubscriptionRecord], int]:
-        access = auth.current()
-        if access.unlimited or access.may("manage") and access.tenant_ok(tenant):
+        if _manages(tenant):
             return self.store.subscription_page(tenant, kind, limit, offset)
         records, total = self.store.subscription_page(tenant, kind, 1 << 30, 0)
         mine = [r for r in records if _mine(r.doc, tenant)]
@@ -366,10 +365,14 @@ def _entity_query(sub: model.Compiled) -> EntityQuery:
 def _mine(doc: dict, tenant: str) -> bool:
     """Whether the reader's access (dothi.auth) lets it see this subscription: its own,
     or any in a tenant it manages."""
+    return _manages(tenant) or \
+        (doc.get(model.READER) or {}).get("subject") == auth.current().principal.subject
+
+
+def _manages(tenant: str) -> bool:
+    """Whether the reader's access (dothi.auth) manages ``tenant``'s subscriptions."""
     access = auth.current()
-    if access.unlimited or access.may("manage") and access.tenant_ok(tenant):
-        return True
-    return (doc.get(model.READER) or {}).get("subject") == access.principal.subject
+    return access.unlimited or access.may("manage") and access.tenant_ok(tenant)
 
 
 def _payload(outcome: Outcome, show_changes: bool) -> bytes:

@@ -32,8 +32,7 @@ class Temporal:
         access = auth.current()
         if access.unlimited:
             return
-        access.need("write", "change entity histories")
-        access.need_tenant(tenant)
+        access.need("write", "change entity histories", tenant)
         doc = self.store.get(tenant, eid) or {"id": eid, "type": list(types)}
         if not access.writable(doc):
             raise Forbidden(f"{access.principal.subject} may not change entity {eid}")
@@ -64,8 +63,7 @@ class Temporal:
         _check_id(eid)
         access = auth.current()
         if not access.unlimited:
-            access.need("read", "read entity histories")
-            access.need_tenant(tenant)
+            access.need("read", "read entity histories", tenant)
         found = self.store.temporal_get(tenant, eid, tq, cap)
         if found is not None and not access.unlimited and not access.readable(
                 self.store.get(tenant, eid) or {"id": eid, "type": found.types}):
@@ -82,11 +80,11 @@ class Temporal:
         entities that now exist and that it may read."""
         access = auth.current()
         if not access.unlimited:
-            access.need("read", "read entity histories")
-            access.need_tenant(tenant)
-            if access.read_rules():
+            access.need("read", "read entity histories", tenant)
+            rules = access.read_rules()
+            if rules:
                 current = current or EntityQuery(selectors=list(selectors))
-                current.hidden = [*current.hidden, *access.read_rules()]
+                current.hidden = [*current.hidden, *rules]
         ids_in = None
         if current is not None:
             current.limit, current.offset, current.count = MAX_FILTERED_ENTITIES, 0, False

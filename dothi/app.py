@@ -37,8 +37,11 @@ from dothi.api import (
     ogc,
     open311,
     opendata,
+    pilots,
     planning,
+    programme,
     registry,
+    schemes,
     subscriptions,
     temporal,
     types,
@@ -295,7 +298,7 @@ def create_app(settings: Settings | None = None, broker: Broker | None = None, *
 
     for module in (entities, batch, subscriptions, csources, temporal, types, contexts, iot,
                    incidents, dashboard, ogc, consultations, planning, open311, citizen, kpi,
-                   opendata, registry, auth, meta):
+                   opendata, registry, programme, pilots, schemes, auth, meta):
         app.include_router(module.router)
     app.include_router(open311.officials)
     # Innermost first: who a request is from is worked out after the rate limit (so

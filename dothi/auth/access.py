@@ -33,7 +33,8 @@ from dothi.store.base import ReadRule
 POLICY = Path(__file__).with_name("policy.yaml")
 ACTIONS = frozenset({
     "read", "read-internal", "write", "subscribe", "manage", "handle-incidents", "warn",
-    "read-personal", "erase-personal", "enter", "assess", "report", "comment"})
+    "read-personal", "erase-personal", "enter", "assess", "report", "comment", "programme",
+    "coordinate"})
 
 
 def type_iri(name: str) -> str:

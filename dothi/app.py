@@ -62,12 +62,14 @@ from dothi.gis.layers import LayerDescriptions
 from dothi.ioc.service import IocService
 from dothi.iot.service import IotService
 from dothi.kpi.catalogue import Catalogue as KpiCatalogue
+from dothi.kpi.compute import Computer
 from dothi.kpi.framework import Framework
 from dothi.kpi.selfassess import SelfAssessment
 from dothi.ngsild.context import ContextCache
 from dothi.opendata.catalogue import Catalogue as DataCatalogue
 from dothi.opendata.catalogue import Metadata
 from dothi.periodic import Periodic
+from dothi.program.desk import Programme
 from dothi.registry.registry import Registers, Registry
 from dothi.settings import Settings, listed
 from dothi.store.base import open_store
@@ -230,6 +232,15 @@ def create_app(settings: Settings | None = None, broker: Broker | None = None, *
                            lambda: app.state.registry.check_all(),
                            "the sandboxes' windows were not checked")
         windows.start()
+        app.state.programme = Programme(
+            app.state.broker, Computer(app.state.broker, app.state.kpi_catalogue,
+                                       app.state.assessor,
+                                       app.state.self_assessment.framework.targets()),
+            settings.program_templates)
+        programme_check = Periodic("dothi-programme-check", settings.program_check_interval,
+                                   app.state.programme.check_all,
+                                   "the programme's tasks and reports were not flagged")
+        programme_check.start()
         if serving:
             _tune_gc()
             _end_streams_on_stop(app.state.ioc.live)
@@ -238,6 +249,7 @@ def create_app(settings: Settings | None = None, broker: Broker | None = None, *
         app.state.layers.close()
         app.state.catalogue.close()
         windows.stop()
+        programme_check.stop()
         await asyncio.to_thread(app.state.iot.stop)
         await app.state.ioc.live.close()
         await asyncio.to_thread(app.state.ioc.stop)

@@ -145,6 +145,11 @@ class Settings(BaseSettings):
     registry_certification: Path | None = None
     registry_province: str = "48"
     registry_check_interval: float = 3600.0
+    # The national programme: its report templates (default: the shipped
+    # dothi/program/templates.yaml), and how often tasks and reports are flagged and the
+    # week's digest written (s).
+    program_templates: Path | None = None
+    program_check_interval: float = 3600.0
 
 
 def listed(text: str) -> list[str]:

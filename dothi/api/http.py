@@ -18,6 +18,7 @@ from dothi.broker.broker import Broker
 from dothi.broker.forwarding import Forward
 from dothi.errors import (
     BadRequestData,
+    Forbidden,
     InvalidRequest,
     NotAcceptable,
     NotAuthenticated,
@@ -294,6 +295,18 @@ def official(request: Request, action: str = "enter") -> str:
 _IN_ONES_NAME = {"enter": "act as an official", "assess": "assess",
                  "read-personal": "see who made a report or a comment",
                  "erase-personal": "erase who made a report or a comment"}
+
+
+def for_unit(request: Request, unit: str, action: str = "programme") -> str:
+    """As ``official``, for what a reporting unit of the national programme sends (a
+    province, a ministry): a principal with an agency acts only for its own unit, unless
+    it coordinates the programme."""
+    access = auth.current()
+    who = official(request, action)
+    agency = access.principal.agency
+    if agency is not None and agency != unit and not access.may("coordinate"):
+        raise Forbidden(f"{who} reports for {agency}, not for {unit}")
+    return who
 
 
 def assessor(request: Request) -> str:

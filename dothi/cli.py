@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from dothi.auth.commands import keys_app, users_app
+from dothi.program.commands import program_app
 from dothi.settings import Settings
 
 app = typer.Typer(help="dothi: open smart-city platform (NGSI-LD broker and services)",
@@ -25,6 +26,7 @@ app.add_typer(db_app, name="db")
 app.add_typer(history_app, name="history")
 app.add_typer(users_app, name="users")
 app.add_typer(keys_app, name="keys")
+app.add_typer(program_app, name="program")
 admin_app = typer.Typer(help="Vietnam's administrative units (34 provinces, 3,321 wards)",
                         no_args_is_help=True)
 app.add_typer(admin_app, name="admin-units")

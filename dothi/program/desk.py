@@ -102,9 +102,10 @@ class Programme:
                 "submitted": sum(1 for r in rows if r["submittedAt"]), "asked": len(rows),
                 "overdueUnits": [r["unit"] for r in rows if r["overdue"]],
                 "dueSoon": day.isoformat() <= request["dueDate"] <= soon})
-        digest: dict[str, Any] = {"week": week_of(day), "on": day.isoformat(), "overdueTasks": overdue,
-                  "atRiskTasks": at_risk, "dueSoonTasks": due_soon, "requests": requests,
-                  "madeAt": now_iso()}
+        digest: dict[str, Any] = {
+            "week": week_of(day), "on": day.isoformat(), "overdueTasks": overdue,
+            "atRiskTasks": at_risk, "dueSoonTasks": due_soon, "requests": requests,
+            "madeAt": now_iso()}
         digest["text"] = {lang: _text(digest, lang) for lang in ("vi", "en")}
         return digest
 

@@ -297,7 +297,7 @@ class Schemes:
             # A member's latest opinion is its position: one may withdraw a disagreement.
             latest = {o["member"]: o for o in opinions}
             against = sorted(m for m, o in latest.items() if o["position"] == "disagree")
-            if False:
+            if against and overrule is None:
                 raise Conflict(f"{', '.join(against)} disagreed: the approval must give its "
                                "reason to overrule them (overrule)")
             approval: Record = {"decisionNumber": number, "date": signed.isoformat(),

@@ -5,6 +5,7 @@ weekly digest, and the national dashboard's page and overview."""
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Any
 
 from fastapi import Request
@@ -42,6 +43,12 @@ def _lang(request: Request) -> str:
     if lang not in ("vi", "en"):
         raise BadRequestData('lang is "vi" or "en"')
     return lang
+
+
+def _on(request: Request) -> date | None:
+    """The day to see the programme as of (``?on=YYYY-MM-DD``): what was overdue then."""
+    on = request.query_params.get("on")
+    return parse_date(on, "on") if on else None
 
 
 @router.get("/dashboard", include_in_schema=False)
@@ -173,24 +180,25 @@ async def one_request(request: Request, key: str) -> Response:
 async def status(request: Request, key: str) -> Response:
     on_behalf(request, "read", READ)
     return json_response(await run_in_threadpool(
-        _desk(request).reporting.status, tenant(request), key))
+        _desk(request).reporting.status, tenant(request), key, _on(request)))
 
 
 @router.get("/requests/{key}/national", summary="The consolidated national report")
 async def national(request: Request, key: str) -> Response:
     on_behalf(request, "read", READ)
     return json_response(await run_in_threadpool(
-        consolidate, _desk(request).reporting, tenant(request), key))
+        consolidate, _desk(request).reporting, tenant(request), key, _on(request)))
 
 
 @router.get("/requests/{key}/national.docx",
             summary="The consolidated national report as a DOCX document")
 async def national_document(request: Request, key: str) -> Response:
     on_behalf(request, "read", READ)
-    lang = _lang(request)
+    lang, on = _lang(request), _on(request)
 
     def work() -> bytes:
-        return national_docx(consolidate(_desk(request).reporting, tenant(request), key), lang)
+        return national_docx(consolidate(_desk(request).reporting, tenant(request), key, on),
+                             lang)
 
     return Response(await run_in_threadpool(work), media_type=DOCX, headers={
         "Content-Disposition": f'attachment; filename="dothi-{check_key(key)}-{lang}.docx"'})
@@ -246,26 +254,25 @@ async def check(request: Request) -> Response:
     return json_response(await run_in_threadpool(_desk(request).check, tenant(request)))
 
 
-@router.get("/digest", summary="The weekly digest as it would be written today, or on a day")
+@router.get("/digest", summary="The weekly digest as it would be written today (or ?on=)")
 async def digest(request: Request) -> Response:
     on_behalf(request, "read", READ)
-    on = request.query_params.get("on")
-    day = parse_date(on, "on") if on else None
-    return json_response(await run_in_threadpool(_desk(request).digest, tenant(request), day))
+    return json_response(await run_in_threadpool(_desk(request).digest, tenant(request),
+                                                 _on(request)))
 
 
-@router.get("/overview", summary="Each province's report status, tasks and level (the "
-            "national dashboard's map)")
+@router.get("/overview", summary="Each province's report status (?request=, ?on=), tasks "
+            "and level: the national dashboard's map")
 async def overview(request: Request) -> Response:
     on_behalf(request, "read", READ)
     key = request.query_params.get("request")
-    desk = _desk(request)
+    desk, on = _desk(request), _on(request)
     assessments = request.app.state.self_assessment
 
     def work() -> dict[str, Any]:
         t = tenant(request)
         chosen = desk.reporting.request(t, key) if key else None
-        rows = {r["unit"]: r for r in desk.reporting.status(t, key)} if key else {}
+        rows = {r["unit"]: r for r in desk.reporting.status(t, key, on)} if key else {}
         tasks = desk.tasks.find(t)
         levels = {a["city"]: a for a in assessments.cities(t, chosen["period"])} \
             if chosen else {}
@@ -284,7 +291,7 @@ async def overview(request: Request) -> Response:
                 "level": None if assessment is None else {
                     "level": assessment["level"], "name": assessment["levelName"],
                     "status": assessment["status"]}})
-        return {"on": today().isoformat(), "request": chosen, "units": units,
+        return {"on": (on or today()).isoformat(), "request": chosen, "units": units,
                 "overdueTasks": [x for x in tasks if x.get("flag") == "overdue"],
                 "requests": desk.reporting.all_requests(t)}
 

@@ -141,6 +141,7 @@ def export(
     request: str = typer.Option(..., help="The request's key (annual-2026)"),
     out: Path = typer.Option(..., help="The DOCX document to write"),
     lang: str = typer.Option("vi", help="vi or en"),
+    on: str | None = typer.Option(None, help="As of this day (YYYY-MM-DD; default today)"),
     db: str | None = DbOption, tenant: str = TenantOption,
 ) -> None:
     """Write the consolidated national report of a request as a DOCX document."""
@@ -150,9 +151,10 @@ def export(
         raise _fail("--lang is vi or en")
     with _programme(db) as desk:
         try:
-            national = consolidate(desk.reporting, tenant, request)
-        except DothiError as exc:
-            raise _fail(exc.detail) from None
+            national = consolidate(desk.reporting, tenant, request,
+                                   date.fromisoformat(on) if on else None)
+        except (DothiError, ValueError) as exc:
+            raise _fail(getattr(exc, "detail", str(exc))) from None
     out.write_bytes(national_docx(national, lang))
     c = national["counts"]
     console.print(f"{request}: {c['asked']} asked, {c['onTime']} on time, {c['late']} late, "

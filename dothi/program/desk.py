@@ -18,6 +18,7 @@ from dothi.ngsild.timeutil import now_iso
 from dothi.program.plans import Plans
 from dothi.program.records import Records
 from dothi.program.reports import Reporting
+from dothi.program.schemes import Schemes
 from dothi.program.tasks import Tasks, today
 from dothi.program.templates import load_templates
 from dothi.program.units import unit_name
@@ -44,6 +45,7 @@ class Programme:
         self.plans = Plans(broker)
         self.reporting = Reporting(broker, load_templates(templates, computer.catalogue),
                                    computer)
+        self.schemes = Schemes(broker)
         self.digests = Records(broker, DIGEST)
 
     def check(self, tenant: str, on: date | None = None) -> dict[str, Any]:
@@ -77,8 +79,9 @@ class Programme:
 
     def digest(self, tenant: str, on: date | None = None) -> dict[str, Any]:
         """What the week's coordinators should look at: overdue and at-risk tasks, tasks
-        and reports due within two weeks, and the units overdue on each request; with
-        the same as text in Vietnamese and English."""
+        and reports due within two weeks, the units overdue on each request, and the
+        provincial schemes with a step overdue; with the same as text in Vietnamese and
+        English."""
         day = on or today()
         soon = (day + timedelta(days=SOON_DAYS)).isoformat()
         tasks = self.tasks.find(tenant)
@@ -102,10 +105,13 @@ class Programme:
                 "submitted": sum(1 for r in rows if r["submittedAt"]), "asked": len(rows),
                 "overdueUnits": [r["unit"] for r in rows if r["overdue"]],
                 "dueSoon": day.isoformat() <= request["dueDate"] <= soon})
+        schemes = [{"unit": s["unit"], "key": s["key"], "title": s["title"],
+                    "status": s["status"], "due": s["due"]}
+                   for s in self.schemes.due(tenant, on=day)]
         digest: dict[str, Any] = {
             "week": week_of(day), "on": day.isoformat(), "overdueTasks": overdue,
             "atRiskTasks": at_risk, "dueSoonTasks": due_soon, "requests": requests,
-            "madeAt": now_iso()}
+            "schemes": schemes, "madeAt": now_iso()}
         digest["text"] = {lang: _text(digest, lang) for lang in ("vi", "en")}
         return digest
 
@@ -139,4 +145,9 @@ def _text(d: dict[str, Any], lang: str) -> str:
         lines.append(f"- {r['title'][lang]} ({'hạn' if vi else 'due'} {r['dueDate']}): "
                      f"{r['submitted']}/{r['asked']} {'đã nộp' if vi else 'submitted'}"
                      + (f"; {'quá hạn' if vi else 'overdue'}: {late}" if late else ""))
+    if d["schemes"]:
+        lines += ["", "Đề án, kế hoạch cần xử lý" if vi else "Schemes and plans overdue"]
+        for s in d["schemes"]:
+            lines.append(f"- {unit_name(s['unit'])}: {s['title'][lang]} — "
+                         + "; ".join(why["text"][lang] for why in s["due"]))
     return "\n".join(lines)

@@ -14,15 +14,15 @@ scheme is reviewed periodically. Days are counted in Asia/Ho_Chi_Minh."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import date, datetime
+from datetime import date
 from typing import Any
 
 from dothi.broker.broker import Broker
 from dothi.errors import BadRequestData, Conflict, ResourceNotFound, only_members
-from dothi.kpi.compute import TZ
 from dothi.ngsild.timeutil import now_iso
 from dothi.program import scheme_checks as check
 from dothi.program.records import Records
+from dothi.program.tasks import flag, today
 
 SCHEME = "SmartCityScheme"
 TASK = "ProgrammeTask"
@@ -36,10 +36,6 @@ def scheme_id(unit: str, key: str) -> str:
 
 def task_id(unit: str, key: str, code: str) -> str:
     return f"urn:ngsi-ld:{TASK}:{unit}-{key}-{code}"
-
-
-def today() -> date:
-    return datetime.now(TZ).date()
 
 
 def _need(record: Record, *statuses: str, doing: str) -> None:
@@ -326,7 +322,7 @@ class Schemes:
         record = self.get(tenant, unit, key)
         _need(record, "approved", doing="publish it")
         sid = scheme_id(unit, key)
-        tasks = {task_id(unit, key, t["code"]): self._task(unit, sid, t)
+        tasks = {task_id(unit, key, t["code"]): self._task(unit, key, t, day)
                  for t in record.get("tasks") or []}
         for tid in tasks:
             held = self.tasks.get(tenant, tid)
@@ -346,13 +342,17 @@ class Schemes:
         return self._step(tenant, unit, key, step)
 
     @staticmethod
-    def _task(unit: str, sid: str, task: Record) -> Record:
-        """A scheme's task as a ProgrammeTask: the same names as the national tasks."""
-        out = {"code": task["code"], "name": task["name"], "description": task["name"]["vi"],
-               "unit": unit, "leadAgency": task["leadAgency"], "deadline": task["deadline"],
+    def _task(unit: str, key: str, task: Record, day: date) -> Record:
+        """A scheme's task as a ProgrammeTask: the same names as the national tasks, its
+        code the one its id ends with, flagged as of the day."""
+        out = {"code": f"{unit}-{key}-{task['code']}", "name": task["name"],
+               "description": task["name"]["vi"], "unit": unit,
+               "leadAgency": task["leadAgency"], "deadline": task["deadline"],
                "expectedProduct": task["expectedProduct"], "status": "notStarted",
-               "progress": 0, "refParent": task["refNational"], "refScheme": sid}
+               "progress": 0, "refParent": task["refNational"],
+               "refScheme": scheme_id(unit, key)}
         out.update({name: task[name] for name in check.TASK_OPTIONAL if name in task})
+        out["flag"] = flag(out, day)
         return out
 
     def review(self, tenant: str, unit: str, key: str, body: dict[str, Any], by: str,

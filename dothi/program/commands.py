@@ -98,7 +98,7 @@ def calendar(
         except DothiError as exc:
             raise _fail(exc.detail) from None
     console.print(f"{made['key']}: {made['title']['vi']}, due {made['dueDate']}, "
-                  f"{len(made['units'])} units", markup=False)
+                  f"{len(made['units'])} units", markup=False, soft_wrap=True)
 
 
 @program_app.command("check")
@@ -115,13 +115,14 @@ def check(
         except (DothiError, ValueError) as exc:
             raise _fail(getattr(exc, "detail", str(exc))) from None
     console.print(f"{done['tasks']} tasks checked, {len(done['flagged'])} flags changed",
-                  markup=False)
+                  markup=False, soft_wrap=True)
     for tid, flag in sorted(done["flagged"].items()):
-        console.print(f"  {tid}: {flag}", markup=False)
+        console.print(f"  {tid}: {flag}", markup=False, soft_wrap=True)
     for key, overdue in done["overdueReports"].items():
-        console.print(f"  {key}: overdue {', '.join(overdue) or 'none'}", markup=False)
+        console.print(f"  {key}: overdue {', '.join(overdue) or 'none'}", markup=False,
+                      soft_wrap=True)
     if done["digest"]:
-        console.print(f"digest of {done['digest']} written", markup=False)
+        console.print(f"digest of {done['digest']} written", markup=False, soft_wrap=True)
 
 
 @program_app.command("digest")
@@ -158,7 +159,7 @@ def export(
     out.write_bytes(national_docx(national, lang))
     c = national["counts"]
     console.print(f"{request}: {c['asked']} asked, {c['onTime']} on time, {c['late']} late, "
-                  f"{c['overdue']} overdue; written to {out}", markup=False)
+                  f"{c['overdue']} overdue; written to {out}", markup=False, soft_wrap=True)
 
 
 @program_app.command("send")
@@ -211,7 +212,7 @@ def send(
     console.print(f"{unit}: {request} submitted (version {report['version']}), "
                   f"{len(indicators)} indicator values, "
                   + (f"late by {report['lateDays']} days" if report["late"] else "on time"),
-                  markup=False)
+                  markup=False, soft_wrap=True)
 
 
 def _read_sections(path: Path) -> dict[str, str]:

@@ -15,7 +15,7 @@ from dothi.auth.access import Policy
 from dothi.auth.accounts import Account, Accounts, hash_password, key_hash
 from dothi.settings import Settings
 
-ROLES = ("public", "citizen", "assessor", "officer", "operator", "city-admin",
+ROLES = ("public", "citizen", "reporter", "assessor", "officer", "operator", "city-admin",
          "system-admin")
 PASSWORD = "mật-khẩu-thử-nghiệm"
 
@@ -44,8 +44,9 @@ def accounts_file(path: Path) -> dict[str, str]:
         keys[name] = f"dothi_test-{name}"
         accounts.add(Account("keys", name, role, key_hash(keys[name]), **scope))  # type: ignore[arg-type]
 
+    agencies = {"officer": "transport", "reporter": "48"}  # 48: Đà Nẵng, a province
     for role in ROLES[1:]:
-        key(role, role, agency="transport" if role == "officer" else None)
+        key(role, role, agency=agencies.get(role))
     key("drainage-officer", "officer", agency="drainage")
     key("ward-officer", "officer", area="Hải Châu")
     key("lights-vendor", "officer", types=("Streetlight",))

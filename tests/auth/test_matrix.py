@@ -28,6 +28,7 @@ STAFF = frozenset({"officer", "operator"}) | ADMINS  # read internal types, writ
 SUBSCRIBERS = STAFF | {"citizen"}
 REPORTERS = ALL - {"assessor"}
 OPERATORS = ADMINS | {"operator"}
+UNITS = ADMINS | {"reporter"}  # a province's reporter, for its own province (48)
 
 
 @dataclass(frozen=True)
@@ -133,6 +134,32 @@ OPS = [
                               json={"text": "Ý kiến"})),
     Op("Planning", "moderate comments", ADMINS,
        lambda c, r, h: c.get("/planning/consultations/nosuch/moderation", headers=h)),
+    Op("Programme", "read the tasks", ALL, lambda c, r, h: c.get("/program/tasks", headers=h)),
+    Op("Programme", "report a task's progress", UNITS,
+       lambda c, r, h: c.post("/program/tasks/48-2026-1/progress", headers=h,
+                              json={"progress": 10})),
+    Op("Programme", "ask the provinces for a report", ADMINS,
+       lambda c, r, h: c.post("/program/requests", headers=h, json={})),
+    Op("Programme", "write a province's report", UNITS,
+       lambda c, r, h: c.put("/program/reports/nosuch/48", headers=h, json={})),
+    Op("Programme", "write another province's report", ADMINS,
+       lambda c, r, h: c.put("/program/reports/nosuch/46", headers=h, json={})),
+    Op("Programme", "review a province's report", ADMINS,
+       lambda c, r, h: c.post("/program/reports/nosuch/48/review", headers=h,
+                              json={"decision": "accept"})),
+    Op("Programme", "submit an action plan", UNITS,
+       lambda c, r, h: c.put("/program/plans/48/2026", headers=h, json={})),
+    Op("Programme", "draft a provincial scheme", UNITS,
+       lambda c, r, h: c.put("/program/schemes/48/de-an", headers=h, json={})),
+    Op("Programme", "comment on a scheme", REPORTERS,
+       lambda c, r, h: c.post("/program/schemes/48/nosuch/comments", headers=h,
+                              json={"text": "Ý kiến"})),
+    Op("Programme", "rank pilot candidates", ALL,
+       lambda c, r, h: c.get("/program/pilots", headers=h)),
+    Op("Programme", "record a pilot decision", ADMINS,
+       lambda c, r, h: c.post("/program/pilots/nosuch/decision", headers=h, json={})),
+    Op("Web", "the national dashboard", ALL,
+       lambda c, r, h: c.get("/program/dashboard", headers=h)),
     Op("Meta", "read the settings", ADMINS, lambda c, r, h: c.get("/-/settings", headers=h)),
     Op("Sign-in", "who am I", ALL, lambda c, r, h: c.get("/auth/me", headers=h)),
 ]
@@ -173,6 +200,12 @@ def instance(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Instance]:
             "description": "Rác", "email": "hoa@example.vn"})
         assert r.status_code == 201, r.text
         REPORT.append(r.json()[0]["service_request_id"])
+        r = client.put("/program/tasks/48-2026-1", headers=admin, json={
+            "unit": "48", "name": "Nền tảng dữ liệu", "description": "Triển khai",
+            "deadline": "2030-12-31", "responsiblePerson": "Giám đốc Sở KH&CN",
+            "responsibility": "Sở KH&CN", "authority": "UBND thành phố",
+            "expectedProduct": "Nền tảng", "leadAgency": "Sở KH&CN"})
+        assert r.status_code == 200, r.text
         yield made
 
 
@@ -209,6 +242,7 @@ def test_the_policy_agrees_with_the_matrix(instance: Instance) -> None:
     expected = {
         "public": {"read", "report", "comment"},
         "citizen": {"read", "subscribe", "report", "comment"},
+        "reporter": {"read", "report", "comment", "programme"},
         "assessor": {"read", "assess"},
         "officer": {"read", "read-internal", "write", "subscribe", "handle-incidents",
                     "report", "comment"},
@@ -216,7 +250,7 @@ def test_the_policy_agrees_with_the_matrix(instance: Instance) -> None:
                      "warn", "read-personal", "report", "comment"},
         "city-admin": {"read", "read-internal", "write", "subscribe", "manage",
                        "handle-incidents", "warn", "read-personal", "erase-personal",
-                       "enter", "report", "comment"},
+                       "enter", "report", "comment", "programme", "coordinate"},
     }
     for role, actions in expected.items():
         me = instance.client.get("/auth/me", headers=instance.headers(role)).json()
@@ -227,7 +261,8 @@ def test_the_policy_agrees_with_the_matrix(instance: Instance) -> None:
 def matrix_markdown() -> str:
     """The table above as docs/trust.md shows it: one row per operation, one column per
     role, ✓ allowed, · denied."""
-    short = {"public": "public", "citizen": "citizen", "assessor": "assessor",
+    short = {"public": "public", "citizen": "citizen", "reporter": "reporter",
+             "assessor": "assessor",
              "officer": "officer", "operator": "operator", "city-admin": "city admin",
              "system-admin": "system admin"}
     lines = ["| API | operation | " + " | ".join(short[r] for r in ROLES) + " |",

@@ -43,7 +43,8 @@ def ward_id(code: str) -> str:
     return f"urn:ngsi-ld:AdministrativeArea:vn-ward-{code}"
 
 
-def _rows() -> list[dict[str, Any]]:
+def rows() -> list[dict[str, Any]]:
+    """The dataset's wards, each with its province, by province and ward code."""
     db = resources.files("vietnamadminunits").joinpath("data/dataset.db")
     with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
         conn.row_factory = sqlite3.Row
@@ -64,7 +65,7 @@ def _prop(value: Any, **extra: Any) -> dict[str, Any]:
 def entities(province: str | None = None) -> Iterator[dict[str, Any]]:
     """The provinces (or one, by code), then their wards, as NGSI-LD entities."""
     seen: set[str] = set()
-    for row in _rows():
+    for row in rows():
         code = row["provinceCode"]
         if province is not None and code != province:
             continue

@@ -15,6 +15,7 @@ from dothi.broker.broker import Broker
 from dothi.errors import AlreadyExists, ResourceNotFound
 from dothi.kpi.compute import Computer
 from dothi.ngsild.timeutil import now_iso
+from dothi.program.pilots import Pilots
 from dothi.program.plans import Plans
 from dothi.program.records import Records
 from dothi.program.reports import Reporting
@@ -46,6 +47,7 @@ class Programme:
         self.reporting = Reporting(broker, load_templates(templates, computer.catalogue),
                                    computer)
         self.schemes = Schemes(broker)
+        self.pilots = Pilots(broker, computer.catalogue)
         self.digests = Records(broker, DIGEST)
 
     def check(self, tenant: str, on: date | None = None) -> dict[str, Any]:

@@ -11,12 +11,10 @@ import math
 import re
 from collections import Counter
 from datetime import date
-from functools import cache
 from typing import Any
 
 from dothi.broker.broker import Broker
 from dothi.errors import BadRequestData, Conflict, ResourceNotFound, only_members
-from dothi.gis.admin_units import _rows
 from dothi.kpi.catalogue import Catalogue
 from dothi.kpi.compute import KPI, period_bounds
 from dothi.ngsild.qlang import parse_q, quote
@@ -24,6 +22,7 @@ from dothi.ngsild.render import RenderOptions, render_entity
 from dothi.ngsild.timeutil import now_iso
 from dothi.ngsild.typeexpr import parse_type_expr
 from dothi.program.records import Records
+from dothi.program.units import wards
 from dothi.store.base import EntityQuery, Selector, query_all
 
 ETYPE = "PilotSelection"
@@ -60,13 +59,6 @@ def selection_id(key: str) -> str:
     if not isinstance(key, str) or not re.fullmatch(r"[A-Za-z0-9_-]{1,64}", key):
         raise BadRequestData("A call's key is 1 to 64 letters, digits, - and _")
     return f"urn:ngsi-ld:{ETYPE}:{key}"
-
-
-@cache
-def wards() -> dict[str, dict[str, str]]:
-    """Ward and commune codes (after the 2025 reform) -> name and province; read once,
-    the dataset ships with the package and does not change while the platform runs."""
-    return {r["wardCode"]: {"name": r["ward"], "province": r["province"]} for r in _rows()}
 
 
 # -- checking what people send ----------------------------------------------------------
@@ -121,7 +113,8 @@ def check_call(body: dict[str, Any], catalogue: Catalogue) -> dict[str, Any]:
     for n, item in enumerate(_list(body.get("criteria"), "criteria", 1, MAX_CRITERIA)):
         where = f"criteria[{n}]"
         item = _object(item, where, {"kpi", "weight", "direction"})
-        if item.get("kpi") not in catalogue.indicators:
+        # A list is no key of a dict: checked as a text first, not a server error.
+        if not isinstance(item.get("kpi"), str) or item["kpi"] not in catalogue.indicators:
             raise BadRequestData(f"{where}.kpi: no indicator {item.get('kpi')!r} in the "
                                  "catalogues (U4SSC, ISO 37120)")
         if item.get("direction") not in ("higher", "lower"):
@@ -164,7 +157,7 @@ def check_decision(body: dict[str, Any], call: dict[str, Any]) -> dict[str, Any]
     areas = {c["area"] for c in call["candidates"]}
     selected = _list(body.get("selected"), "selected", 1, len(areas))
     for area in selected:
-        if area not in areas:
+        if not isinstance(area, str) or area not in areas:
             raise BadRequestData(f"selected: {area!r} is not a candidate of this call")
     if len(set(selected)) < len(selected):
         raise BadRequestData("selected names an area twice")
@@ -202,11 +195,12 @@ def rank(call: dict[str, Any], values: dict[str, dict[str, tuple[float, str]]]
             if got is not None:
                 span = (got[0] - low) / (high - low) if high > low else 1.0
                 part.update(raw=got[0], entity=got[1], normalised=round(
-                    span if criterion["direction"] == "lower" and high > low
+                    1.0 - span if criterion["direction"] == "lower" and high > low
                     else span, DIGITS))
             parts[area].append(part)
     rows = []
     for c in candidates:
+        # From the rounded normalised values shown, so that a reader can redo the sum.
         weighted = sum(p["weight"] * p["normalised"] for p in parts[c["area"]]) + \
             call["readinessWeight"] * c["readiness"] / 100
         rows.append({"area": c["area"], "name": c["name"], "province": c["province"],

@@ -418,8 +418,10 @@ def test_a_unit_acts_for_itself_only(secured: TestClient) -> None:
     assert step(secured, "comments", {"text": "Ý kiến"}, 201, {})["by"] == "anonymous"
     assert step(secured, "comments", {"text": "Ý kiến"}, 201, key("citizen"))["by"] == \
         "key:citizen"
-    # A reporting unit sends the programme its work; it is not the public.
-    step(secured, "comments", {"text": "x"}, 403, key("reporter-48"))
+    # A reporting unit may comment as the public may; its comment names its key.
+    assert step(secured, "comments", {"text": "x"}, 201, key("reporter-48"))["by"] == \
+        "key:reporter-48"
+    assert step(secured, "comments", {"text": "x"}, 403, key("assessor"))["status"] == 403
     # A coordinator (city-admin) acts for any unit.
     council = step(secured, "council", {"deadline": today(5), "closeNow": True},
                    headers=key("city-admin"))

@@ -53,9 +53,15 @@ function readiness(flag) {
   };
 }
 
-// A map that has loaded its style (layers can be given data).
+// A map that has loaded its style (layers can be given data). map.loaded() is false again
+// whenever a frame is due, and "load" fires only once: a map asked after its load waits
+// for its next "idle" instead.
 function mapReady(map) {
-  return new Promise(done => map.loaded() ? done() : map.once("load", done));
+  return new Promise(done => {
+    if (map.loaded()) return done();
+    map.once("load", done);
+    map.once("idle", done);
+  });
 }
 
 // A text in the page's language, from {"vi": ..., "en": ...} (Vietnamese when the other is

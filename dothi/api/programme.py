@@ -56,6 +56,12 @@ async def page() -> Response:
     return FileResponse(WEB / "static" / "programme.html", media_type="text/html")
 
 
+@router.get("/report", include_in_schema=False)
+async def report_page() -> Response:
+    """A unit's report form (?request=, ?unit=): writing, submitting and reviewing it."""
+    return FileResponse(WEB / "static" / "programme-report.html", media_type="text/html")
+
+
 # -- tasks ----------------------------------------------------------------------------
 
 

@@ -131,7 +131,15 @@ class Reporting:
         found = self.requests.get(tenant, request_id(check_key(key)))
         if found is None:
             raise ResourceNotFound(f"No report request {key}")
-        return {**found, "templateSections": self.template(found["template"]).describe()}
+        described = self.template(found["template"]).describe()
+        catalogue = self.computer.catalogue
+        for section in described["sections"]:
+            if section["kind"] == "indicators":
+                section["indicatorDetails"] = [
+                    {"code": c, "name": catalogue.indicator(c).name,
+                     "nameVi": catalogue.indicator(c).name_vi or None,
+                     "unit": catalogue.indicator(c).unit} for c in section["indicators"]]
+        return {**found, "templateSections": described}
 
     def all_requests(self, tenant: str) -> list[dict[str, Any]]:
         return sorted(self.requests.find(tenant), key=lambda r: (r["dueDate"], r["key"]))
@@ -147,7 +155,8 @@ class Reporting:
     def draft(self, tenant: str, key: str, unit: str, body: dict[str, Any],
               by: str) -> dict[str, Any]:
         """Write the unit's draft: ``{"sections": {key: text}, "indicators": {code:
-        value or {"value", "provenance"}}}``; what is not given is kept."""
+        value or {"value", "provenance"}}}``; what is not given is kept, and an
+        indicator given as null is taken out."""
         request = self.request(tenant, key)
         self._recipient(request, unit)
         template = self.template(request["template"])
@@ -170,7 +179,8 @@ class Reporting:
                 raise Conflict(f"The report is {state['status']}: it is changed only as "
                                "a draft or once returned")
             state["sections"] = {**state.get("sections", {}), **sections}
-            state["indicators"] = {**state.get("indicators", {}), **indicators}
+            merged = {**state.get("indicators", {}), **indicators}
+            state["indicators"] = {k: v for k, v in merged.items() if v is not None}
             return _logged(state, "edit", by)
 
         return self.reports.save(tenant, report_id(key, unit), change)
@@ -291,6 +301,9 @@ class Reporting:
                 raise BadRequestData(f"{code!r} is not an indicator of this report; it asks "
                                      f"for {', '.join(template.indicators)}")
             value = item.get("value") if isinstance(item, dict) else item
+            if value is None:  # a value once given, taken back
+                out[code] = None
+                continue
             if isinstance(value, bool) or not isinstance(value, int | float) \
                     or not math.isfinite(value):
                 raise BadRequestData(f"{code}: the value is a number")

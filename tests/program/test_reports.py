@@ -69,6 +69,9 @@ def test_the_calendar_asks_every_province_for_the_annual_report(http: TestClient
     sections = http.get("/program/requests/annual-2026").json()["templateSections"]
     assert [s["key"] for s in sections["sections"]] == [
         "overview", "indicators", "tasks", "difficulties", "proposals"]
+    pm = sections["sections"][1]["indicatorDetails"][2]
+    assert (pm["code"], pm["unit"]) == ("EN: EN: AQ: 1C", "ug/m3 (annual mean) per pollutant")
+    assert pm["nameVi"] == "Ô nhiễm không khí"
 
 
 def test_a_request_with_bad_input_is_refused(http: TestClient) -> None:
@@ -96,6 +99,13 @@ def test_a_report_is_checked_submitted_returned_and_accepted(http: TestClient) -
         assert lacking in r.json()["detail"]
     assert http.get("/program/reports/annual-2026/48").json()["status"] == "draft"
 
+    # A value once given is taken back with null.
+    assert write(http, "annual-2026", "48", sections={},
+                 indicators={"EC: ICT: T: 2C": 18}) == 200
+    assert write(http, "annual-2026", "48", sections={},
+                 indicators={"EC: ICT: T: 2C": None}) == 200
+    assert set(http.get("/program/reports/annual-2026/48").json()["indicators"]) == {
+        "EC: ICT: ICT: 4C"}
     assert write(http, "annual-2026", "48") == 200
     r = http.post("/program/reports/annual-2026/48/submit", headers=KEY)
     assert r.status_code == 200, r.text
@@ -122,9 +132,9 @@ def test_a_report_is_checked_submitted_returned_and_accepted(http: TestClient) -
     assert r.json()["status"] == "accepted"
     assert http.post(review, headers=KEY, json={"decision": "accept"}).status_code == 409
     log = [(e["version"], e["action"]) for e in r.json()["log"]]
-    assert [a for _, a in log] == ["edit", "edit", "submit", "return", "edit", "submit",
-                                   "accept"]
-    assert [v for v, _ in log] == list(range(1, 8))
+    assert [a for _, a in log] == ["edit", "edit", "edit", "edit", "submit", "return",
+                                   "edit", "submit", "accept"]
+    assert [v for v, _ in log] == list(range(1, 10))
 
 
 def test_lateness_is_counted_from_the_end_of_the_due_day(http: TestClient) -> None:

@@ -295,7 +295,7 @@ class Reporting:
     def _indicators(self, template: Template, given: Any) -> dict[str, Any]:
         if not isinstance(given, dict):
             raise BadRequestData("indicators maps indicator codes to values")
-        out = {}
+        out: dict[str, Any] = {}
         for code, item in given.items():
             if code not in template.indicators:
                 raise BadRequestData(f"{code!r} is not an indicator of this report; it asks "

@@ -87,8 +87,7 @@ class Plans:
                                       | set((old or {}).get("dropped", [])) - set(codes))}
 
         plan = self.records.save(tenant, plan_id(unit, period), change)
-        for record in records:
-            self.tasks.put(tenant, record, on, keep_progress=True)
+        self.tasks.put_many(tenant, records, on, keep_progress=True)
         for code in plan["dropped"]:
             existing = self.tasks.records.get(tenant, task_id(code))
             if existing is not None and existing.get("status") != "cancelled":

@@ -19,6 +19,8 @@ from dothi.store.base import EntityQuery, Selector, query_all
 
 KEY_VALUES = RenderOptions(fmt="keyValues")
 RESERVED = frozenset({"id", "type", "createdAt", "modifiedAt", "@context"})
+BATCH = 500
+Change = Callable[[dict[str, Any] | None], dict[str, Any]]
 
 
 def body(eid: str, etype: str, record: dict[str, Any]) -> dict[str, Any]:
@@ -55,13 +57,28 @@ class Records:
     def render(self, doc: dict) -> dict[str, Any]:
         return render_entity(doc, self.ctx, KEY_VALUES)
 
-    def save(self, tenant: str, eid: str,
-             change: Callable[[dict[str, Any] | None], dict[str, Any]]) -> dict[str, Any]:
+    def save(self, tenant: str, eid: str, change: Change) -> dict[str, Any]:
         """Write what ``change`` makes of the record as it is (None: there is none yet),
         in one transaction; ``change`` raises to refuse, and nothing is written then.
         Names the new record leaves out are deleted."""
         written: list[dict[str, Any]] = []
+        self.broker.apply_one(tenant, eid, self._write(eid, change, written))
+        return {"id": eid, "type": self.etype, **written[-1]}
 
+    def save_many(self, tenant: str, changes: dict[str, Change]) -> list[Exception]:
+        """``save`` of many records, in one transaction per ``BATCH``: the errors of those
+        refused (the others are written)."""
+        errors: list[Exception] = []
+        items = list(changes.items())
+        for start in range(0, len(items), BATCH):
+            outcomes = self.broker.apply(tenant, [
+                (eid, self._write(eid, change, [])) for eid, change in items[start:start + BATCH]])
+            errors.extend(o.error for o in outcomes if o.error is not None)
+        return errors
+
+    def _write(self, eid: str, change: Change,
+               written: list[dict[str, Any]]) -> Callable[[dict | None], dict]:
+        """The store's change of one entity: the record ``change`` makes, as a document."""
         def fn(old: dict | None) -> dict:
             before = None if old is None else self.render(old)
             record = change(None if before is None else dict(before))
@@ -69,16 +86,18 @@ class Records:
                       if k not in ("id", "type") and v is not None}
             written.append(record)
             stamp = now_iso()
-            entity = body(eid, self.etype, record)
             if old is None:
-                return expand_entity(entity, self.ctx, stamp)
-            attrs = expand_attributes(
-                {k: v for k, v in entity.items() if k not in ("id", "type")}, self.ctx, stamp)
+                return expand_entity(body(eid, self.etype, record), self.ctx, stamp)
             assert before is not None
+            # Only what changed is written, so each attribute's history holds its changes
+            # (a task's progress over the months), not a copy of every value per save.
+            changed = {k: v for k, v in record.items() if before.get(k) != v}
+            attrs = expand_attributes(
+                {k: v for k, v in body(eid, self.etype, changed).items()
+                 if k not in ("id", "type")}, self.ctx, stamp)
             dropped = {self.ctx.expand(k) for k in before} - {self.ctx.expand(k) for k in record}
             kept = {k: v for k, v in old.items() if k not in dropped or k in RESERVED}
             doc, _ = merge.append(kept, attrs, stamp, overwrite=True)
             return doc
 
-        self.broker.apply_one(tenant, eid, fn)
-        return {"id": eid, "type": self.etype, **written[-1]}
+        return fn

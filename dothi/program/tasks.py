@@ -30,7 +30,7 @@ from dothi.broker.broker import Broker
 from dothi.errors import BadRequestData, ResourceNotFound
 from dothi.kpi.compute import TZ
 from dothi.ngsild.timeutil import now_iso
-from dothi.program.records import Records
+from dothi.program.records import Change, Records
 
 TASK = "ProgrammeTask"
 DECISION_950 = Path(__file__).with_name("decision-950.yaml")
@@ -204,6 +204,20 @@ class Tasks:
             keep_progress: bool = False) -> dict[str, Any]:
         """Create the task, or replace what it states; with ``keep_progress`` a task that
         exists keeps its status, progress and evidence (a plan submitted again)."""
+        return self.records.save(tenant, task_id(record["code"]),
+                                 self._restating(record, on or today(), keep_progress))
+
+    def put_many(self, tenant: str, records: list[dict[str, Any]], on: date | None = None,
+                 keep_progress: bool = False) -> None:
+        """``put`` of many tasks, a few hundred to a transaction."""
+        errors = self.records.save_many(tenant, {
+            task_id(r["code"]): self._restating(r, on or today(), keep_progress)
+            for r in records})
+        if errors:
+            raise errors[0]
+
+    @staticmethod
+    def _restating(record: dict[str, Any], day: date, keep_progress: bool) -> Change:
         def change(old: dict[str, Any] | None) -> dict[str, Any]:
             new = dict(record)
             if old is not None:
@@ -211,10 +225,10 @@ class Tasks:
                     new.update({k: old[k] for k in ("status", "progress") if k in old})
                 if "evidence" in old:
                     new["evidence"] = old["evidence"]
-            new["flag"] = flag(new, on or today())
+            new["flag"] = flag(new, day)
             return new
 
-        return self.records.save(tenant, task_id(record["code"]), change)
+        return change
 
     def progress(self, tenant: str, code: str, body: dict[str, Any], by: str,
                  on: date | None = None) -> dict[str, Any]:
@@ -256,19 +270,16 @@ class Tasks:
         """Flag every task as it stands on the day; only changed flags are written."""
         day = on or today()
         tasks = self.records.find(tenant)
-        changed: dict[str, str] = {}
-        for task in tasks:
-            new = flag(task, day)
-            if task.get("flag") == new:
-                continue
+        flags = {t["id"]: (t.get("flag"), flag(t, day)) for t in tasks}
+        changed = {tid: new for tid, (was, new) in flags.items() if was != new}
 
-            def change(old: dict[str, Any] | None, new: str = new) -> dict[str, Any]:
-                if old is None:
-                    raise ResourceNotFound(f"No task {task['id']}")
-                return {**old, "flag": new, "flaggedAt": now_iso()}
+        def change(old: dict[str, Any] | None) -> dict[str, Any]:
+            if old is None:  # deleted since it was read
+                raise ResourceNotFound("The task is gone")
+            # Flagged as it is inside the write's transaction, not as it was read.
+            return {**old, "flag": flag(old, day), "flaggedAt": now_iso()}
 
-            self.records.save(tenant, task["id"], change)
-            changed[task["id"]] = new
+        self.records.save_many(tenant, dict.fromkeys(changed, change))
         return Checked(len(tasks), changed)
 
     def load(self, tenant: str, path: Path = DECISION_950,
@@ -276,7 +287,8 @@ class Tasks:
         """The tasks of a file in the Decision 950 appendix's structure, all checked
         before any is written; a task already loaded keeps its progress."""
         records = read_tasks(path)
-        return [self.put(tenant, r, on, keep_progress=True) for r in records]
+        self.put_many(tenant, records, on, keep_progress=True)
+        return [self.get(tenant, r["code"]) for r in records]
 
 
 def read_tasks(path: Path) -> list[dict[str, Any]]:

@@ -143,6 +143,13 @@ def test_progress_is_reported_with_evidence(http: TestClient) -> None:
     assert task["evidence"][0]["by"] == "official#1"
     assert http.post("/program/tasks/NOPE/progress", headers=KEY,
                      json={"progress": 5}).status_code == 404
+    # Each attribute's history holds its own changes: the progress moved twice, the name
+    # never did.
+    history = http.get("/ngsi-ld/v1/temporal/entities/urn:ngsi-ld:ProgrammeTask:DN-2",
+                       params={"attrs": "progress,name,status"}).json()
+    assert [i["value"] for i in history["progress"]] == [0, 100]
+    assert [i["value"] for i in history["status"]] == ["notStarted", "done"]
+    assert len(history["name"]) == 1 and history["name"][0]["value"] == TASK["name"]
 
 
 def plan_item(code: str, parent: str, **extra: Any) -> dict[str, Any]:

@@ -25,8 +25,9 @@ from dothi.api.http import (
 from dothi.errors import BadRequestData, only_members
 from dothi.program.consolidation import consolidate, national_docx
 from dothi.program.desk import Programme
+from dothi.program.fields import parse_date
 from dothi.program.reports import check_key
-from dothi.program.tasks import FLAGS, check_task, check_unit, parse_date, today
+from dothi.program.tasks import FLAGS, check_task, check_unit, today
 from dothi.program.units import provinces
 
 router = Router(prefix="/program", tags=["National programme"])

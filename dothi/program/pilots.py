@@ -21,6 +21,7 @@ from dothi.ngsild.qlang import parse_q, quote
 from dothi.ngsild.render import RenderOptions, render_entity
 from dothi.ngsild.timeutil import now_iso
 from dothi.ngsild.typeexpr import parse_type_expr
+from dothi.program.fields import optional_text, text
 from dothi.program.records import Records
 from dothi.program.units import wards
 from dothi.store.base import EntityQuery, Selector, query_all
@@ -74,14 +75,6 @@ def _number(value: Any, what: str, *, low: float = 0.0, high: float | None = Non
         raise BadRequestData(f"{what} must be a number {bound}" +
                              (f" and ≤ {high:g}" if high is not None else ""))
     return value
-
-
-def _text(value: Any, what: str, limit: int, *, required: bool = True) -> str | None:
-    if value is None and not required:
-        return None
-    if not isinstance(value, str) or not value.strip() or len(value) > limit:
-        raise BadRequestData(f"{what} must be a text of 1 to {limit} characters")
-    return value.strip()
 
 
 def _list(value: Any, what: str, least: int, most: int) -> list[Any]:
@@ -140,12 +133,12 @@ def check_call(body: dict[str, Any], catalogue: Catalogue) -> dict[str, Any]:
                      "readiness": _number(item.get("readiness"), f"{where}.readiness",
                                           high=100),
                      "cost": _number(item.get("cost"), f"{where}.cost", above=True)}
-        note = _text(item.get("note"), f"{where}.note", 2000, required=False)
+        note = optional_text(item.get("note"), f"{where}.note", 2000)
         candidates.append(candidate if note is None else {**candidate, "note": note})
     if len({c["area"] for c in candidates}) < len(candidates):
         raise BadRequestData("candidates name an area twice")
-    return {"title": {"vi": _text(title.get("vi"), "title.vi", 300),
-                      "en": _text(title.get("en"), "title.en", 300)},
+    return {"title": {"vi": text(title.get("vi"), "title.vi", 300),
+                      "en": text(title.get("en"), "title.en", 300)},
             "period": period,
             "budget": _number(body.get("budget"), "budget", above=True),
             "criteria": criteria, "readinessWeight": readiness_weight,
@@ -169,9 +162,9 @@ def check_decision(body: dict[str, Any], call: dict[str, Any]) -> dict[str, Any]
     except ValueError:
         raise BadRequestData("date must be the decision's date, YYYY-MM-DD") from None
     decision = {"selected": selected,
-                "decisionNumber": _text(body.get("decisionNumber"), "decisionNumber", 100),
+                "decisionNumber": text(body.get("decisionNumber"), "decisionNumber", 100),
                 "date": day}
-    note = _text(body.get("note"), "note", 4000, required=False)
+    note = optional_text(body.get("note"), "note", 4000)
     return decision if note is None else {**decision, "note": note}
 
 

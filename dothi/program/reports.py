@@ -25,8 +25,9 @@ from dothi.broker.broker import Broker
 from dothi.errors import AlreadyExists, BadRequestData, Conflict, ResourceNotFound
 from dothi.kpi.compute import TZ, Computer, Result, period_bounds
 from dothi.ngsild.timeutil import now_iso
+from dothi.program.fields import parse_date
 from dothi.program.records import Records
-from dothi.program.tasks import Tasks, check_unit, parse_date, today
+from dothi.program.tasks import Tasks, check_unit, today
 from dothi.program.templates import Template
 from dothi.program.units import provinces, unit_name
 

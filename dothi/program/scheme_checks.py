@@ -8,6 +8,7 @@ from datetime import date
 from typing import Any
 
 from dothi.errors import BadRequestData, only_members
+from dothi.program.fields import bilingual, parse_date, text
 
 # A unit has no "-" so that a task's id, {unit}-{key}-{code}, reads back one way only:
 # the unit ends at the first "-" and the code (which has none either) starts at the last.
@@ -40,24 +41,9 @@ def unit_key(value: str, key: str) -> None:
         raise BadRequestData("key is 1 to 64 letters, digits, - and _")
 
 
-def text(value: Any, name: str, limit: int = 2000) -> str:
-    if not isinstance(value, str) or not value.strip() or len(value.strip()) > limit:
-        raise BadRequestData(f"{name} is a text of 1 to {limit:,} characters")
-    return value.strip()
-
-
-def day(value: Any, name: str) -> date:
-    if not isinstance(value, str):
-        raise BadRequestData(f"{name} is a date, YYYY-MM-DD")
-    try:
-        return date.fromisoformat(value)
-    except ValueError:
-        raise BadRequestData(f"{name} is a date, YYYY-MM-DD, not {value!r}") from None
-
-
 def later(value: Any, name: str, today: date) -> date:
     """A date after ``today``: what a deadline or a next review must be."""
-    found = day(value, name)
+    found = parse_date(value, name)
     if found <= today:
         raise BadRequestData(f"{name} must be after today ({today})")
     return found
@@ -68,18 +54,6 @@ def link(value: Any, name: str) -> str:
             not value.startswith(("https://", "http://")) or len(value.split("//", 1)[1]) < 3:
         raise BadRequestData(f"{name} is an http(s) link")
     return value
-
-
-def bilingual(value: Any, name: str) -> dict[str, str]:
-    """A text in Vietnamese and English; English falls back on the Vietnamese."""
-    if isinstance(value, str):
-        vi = text(value, name, 500)
-        return {"vi": vi, "en": vi}
-    if isinstance(value, dict) and not set(value) - {"vi", "en"}:
-        vi = text(value.get("vi"), f"{name}.vi", 500)
-        en = value.get("en")
-        return {"vi": vi, "en": vi if en is None or en == "" else text(en, f"{name}.en", 500)}
-    raise BadRequestData(f'{name} is a text, or {{"vi": "…", "en": "…"}}')
 
 
 def content(body: dict[str, Any]) -> dict[str, Any]:
@@ -124,7 +98,7 @@ def task(item: Any, seen: set[str]) -> dict[str, Any]:
         raise BadRequestData(f"task {code}: refNational is the id of the national task it "
                              f"serves ({NATIONAL_TASK}…)")
     out: dict[str, Any] = {"code": code, "name": bilingual(item.get("name"), f"task {code} name"),
-                           "deadline": day(item.get("deadline"),
+                           "deadline": parse_date(item.get("deadline"),
                                            f"task {code} deadline").isoformat()}
     for name in TASK_TEXTS:
         out[name] = text(item.get(name), f"task {code} {name}")

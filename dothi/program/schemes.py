@@ -21,6 +21,7 @@ from dothi.broker.broker import Broker
 from dothi.errors import BadRequestData, Conflict, ResourceNotFound, only_members
 from dothi.ngsild.timeutil import now_iso
 from dothi.program import scheme_checks as check
+from dothi.program.fields import parse_date
 from dothi.program.records import Records
 from dothi.program.tasks import flag, today
 
@@ -271,7 +272,7 @@ class Schemes:
         only_members(body, {"decisionNumber", "date", "overrule"})
         day = on or today()
         number = check.document_number(body.get("decisionNumber"))
-        signed = check.day(body.get("date"), "date")
+        signed = parse_date(body.get("date"), "date")
         if signed > day:
             raise BadRequestData(f"date is the day the decision was signed, not after today "
                                  f"({day})")

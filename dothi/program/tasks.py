@@ -30,6 +30,7 @@ from dothi.broker.broker import Broker
 from dothi.errors import BadRequestData, ResourceNotFound
 from dothi.kpi.compute import TZ
 from dothi.ngsild.timeutil import now_iso
+from dothi.program.fields import bilingual, parse_date, text
 from dothi.program.records import Change, Records
 
 TASK = "ProgrammeTask"
@@ -63,38 +64,12 @@ def today() -> date:
     return datetime.now(TZ).date()
 
 
-def parse_date(value: Any, name: str) -> date:
-    if not isinstance(value, str):
-        raise BadRequestData(f"{name} is a date, YYYY-MM-DD")
-    try:
-        return date.fromisoformat(value)
-    except ValueError:
-        raise BadRequestData(f"{name} is a date, YYYY-MM-DD, not {value!r}") from None
-
-
 def check_unit(unit: Any) -> str:
     if not isinstance(unit, str) or not UNIT.fullmatch(unit):
         raise BadRequestData("unit names a reporting unit (a province's code such as 48, "
                              "a ministry's short name, or national): letters, digits, - "
                              "and _")
     return unit
-
-
-def _text(body: dict[str, Any], name: str, limit: int = 2000) -> str:
-    value = body.get(name)
-    if not isinstance(value, str) or not value.strip() or len(value) > limit:
-        raise BadRequestData(f"{name} is a text of 1 to {limit:,} characters")
-    return value.strip()
-
-
-def _name(value: Any) -> dict[str, str]:
-    if isinstance(value, str) and value.strip():
-        return {"vi": value.strip(), "en": value.strip()}
-    if isinstance(value, dict) and isinstance(value.get("vi"), str) and value["vi"].strip():
-        en = value.get("en")
-        vi = value["vi"].strip()
-        return {"vi": vi, "en": en.strip() or vi if isinstance(en, str) else vi}
-    raise BadRequestData('name is a text, or {"vi": "…", "en": "…"}')
 
 
 def check_task(body: dict[str, Any], unit: str | None = None) -> dict[str, Any]:
@@ -114,11 +89,11 @@ def check_task(body: dict[str, Any], unit: str | None = None) -> dict[str, Any]:
         raise BadRequestData(f"Task {code} is not clear on: {'; '.join(missing)}. "
                              "A task states its person, task, time, responsibility, "
                              "authority and product (6 rõ).")
-    record: dict[str, Any] = {"code": code, "name": _name(body.get("name")),
+    record: dict[str, Any] = {"code": code, "name": bilingual(body.get("name"), "name"),
                               "unit": check_unit(unit or body.get("unit") or NATIONAL)}
     for name in TEXTS:
         if name in body or name in ("leadAgency",):
-            record[name] = _text(body, name)
+            record[name] = text(body.get(name), name)
     agencies = body.get("coordinatingAgencies", [])
     if not isinstance(agencies, list) or not all(isinstance(a, str) and a.strip()
                                                  for a in agencies):
@@ -303,7 +278,7 @@ def read_tasks(path: Path) -> list[dict[str, Any]]:
         for task in group.get("tasks") or []:
             try:
                 record = check_task({**task, "group": str(group["code"]),
-                                     "groupName": _name(group["name"])})
+                                     "groupName": bilingual(group["name"], "groupName")})
             except (BadRequestData, KeyError, TypeError) as exc:
                 detail = getattr(exc, "detail", repr(exc))
                 raise BadRequestData(f"{path}, group {group.get('code')}: {detail}") from None

@@ -7,17 +7,15 @@ stored; coordinators only."""
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 
-from dothi.app import create_app
 from dothi.program.pilots import rank
-from dothi.settings import Settings
+from tests.program.conftest import OFFICIAL
 
-OFFICIAL = {"Authorization": "Bearer city-officer"}
 COVERAGE = "EC: ICT: ICT: 4C"  # wireless broadband coverage, %: higher is better
 PM25 = "EN: EN: AQ: 1C"  # fine particles, ug/m3: lower is better
 BA_DINH, HAI_VAN, PHU_XUAN, NGOC_HA = "00004", "20194", "19753", "00008"
@@ -34,14 +32,6 @@ CALL: dict[str, Any] = {
         {"area": PHU_XUAN, "readiness": 100, "cost": 5_000_000_000}]}
 # (coverage %, PM2.5) of the 2026 values entered for each ward.
 VALUES = {BA_DINH: (90, 20), HAI_VAN: (70, 40), PHU_XUAN: (80, 30)}
-
-
-@pytest.fixture
-def http(database_url: Callable[[str], str]) -> Iterator[TestClient]:
-    settings = Settings(database_url=database_url("test"), context_fetch=False,
-                        official_keys="city-officer")
-    with TestClient(create_app(settings)) as client:
-        yield client
 
 
 def enter(http: TestClient, area: str, code: str, value: float, period: str = "2026") -> None:

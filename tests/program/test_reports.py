@@ -22,21 +22,13 @@ from dothi.kpi.compute import TZ
 from dothi.program.reports import due_end
 from dothi.program.tasks import today
 from dothi.settings import Settings
+from tests.program.conftest import OFFICIAL
 from tests.receiver import receiver
 
-KEY = {"Authorization": "Bearer ministry"}
 TENANT = "urn:ngsi-ld:tenant:default"
 TEXTS = {"overview": "Năm 2026 thành phố vận hành nền tảng dữ liệu đô thị và IOC.",
          "difficulties": "Thiếu nhân lực công nghệ."}
 VALUES = {"EC: ICT: ICT: 4C": 97, "EN: EN: AQ: 1C": 22.5}
-
-
-@pytest.fixture
-def http(database_url: Callable[[str], str]) -> Iterator[TestClient]:
-    settings = Settings(database_url=database_url("test"), context_fetch=False,
-                        official_keys="ministry")
-    with TestClient(create_app(settings)) as client:
-        yield client
 
 
 def day(n: int) -> str:
@@ -44,28 +36,28 @@ def day(n: int) -> str:
 
 
 def ask(http: TestClient, key: str, due: str, units: list[str]) -> None:
-    r = http.post("/program/requests", headers=KEY, json={
+    r = http.post("/program/requests", headers=OFFICIAL, json={
         "key": key, "template": "annual", "period": "2026", "dueDate": due, "units": units})
     assert r.status_code == 201, r.text
 
 
 def write(http: TestClient, key: str, unit: str, sections: dict | None = None,
           indicators: dict | None = None, headers: dict | None = None) -> int:
-    return http.put(f"/program/reports/{key}/{unit}", headers=headers or KEY, json={
+    return http.put(f"/program/reports/{key}/{unit}", headers=headers or OFFICIAL, json={
         "sections": TEXTS if sections is None else sections,
         "indicators": VALUES if indicators is None else indicators}).status_code
 
 
 def test_the_calendar_asks_every_province_for_the_annual_report(http: TestClient) -> None:
-    r = http.post("/program/calendar/2026", headers=KEY)
+    r = http.post("/program/calendar/2026", headers=OFFICIAL)
     assert r.status_code == 201, r.text
     made = r.json()
     assert (made["key"], made["dueDate"], made["kind"]) == ("annual-2026", "2026-12-15",
                                                              "annual")
     assert len(made["units"]) == 34 and "48" in made["units"]
     assert made["title"]["vi"].endswith("2026")
-    assert http.post("/program/calendar/2026", headers=KEY).status_code == 409
-    assert http.post("/program/calendar/1999", headers=KEY).status_code == 400
+    assert http.post("/program/calendar/2026", headers=OFFICIAL).status_code == 409
+    assert http.post("/program/calendar/1999", headers=OFFICIAL).status_code == 400
     sections = http.get("/program/requests/annual-2026").json()["templateSections"]
     assert [s["key"] for s in sections["sections"]] == [
         "overview", "indicators", "tasks", "difficulties", "proposals"]
@@ -80,7 +72,7 @@ def test_a_request_with_bad_input_is_refused(http: TestClient) -> None:
     for bad in ({"key": "a b"}, {"template": "weekly"}, {"period": "last year"},
                 {"dueDate": "15/12/2026"}, {"units": ["48", "48"]}, {"units": "48"},
                 {"kind": "monthly"}, {"colour": 1}):
-        assert http.post("/program/requests", headers=KEY, json={**good, **bad}
+        assert http.post("/program/requests", headers=OFFICIAL, json={**good, **bad}
                          ).status_code == 400, bad
     assert http.get("/program/requests").json() == []
 
@@ -93,7 +85,7 @@ def test_a_report_is_checked_submitted_returned_and_accepted(http: TestClient) -
     assert write(http, "annual-2026", "48", sections={"summary": "x"}) == 400
     assert write(http, "annual-2026", "48", sections={"overview": "Ngắn"},
                  indicators={"EC: ICT: ICT: 4C": 97}) == 200
-    r = http.post("/program/reports/annual-2026/48/submit", headers=KEY)
+    r = http.post("/program/reports/annual-2026/48/submit", headers=OFFICIAL)
     assert r.status_code == 400
     for lacking in ("section overview", "section difficulties", "EN: EN: AQ: 1C"):
         assert lacking in r.json()["detail"]
@@ -107,7 +99,7 @@ def test_a_report_is_checked_submitted_returned_and_accepted(http: TestClient) -
     assert set(http.get("/program/reports/annual-2026/48").json()["indicators"]) == {
         "EC: ICT: ICT: 4C"}
     assert write(http, "annual-2026", "48") == 200
-    r = http.post("/program/reports/annual-2026/48/submit", headers=KEY)
+    r = http.post("/program/reports/annual-2026/48/submit", headers=OFFICIAL)
     assert r.status_code == 200, r.text
     report = r.json()
     assert (report["status"], report["late"], report["lateDays"]) == ("submitted", False, 0)
@@ -119,18 +111,18 @@ def test_a_report_is_checked_submitted_returned_and_accepted(http: TestClient) -
     assert values == {"EC: ICT: ICT: 4C": 97, "EN: EN: AQ: 1C": 22.5}
 
     review = "/program/reports/annual-2026/48/review"
-    assert http.post(review, headers=KEY, json={"decision": "return"}).status_code == 400
-    assert http.post(review, headers=KEY, json={"decision": "maybe"}).status_code == 400
-    r = http.post(review, headers=KEY, json={"decision": "return",
+    assert http.post(review, headers=OFFICIAL, json={"decision": "return"}).status_code == 400
+    assert http.post(review, headers=OFFICIAL, json={"decision": "maybe"}).status_code == 400
+    r = http.post(review, headers=OFFICIAL, json={"decision": "return",
                                              "comments": "Bổ sung số liệu PM2.5 quý IV"})
     assert r.json()["status"] == "returned"
     assert write(http, "annual-2026", "48", indicators={"EN: EN: AQ: 1C": 24.1}) == 200
-    r = http.post("/program/reports/annual-2026/48/submit", headers=KEY)
+    r = http.post("/program/reports/annual-2026/48/submit", headers=OFFICIAL)
     assert (r.json()["status"], r.json()["indicators"]["EN: EN: AQ: 1C"]["value"]) == (
         "submitted", 24.1)
-    r = http.post(review, headers=KEY, json={"decision": "accept"})
+    r = http.post(review, headers=OFFICIAL, json={"decision": "accept"})
     assert r.json()["status"] == "accepted"
-    assert http.post(review, headers=KEY, json={"decision": "accept"}).status_code == 409
+    assert http.post(review, headers=OFFICIAL, json={"decision": "accept"}).status_code == 409
     log = [(e["version"], e["action"]) for e in r.json()["log"]]
     assert [a for _, a in log] == ["edit", "edit", "edit", "edit", "submit", "return",
                                    "edit", "submit", "accept"]
@@ -140,7 +132,7 @@ def test_a_report_is_checked_submitted_returned_and_accepted(http: TestClient) -
 def test_lateness_is_counted_from_the_end_of_the_due_day(http: TestClient) -> None:
     ask(http, "adhoc-late", day(-3), ["48", "46", "01"])
     write(http, "adhoc-late", "48")
-    r = http.post("/program/reports/adhoc-late/48/submit", headers=KEY)
+    r = http.post("/program/reports/adhoc-late/48/submit", headers=OFFICIAL)
     assert (r.json()["late"], r.json()["lateDays"]) == (True, 3)
     rows = {r["unit"]: r for r in http.get("/program/requests/adhoc-late/status").json()}
     assert (rows["48"]["status"], rows["48"]["overdue"]) == ("submitted", False)
@@ -164,18 +156,18 @@ def test_overdue_units_are_flagged_once_and_told(http: TestClient) -> None:
                 "attributes": ["overdueUnits"], "format": "keyValues",
                 "endpoint": {"uri": sink.url, "accept": "application/json"}}})
         assert r.status_code == 201
-        r = http.post("/program/check", headers=KEY)
+        r = http.post("/program/check", headers=OFFICIAL)
         assert r.status_code == 200, r.text
         assert r.json()["overdueReports"] == {"adhoc-1": ["48", "46"]}
         told = sink.next().body["data"]
         assert [(e["id"], e["overdueUnits"]) for e in told] == [
             ("urn:ngsi-ld:ReportRequest:adhoc-1", ["48", "46"])]
         write(http, "adhoc-1", "48")
-        http.post("/program/reports/adhoc-1/48/submit", headers=KEY)
-        assert http.post("/program/check", headers=KEY).json()["overdueReports"] == {
+        http.post("/program/reports/adhoc-1/48/submit", headers=OFFICIAL)
+        assert http.post("/program/check", headers=OFFICIAL).json()["overdueReports"] == {
             "adhoc-1": ["46"]}
         assert sink.next().body["data"][0]["overdueUnits"] == ["46"]
-        assert http.post("/program/check", headers=KEY).json()["overdueReports"] == {}
+        assert http.post("/program/check", headers=OFFICIAL).json()["overdueReports"] == {}
         assert sink.nothing_queued()
 
 
@@ -184,7 +176,7 @@ def test_the_national_report_consolidates_the_units(http: TestClient, tmp_path: 
     write(http, "annual-2026", "48")
     write(http, "annual-2026", "01", indicators={"EC: ICT: ICT: 4C": 99, "EN: EN: AQ: 1C": 40})
     for unit in ("48", "01"):
-        http.post(f"/program/reports/annual-2026/{unit}/submit", headers=KEY)
+        http.post(f"/program/reports/annual-2026/{unit}/submit", headers=OFFICIAL)
     write(http, "annual-2026", "46")  # a draft, never submitted
     as_of = day(2)
     national = http.get("/program/requests/annual-2026/national",
@@ -220,9 +212,9 @@ def test_the_digest_names_what_is_late(http: TestClient) -> None:
     task = {"name": "Trung tâm IOC", "description": "Đầu tư IOC", "leadAgency": "Sở KHCN",
             "responsiblePerson": "Giám đốc Sở KHCN", "responsibility": "Sở KHCN",
             "authority": "UBND tỉnh", "expectedProduct": "IOC vận hành"}
-    http.put("/program/tasks/T-late", headers=KEY, json={**task, "deadline": day(-1)})
-    http.put("/program/tasks/T-soon", headers=KEY, json={**task, "deadline": day(5)})
-    http.put("/program/tasks/T-far", headers=KEY, json={**task, "deadline": day(300)})
+    http.put("/program/tasks/T-late", headers=OFFICIAL, json={**task, "deadline": day(-1)})
+    http.put("/program/tasks/T-soon", headers=OFFICIAL, json={**task, "deadline": day(5)})
+    http.put("/program/tasks/T-far", headers=OFFICIAL, json={**task, "deadline": day(300)})
     ask(http, "adhoc-1", day(-2), ["48", "46"])
     digest = http.get("/program/digest").json()
     assert [t["code"] for t in digest["overdueTasks"]] == ["T-late"]
@@ -232,9 +224,9 @@ def test_the_digest_names_what_is_late(http: TestClient) -> None:
     assert "quá hạn: Thành phố Đà Nẵng, Thành phố Huế" in digest["text"]["vi"]
     assert "Overdue tasks: 1\n- T-late Trung tâm IOC" in digest["text"]["en"]
     # The check writes the week's digest once, as an entity subscribers are sent.
-    first = http.post("/program/check", headers=KEY).json()
+    first = http.post("/program/check", headers=OFFICIAL).json()
     assert first["digest"] == digest["week"]
-    assert http.post("/program/check", headers=KEY).json()["digest"] is None
+    assert http.post("/program/check", headers=OFFICIAL).json()["digest"] is None
     stored = http.get(f"/ngsi-ld/v1/entities/urn:ngsi-ld:ProgrammeDigest:{digest['week']}",
                       params={"options": "keyValues"}).json()
     assert stored["text"]["vi"] == digest["text"]["vi"]

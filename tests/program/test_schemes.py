@@ -23,11 +23,10 @@ from dothi.app import create_app
 from dothi.auth.access import Policy
 from dothi.auth.accounts import Account, Accounts, key_hash
 from dothi.program.records import Records
-from dothi.settings import Settings
 from dothi.store.base import DEFAULT_TENANT
 from tests.auth.conftest import accounts_file, secured_settings
+from tests.program.conftest import OFFICIAL
 
-OFFICER = {"Authorization": "Bearer province-officer"}  # city-admin: any unit
 S = "/program/schemes"
 DN = f"{S}/48/de-an-dtmt"  # Đà Nẵng's scheme
 SID = "urn:ngsi-ld:SmartCityScheme:48:de-an-dtmt"
@@ -60,14 +59,6 @@ def draft(**changes: Any) -> dict[str, Any]:
     return body
 
 
-@pytest.fixture
-def http(database_url: Callable[[str], str]) -> Iterator[TestClient]:
-    settings = Settings(database_url=database_url("test"), context_fetch=False,
-                        official_keys="province-officer")
-    with TestClient(create_app(settings)) as client:
-        yield client
-
-
 def move(client: TestClient, part: str | None, name: str, value: str) -> None:
     """Set a stored date as if time had passed."""
     def change(old: dict[str, Any] | None) -> dict[str, Any]:
@@ -81,14 +72,14 @@ def move(client: TestClient, part: str | None, name: str, value: str) -> None:
 
 
 def step(client: TestClient, name: str, body: dict[str, Any], status: int = 200,
-         headers: dict[str, str] = OFFICER) -> dict[str, Any]:
+         headers: dict[str, str] = OFFICIAL) -> dict[str, Any]:
     r = client.post(f"{DN}/{name}", headers=headers, json=body)
     assert r.status_code == status, r.text
     return r.json()  # type: ignore[no-any-return]
 
 
 def to_council(client: TestClient, members: list[str] = COUNCIL) -> dict[str, Any]:
-    r = client.put(DN, headers=OFFICER, json=draft())
+    r = client.put(DN, headers=OFFICIAL, json=draft())
     assert r.status_code in (200, 201), r.text
     step(client, "consultation", {"closes": today(14)})
     return step(client, "council", {"deadline": today(7), "members": members,
@@ -96,7 +87,7 @@ def to_council(client: TestClient, members: list[str] = COUNCIL) -> dict[str, An
 
 
 def test_draft_consult_council_approve_publish_review(http: TestClient) -> None:
-    r = http.put(DN, headers=OFFICER, json=draft())
+    r = http.put(DN, headers=OFFICIAL, json=draft())
     assert r.status_code == 201, r.text
     assert r.headers["location"] == DN
     first = r.json()
@@ -105,8 +96,8 @@ def test_draft_consult_council_approve_publish_review(http: TestClient) -> None:
     assert first["tasks"][1]["name"] == {"vi": "Trung tâm điều hành IOC",
                                          "en": "Trung tâm điều hành IOC"}
     # The same content again is no new version; a change is.
-    assert http.put(DN, headers=OFFICER, json=draft()).json()["version"] == 1
-    r = http.put(DN, headers=OFFICER, json=draft(summary="Dự thảo lần 2"))
+    assert http.put(DN, headers=OFFICIAL, json=draft()).json()["version"] == 1
+    r = http.put(DN, headers=OFFICIAL, json=draft(summary="Dự thảo lần 2"))
     assert (r.status_code, r.json()["version"], r.json()["summary"]) == (200, 2,
                                                                          "Dự thảo lần 2")
     assert [(e["version"], e["action"], e["by"]) for e in r.json()["log"]] == [
@@ -115,7 +106,7 @@ def test_draft_consult_council_approve_publish_review(http: TestClient) -> None:
     opened = step(http, "consultation", {"closes": today(14)})
     assert opened["status"] == "consultation"
     assert opened["consultation"] == {"opens": today(), "closes": today(14), "comments": []}
-    assert http.put(DN, headers=OFFICER, json=draft(summary="v3")).status_code == 409
+    assert http.put(DN, headers=OFFICIAL, json=draft(summary="v3")).status_code == 409
     # Anyone may comment (the anonymous here, and an official), as no more than a subject.
     said = step(http, "comments", {"text": "  Cần ưu tiên chống ngập.  "}, 201, {})
     assert (said["by"], said["text"]) == ("anonymous", "Cần ưu tiên chống ngập.")
@@ -206,7 +197,7 @@ def test_draft_consult_council_approve_publish_review(http: TestClient) -> None:
 
 
 def test_revise_keeps_what_was_said_and_all_answers_allow_approval(http: TestClient) -> None:
-    http.put(DN, headers=OFFICER, json=draft())
+    http.put(DN, headers=OFFICIAL, json=draft())
     step(http, "consultation", {"closes": today(10)})
     step(http, "comments", {"text": "Góp ý thứ nhất"}, 201)
     move(http, "consultation", "closes", today(-1))
@@ -221,7 +212,7 @@ def test_revise_keeps_what_was_said_and_all_answers_allow_approval(http: TestCli
     assert (entry["version"], entry["action"], entry["reason"]) == (
         1, "revised", "Tiếp thu ý kiến nhân dân")
     assert [c["text"] for c in entry["consultation"]["comments"]] == ["Góp ý thứ nhất"]
-    assert http.put(DN, headers=OFFICER, json=draft(summary="Sau góp ý")).json()[
+    assert http.put(DN, headers=OFFICIAL, json=draft(summary="Sau góp ý")).json()[
         "version"] == 3
 
     # No closeNow needed once the consultation has closed.
@@ -271,7 +262,7 @@ ALLOWED_IN = {"consultation": "draft", "comments": "consultation", "council": "c
 
 def test_each_step_in_the_wrong_state_is_refused_and_changes_nothing(
         http: TestClient) -> None:
-    http.put(DN, headers=OFFICER, json=draft())
+    http.put(DN, headers=OFFICIAL, json=draft())
 
     def approve() -> None:
         move(http, "council", "deadline", today(-1))
@@ -292,12 +283,12 @@ def test_each_step_in_the_wrong_state_is_refused_and_changes_nothing(
             allowed = ALLOWED_IN[name]
             if state == allowed or state in allowed and isinstance(allowed, tuple):
                 continue
-            r = http.post(f"{DN}/{name}", headers=OFFICER, json=body)
+            r = http.post(f"{DN}/{name}", headers=OFFICIAL, json=body)
             assert r.status_code == 409, (state, name, r.text)
             assert r.headers["content-type"] == "application/problem+json"
             refused += 1
         if state != "draft":
-            assert http.put(DN, headers=OFFICER, json=draft(summary="x")).status_code == 409
+            assert http.put(DN, headers=OFFICIAL, json=draft(summary="x")).status_code == 409
         assert http.get(DN).json() == before
     assert refused == 31
 
@@ -314,11 +305,11 @@ def test_bad_input_is_refused_and_changes_nothing(http: TestClient) -> None:
                   draft(tasks=[{**task, "owner": "x"}]), draft(tasks={"1": task}),
                   {**draft(), "status": "approved"}]
     for body in bad_drafts:
-        r = http.put(DN, headers=OFFICER, json=body)
+        r = http.put(DN, headers=OFFICIAL, json=body)
         assert r.status_code == 400, (body, r.text)
-    assert http.put(f"{S}/4-8/x", headers=OFFICER, json=draft()).status_code == 400
-    assert http.put(f"{S}/48/bad.key", headers=OFFICER, json=draft()).status_code == 400
-    assert http.put(DN, headers=OFFICER, content=b"[1]").status_code == 400
+    assert http.put(f"{S}/4-8/x", headers=OFFICIAL, json=draft()).status_code == 400
+    assert http.put(f"{S}/48/bad.key", headers=OFFICIAL, json=draft()).status_code == 400
+    assert http.put(DN, headers=OFFICIAL, content=b"[1]").status_code == 400
     assert http.get(S).json() == []
 
     to_council(http, members=["Sở Xây dựng"])
@@ -343,7 +334,7 @@ def test_bad_input_is_refused_and_changes_nothing(http: TestClient) -> None:
         ("reviews", {"findings": "", "nextReview": today(9)}),
         ("reviews", {"findings": "x", "nextReview": today(-1)})]
     for name, body in bad_steps:
-        r = http.post(f"{DN}/{name}", headers=OFFICER, json=body)
+        r = http.post(f"{DN}/{name}", headers=OFFICIAL, json=body)
         assert r.status_code == 400, (name, body, r.text)
     assert http.get(DN).json() == before
     for params in ({"status": "done"}, {"due": "yes"}, {"unit": "4-8"}):
@@ -352,11 +343,11 @@ def test_bad_input_is_refused_and_changes_nothing(http: TestClient) -> None:
 
 def test_unknown_scheme_and_listing(http: TestClient) -> None:
     assert http.get(DN).status_code == 404
-    assert http.post(f"{DN}/consultation", headers=OFFICER,
+    assert http.post(f"{DN}/consultation", headers=OFFICIAL,
                      json={"closes": today(3)}).status_code == 404
     assert http.post(f"{DN}/comments", json={"text": "x"}).status_code == 404
-    http.put(DN, headers=OFFICER, json=draft())
-    http.put(f"{S}/79/ke-hoach-2026", headers=OFFICER, json=draft(kind="plan", period="2026"))
+    http.put(DN, headers=OFFICIAL, json=draft())
+    http.put(f"{S}/79/ke-hoach-2026", headers=OFFICIAL, json=draft(kind="plan", period="2026"))
     step(http, "consultation", {"closes": today(3)})
     assert [s["id"] for s in http.get(S).json()] == [
         SID, "urn:ngsi-ld:SmartCityScheme:79:ke-hoach-2026"]

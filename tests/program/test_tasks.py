@@ -5,12 +5,10 @@ once when a task's flag changes."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
-import pytest
 import yaml
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
@@ -19,9 +17,9 @@ from dothi.app import create_app
 from dothi.cli import app as cli
 from dothi.program.tasks import flag, today
 from dothi.settings import Settings
+from tests.program.conftest import OFFICIAL
 from tests.receiver import receiver
 
-KEY = {"Authorization": "Bearer ministry"}
 TASK = {"name": {"vi": "Nền tảng dữ liệu đô thị", "en": "Urban data platform"},
         "description": "Triển khai nền tảng dữ liệu đô thị dùng chung.",
         "responsiblePerson": "Giám đốc Sở Khoa học và Công nghệ",
@@ -31,14 +29,6 @@ TASK = {"name": {"vi": "Nền tảng dữ liệu đô thị", "en": "Urban data 
         "leadAgency": "Sở Khoa học và Công nghệ",
         "coordinatingAgencies": ["Sở Xây dựng"],
         "fundingSource": "Ngân sách địa phương"}
-
-
-@pytest.fixture
-def http(database_url: Callable[[str], str]) -> Iterator[TestClient]:
-    settings = Settings(database_url=database_url("test"), context_fetch=False,
-                        official_keys="ministry")
-    with TestClient(create_app(settings)) as client:
-        yield client
 
 
 def days(n: int) -> str:
@@ -76,7 +66,7 @@ def test_the_decision_950_tasks_are_loaded_by_a_command(tmp_path: Path) -> None:
         for field in ("responsiblePerson", "description", "deadline", "responsibility",
                       "authority", "expectedProduct", "fundingSource"):
             assert pilot[field], field
-        r = http.post("/program/tasks/DT950-7.1/progress", headers=KEY,
+        r = http.post("/program/tasks/DT950-7.1/progress", headers=OFFICIAL,
                       json={"progress": 35, "status": "inProgress"})
         assert r.status_code == 200, r.text
     again = CliRunner().invoke(cli, ["program", "load-tasks", "--db", db])
@@ -103,7 +93,7 @@ def test_a_file_with_an_unclear_task_loads_nothing(tmp_path: Path) -> None:
 
 
 def test_a_task_states_its_six_clear_points(http: TestClient) -> None:
-    r = http.put("/program/tasks/DN-1", headers=KEY,
+    r = http.put("/program/tasks/DN-1", headers=OFFICIAL,
                  json={"name": "Nhiệm vụ", "leadAgency": "Sở Xây dựng"})
     assert r.status_code == 400
     for missing in ("rõ người", "rõ việc", "rõ thời gian", "rõ trách nhiệm",
@@ -114,26 +104,26 @@ def test_a_task_states_its_six_clear_points(http: TestClient) -> None:
                 {"deadline": "2026-12-31", "status": "finished"},
                 {"deadline": "2026-12-31", "refParent": "urn:ngsi-ld:Streetlight:1"},
                 {"deadline": "2026-12-31", "colour": "red"}):
-        r = http.put("/program/tasks/DN-1", headers=KEY, json={**TASK, **bad})
+        r = http.put("/program/tasks/DN-1", headers=OFFICIAL, json={**TASK, **bad})
         assert r.status_code == 400, bad
     assert http.get("/program/tasks/DN-1").status_code == 404
-    r = http.put("/program/tasks/DN-1", headers=KEY,
+    r = http.put("/program/tasks/DN-1", headers=OFFICIAL,
                  json={**TASK, "startDate": days(-100), "deadline": days(100)})
     assert r.status_code == 200, r.text
     assert r.json()["flag"] == "atRisk"  # half the time gone, nothing done
 
 
 def test_progress_is_reported_with_evidence(http: TestClient) -> None:
-    http.put("/program/tasks/DN-2", headers=KEY, json={**TASK, "deadline": days(200)})
+    http.put("/program/tasks/DN-2", headers=OFFICIAL, json={**TASK, "deadline": days(200)})
     done = {"status": "done"}
-    r = http.post("/program/tasks/DN-2/progress", headers=KEY, json=done)
+    r = http.post("/program/tasks/DN-2/progress", headers=OFFICIAL, json=done)
     assert r.status_code == 400 and "evidence" in r.json()["detail"]
     for bad in ({"progress": -1}, {"progress": "half"}, {"evidence": "file:///x.pdf"},
                 {}, {"progress": 10, "extra": 1}):
-        assert http.post("/program/tasks/DN-2/progress", headers=KEY, json=bad
+        assert http.post("/program/tasks/DN-2/progress", headers=OFFICIAL, json=bad
                          ).status_code == 400, bad
     assert http.get("/program/tasks/DN-2").json()["progress"] == 0
-    r = http.post("/program/tasks/DN-2/progress", headers=KEY,
+    r = http.post("/program/tasks/DN-2/progress", headers=OFFICIAL,
                   json={**done, "evidence": "https://danang.gov.vn/nen-tang.pdf",
                         "note": "Nghiệm thu"})
     assert r.status_code == 200, r.text
@@ -141,7 +131,7 @@ def test_progress_is_reported_with_evidence(http: TestClient) -> None:
     assert (task["status"], task["progress"], task["flag"]) == ("done", 100, "done")
     assert task["evidence"][0]["url"] == "https://danang.gov.vn/nen-tang.pdf"
     assert task["evidence"][0]["by"] == "official#1"
-    assert http.post("/program/tasks/NOPE/progress", headers=KEY,
+    assert http.post("/program/tasks/NOPE/progress", headers=OFFICIAL,
                      json={"progress": 5}).status_code == 404
     # Each attribute's history holds its own changes: the progress moved twice, the name
     # never did.
@@ -158,17 +148,17 @@ def plan_item(code: str, parent: str, **extra: Any) -> dict[str, Any]:
 
 
 def test_an_action_plan_makes_child_tasks(http: TestClient) -> None:
-    http.put("/program/tasks/N-4.1", headers=KEY, json={**TASK, "deadline": "2030-12-31"})
-    r = http.put("/program/plans/48/2026", headers=KEY,
+    http.put("/program/tasks/N-4.1", headers=OFFICIAL, json={**TASK, "deadline": "2030-12-31"})
+    r = http.put("/program/plans/48/2026", headers=OFFICIAL,
                  json={"items": [plan_item("1", "N-4.1"), plan_item("2", "N-9.9")]})
     assert r.status_code == 400 and "item 2: no national task" in r.json()["detail"]
-    r = http.put("/program/plans/48/2026", headers=KEY, json={"items": [
+    r = http.put("/program/plans/48/2026", headers=OFFICIAL, json={"items": [
         plan_item("1", "N-4.1"), {k: v for k, v in plan_item("2", "N-4.1").items()
                                   if k != "expectedProduct"}]})
     assert r.status_code == 400 and "item 2" in r.json()["detail"]
     assert http.get("/program/tasks", params={"unit": "48"}).json() == []
 
-    r = http.put("/program/plans/48/2026", headers=KEY, json={
+    r = http.put("/program/plans/48/2026", headers=OFFICIAL, json={
         "title": "Kế hoạch 2026", "items": [plan_item("1", "N-4.1"), plan_item("2", "N-4.1")]})
     assert r.status_code == 200, r.text
     assert r.json()["version"] == 1
@@ -176,9 +166,9 @@ def test_an_action_plan_makes_child_tasks(http: TestClient) -> None:
     assert [c["code"] for c in children] == ["48-2026-1", "48-2026-2"]
     assert all(c["unit"] == "48" and c["refActionPlan"] == "urn:ngsi-ld:ActionPlan:48:2026"
                for c in children)
-    http.post("/program/tasks/48-2026-1/progress", headers=KEY, json={"progress": 30})
+    http.post("/program/tasks/48-2026-1/progress", headers=OFFICIAL, json={"progress": 30})
     # Submitted again without item 2: item 1 keeps its progress, item 2 is cancelled.
-    r = http.put("/program/plans/48/2026", headers=KEY,
+    r = http.put("/program/plans/48/2026", headers=OFFICIAL,
                  json={"items": [plan_item("1", "N-4.1", name="Nền tảng (điều chỉnh)")]})
     assert r.json()["version"] == 2 and r.json()["dropped"] == ["48-2026-2"]
     one, two = (http.get(f"/program/tasks/48-2026-{n}").json() for n in (1, 2))
@@ -187,7 +177,7 @@ def test_an_action_plan_makes_child_tasks(http: TestClient) -> None:
 
 
 def test_a_subscription_is_told_when_a_flag_changes(http: TestClient) -> None:
-    http.put("/program/tasks/DN-3", headers=KEY, json={**TASK, "deadline": days(0)})
+    http.put("/program/tasks/DN-3", headers=OFFICIAL, json={**TASK, "deadline": days(0)})
     assert http.get("/program/tasks/DN-3").json()["flag"] == "atRisk"
     with receiver() as sink:
         r = http.post("/ngsi-ld/v1/subscriptions", json={

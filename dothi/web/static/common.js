@@ -64,6 +64,23 @@ function mapReady(map) {
   });
 }
 
+// "2026-12-15" as 15/12/2026.
+function dayText(iso) {
+  if (!iso) return "";
+  const [y, m, d] = iso.slice(0, 10).split("-");
+  return `${d}/${m}/${y}`;
+}
+
+// An instant as 26/11/2026 16:53, in Vietnam's time.
+function momentText(iso) {
+  if (!iso) return "";
+  const parts = Object.fromEntries(new Intl.DateTimeFormat("en-GB", {
+    timeZone: "Asia/Ho_Chi_Minh", year: "numeric", month: "2-digit", day: "2-digit",
+    hour: "2-digit", minute: "2-digit", hourCycle: "h23"}).formatToParts(new Date(iso))
+    .map(p => [p.type, p.value]));
+  return `${parts.day}/${parts.month}/${parts.year} ${parts.hour}:${parts.minute}`;
+}
+
 // A text in the page's language, from {"vi": ..., "en": ...} (Vietnamese when the other is
 // missing); anything else as it is.
 function pick(texts, lang) {

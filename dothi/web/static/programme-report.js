@@ -122,22 +122,6 @@ function number(value) {
                                {maximumFractionDigits: 2}).format(value);
 }
 
-// "2026-12-15" as 15/12/2026.
-function day(iso) {
-  if (!iso) return "";
-  const [y, m, d] = iso.slice(0, 10).split("-");
-  return `${d}/${m}/${y}`;
-}
-
-// An instant as 26/11/2026 16:53, in Vietnam's time.
-function moment(iso) {
-  if (!iso) return "";
-  const parts = Object.fromEntries(new Intl.DateTimeFormat("en-GB", {
-    timeZone: TZ, year: "numeric", month: "2-digit", day: "2-digit", hour: "2-digit",
-    minute: "2-digit", hourCycle: "h23"}).formatToParts(new Date(iso)).map(p => [p.type, p.value]));
-  return `${parts.day}/${parts.month}/${parts.year} ${parts.hour}:${parts.minute}`;
-}
-
 // Today in Vietnam, as YYYY-MM-DD (the due day ends at midnight there).
 function today() {
   return new Intl.DateTimeFormat("en-CA", {timeZone: TZ}).format(new Date());
@@ -276,14 +260,14 @@ function renderSummary() {
   const st = status();
   const fields = [
     field(t("period"), req.period),
-    field(t("due"), `${day(req.dueDate)} — ${dueNote}`,
+    field(t("due"), `${dayText(req.dueDate)} — ${dueNote}`,
           {"data-testid": "due", "data-passed": String(left < 0), class: "field" + (left < 0 ? " alarm" : "")}),
     field(t("status"), el("span", {class: `badge st-${st}`, "data-testid": "status", "data-status": st}, t("st_" + st))),
   ];
   if (report) {
     fields.push(field(t("version"), String(report.version), {"data-testid": "version"}));
     if (report.submittedAt) {
-      fields.push(field(t("submittedAt"), `${moment(report.submittedAt)} — ${report.late ? t("late", report.lateDays) : t("onTime")}`,
+      fields.push(field(t("submittedAt"), `${momentText(report.submittedAt)} — ${report.late ? t("late", report.lateDays) : t("onTime")}`,
                         {"data-testid": "submitted-at", class: "field" + (report.late ? " alarm" : "")}));
     }
   }
@@ -376,12 +360,12 @@ function tasksSection(s) {
   if (report && Array.isArray(report.tasks)) {
     if (!report.tasks.length) parts.push(el("p", {"data-testid": "no-tasks"}, t("noTasks")));
     else {
-      parts.push(el("p", {}, t("tasksAsOf", moment(report.submittedAt))));
+      parts.push(el("p", {}, t("tasksAsOf", momentText(report.submittedAt))));
       parts.push(el("div", {class: "scroll"}, el("table", {class: "tasks", "data-testid": "tasks"},
         el("thead", {}, el("tr", {}, ...["code", "task", "deadline", "taskStatus", "progress", "flag"].map(k => el("th", {}, t(k))))),
         el("tbody", {}, report.tasks.map(task => el("tr", {"data-testid": "task", "data-code": task.code},
           el("td", {class: "code"}, task.code), el("td", {}, pick(task.name, state.lang)),
-          el("td", {class: "num"}, day(task.deadline)),
+          el("td", {class: "num"}, dayText(task.deadline)),
           el("td", {}, task.status ? t("ts_" + task.status) : ""),
           el("td", {class: "num"}, task.progress === null || task.progress === undefined ? "—" : `${number(task.progress)}%`),
           el("td", {}, task.flag ? el("span", {class: `flag fl-${task.flag}`}, t("fl_" + task.flag)) : "")))))));
@@ -436,7 +420,7 @@ function renderLog() {
   }
   body.replaceChildren(...[...log].reverse().map(entry => el("tr", {"data-testid": "log-entry", "data-action": entry.action},
     el("td", {class: "num"}, String(entry.version)), el("td", {}, t("ac_" + entry.action)),
-    el("td", {}, entry.by), el("td", {class: "num"}, moment(entry.at)))));
+    el("td", {}, entry.by), el("td", {class: "num"}, momentText(entry.at)))));
 }
 
 function render() {

@@ -7,8 +7,6 @@
 // /program/requests/{key}/national. Vietnamese first, English on the button.
 "use strict";
 
-const TZ = "Asia/Ho_Chi_Minh";
-
 const TEXT = {
   vi: {
     title: "Chương trình phát triển đô thị thông minh bền vững — Bảng theo dõi toàn quốc",
@@ -108,22 +106,6 @@ function number(value, digits = 1) {
 }
 
 function percent(value) { return value === null || value === undefined ? "—" : `${number(value)}%`; }
-
-// "2026-06-30" as 30/06/2026.
-function day(iso) {
-  if (!iso) return "";
-  const [y, m, d] = iso.slice(0, 10).split("-");
-  return `${d}/${m}/${y}`;
-}
-
-// An instant as 26/11/2026 16:53, in Vietnam's time.
-function moment(iso) {
-  if (!iso) return "";
-  const parts = Object.fromEntries(new Intl.DateTimeFormat("en-GB", {
-    timeZone: TZ, year: "numeric", month: "2-digit", day: "2-digit", hour: "2-digit",
-    minute: "2-digit", hourCycle: "h23"}).formatToParts(new Date(iso)).map(p => [p.type, p.value]));
-  return `${parts.day}/${parts.month}/${parts.year} ${parts.hour}:${parts.minute}`;
-}
 
 // -- the measures ---------------------------------------------------------------------
 
@@ -350,7 +332,7 @@ function renderDetail() {
       el("p", {class: "badge", "data-testid": "detail-category", "data-key": key},
          el("i", {class: "swatch", style: `background:${STATUS_COLOURS[key]}`}), t("st_" + key)),
       field(t("status"), pick(report.statusTitle, lang), "detail-status"),
-      report.submittedAt ? field(t("submittedAt"), moment(report.submittedAt), "detail-submitted") : null,
+      report.submittedAt ? field(t("submittedAt"), momentText(report.submittedAt), "detail-submitted") : null,
       report.late ? field(t("late"), t("lateBy", report.lateDays), "detail-late", "warn") : null,
       report.overdue ? field(t("overdue"), t("overdueBy", report.daysOverdue), "detail-overdue", "alarm") : null,
       report.version ? field(t("version"), String(report.version), "detail-version") : null);
@@ -436,7 +418,7 @@ function renderStatus() {
       el("td", {}, r.name, el("span", {class: "muted"}, ` (${r.unit})`)),
       el("td", {"data-testid": "row-status"},
          el("i", {class: "swatch", style: `background:${STATUS_COLOURS[key]}`}), pick(r.statusTitle, lang)),
-      el("td", {"data-testid": "row-submitted"}, moment(r.submittedAt)),
+      el("td", {"data-testid": "row-submitted"}, momentText(r.submittedAt)),
       el("td", {"data-testid": "row-late", class: "num"}, r.late ? String(r.lateDays) : ""),
       el("td", {"data-testid": "row-overdue"},
          r.overdue ? el("span", {class: "flag"}, t("overdueBy", r.daysOverdue)) : ""));
@@ -472,7 +454,7 @@ function renderTasks() {
     el("td", {"data-testid": "task-name"}, pick(task.name, state.lang)),
     el("td", {"data-testid": "task-unit"}, unitLabel(task.unit),
        task.leadAgency ? el("div", {class: "sub"}, task.leadAgency) : null),
-    el("td", {"data-testid": "task-deadline"}, day(task.deadline)),
+    el("td", {"data-testid": "task-deadline"}, dayText(task.deadline)),
     el("td", {"data-testid": "task-progress", class: "num"},
        el("span", {class: "meter small"}, el("span", {style: `width:${Math.round(task.progress || 0)}%`})),
        " ", percent(task.progress || 0)))));
@@ -525,8 +507,8 @@ function renderControls() {
   chooser.value = state.key;
   document.getElementById("measure").value = state.measure;
   const req = state.overview && state.overview.request;
-  document.getElementById("due").textContent = req ? t("due", day(req.dueDate)) : "";
-  document.getElementById("on").textContent = state.overview ? t("on", day(state.overview.on)) : "";
+  document.getElementById("due").textContent = req ? t("due", dayText(req.dueDate)) : "";
+  document.getElementById("on").textContent = state.overview ? t("on", dayText(state.overview.on)) : "";
   const docx = document.getElementById("docx");
   docx.hidden = !req;
   if (req) {

@@ -15,7 +15,7 @@ from dothi.ngsild.qlang import parse_q
 from dothi.ngsild.render import RenderOptions, render_entity
 from dothi.ngsild.timeutil import now_iso
 from dothi.ngsild.typeexpr import parse_type_expr
-from dothi.store.base import EntityQuery, Selector, query_all
+from dothi.store.base import UNCHANGED, EntityQuery, Selector, query_all
 
 KEY_VALUES = RenderOptions(fmt="keyValues")
 RESERVED = frozenset({"id", "type", "createdAt", "modifiedAt", "@context"})
@@ -77,9 +77,9 @@ class Records:
         return errors
 
     def _write(self, eid: str, change: Change,
-               written: list[dict[str, Any]]) -> Callable[[dict | None], dict]:
+               written: list[dict[str, Any]]) -> Callable[[dict | None], Any]:
         """The store's change of one entity: the record ``change`` makes, as a document."""
-        def fn(old: dict | None) -> dict:
+        def fn(old: dict | None) -> Any:
             before = None if old is None else self.render(old)
             record = change(None if before is None else dict(before))
             record = {k: v for k, v in record.items()
@@ -92,6 +92,8 @@ class Records:
             # Only what changed is written, so each attribute's history holds its changes
             # (a task's progress over the months), not a copy of every value per save.
             changed = {k: v for k, v in record.items() if before.get(k) != v}
+            if not changed and set(record) == set(before) - {"id", "type"}:
+                return UNCHANGED  # no new modification, history, audit or notification
             attrs = expand_attributes(
                 {k: v for k, v in body(eid, self.etype, changed).items()
                  if k not in ("id", "type")}, self.ctx, stamp)

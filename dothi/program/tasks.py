@@ -251,8 +251,11 @@ class Tasks:
         def change(old: dict[str, Any] | None) -> dict[str, Any]:
             if old is None:  # deleted since it was read
                 raise ResourceNotFound("The task is gone")
-            # Flagged as it is inside the write's transaction, not as it was read.
-            return {**old, "flag": flag(old, day), "flaggedAt": now_iso()}
+            # Flagged as it is inside the write's transaction, not as it was read: another
+            # process's check may have flagged it meanwhile, and then nothing changes.
+            new = flag(old, day)
+            return old if old.get("flag") == new else {**old, "flag": new,
+                                                        "flaggedAt": now_iso()}
 
         self.records.save_many(tenant, dict.fromkeys(changed, change))
         return Checked(len(tasks), changed)

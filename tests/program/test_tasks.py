@@ -69,11 +69,20 @@ def test_the_decision_950_tasks_are_loaded_by_a_command(tmp_path: Path) -> None:
         r = http.post("/program/tasks/DT950-7.1/progress", headers=OFFICIAL,
                       json={"progress": 35, "status": "inProgress"})
         assert r.status_code == 200, r.text
+        stamp = http.get("/ngsi-ld/v1/entities/urn:ngsi-ld:ProgrammeTask:DT950-7.1",
+                         params={"options": "sysAttrs"}).json()["modifiedAt"]
     again = CliRunner().invoke(cli, ["program", "load-tasks", "--db", db])
     assert again.exit_code == 0, again.output
     with TestClient(create_app(settings)) as http:
-        # Loading again restates the tasks and keeps the progress reported.
+        # Loading again restates the tasks and keeps the progress reported; a task it
+        # does not change is not written again.
         assert http.get("/program/tasks/DT950-7.1").json()["progress"] == 35
+        history = http.get("/ngsi-ld/v1/temporal/entities/urn:ngsi-ld:ProgrammeTask:DT950-7.1",
+                           params={"attrs": "progress,name"}).json()
+        assert [i["value"] for i in history["progress"]] == [0, 35]
+        assert len(history["name"]) == 1
+        assert http.get("/ngsi-ld/v1/entities/urn:ngsi-ld:ProgrammeTask:DT950-7.1",
+                        params={"options": "sysAttrs"}).json()["modifiedAt"] == stamp
 
 
 def test_a_file_with_an_unclear_task_loads_nothing(tmp_path: Path) -> None:

@@ -174,7 +174,7 @@ def send(
                                 help="The key the national instance gave this unit"),
     sections: Path | None = typer.Option(None, help="A YAML or JSON file: each text "
                                          "section's key and text (else this instance's "
-                                         "draft of the report)"),
+                                         "own draft, where it holds the same request)"),
     db: str | None = DbOption, tenant: str = TenantOption,
 ) -> None:
     """Send this unit's report to the national instance and submit it: the texts (of

@@ -52,13 +52,16 @@ class Programme:
 
     def check(self, tenant: str, on: date | None = None) -> dict[str, Any]:
         """Flag the tasks and the requests as they stand on the day, and write the
-        week's digest if it is not written yet."""
+        week's digest if it is not written yet (and the tenant runs a programme at all:
+        a city's instance with no tasks, requests or schemes gets no empty digests)."""
         day = on or today()
         checked = self.tasks.check(tenant, day)
         overdue = self.reporting.check(tenant, day)
         week = week_of(day)
         written = False
-        if self.digests.get(tenant, digest_id(week)) is None:
+        running = checked.tasks > 0 or bool(self.reporting.all_requests(tenant)) \
+            or bool(self.schemes.find(tenant))
+        if running and self.digests.get(tenant, digest_id(week)) is None:
             digest = self.digest(tenant, day)
 
             def change(old: dict[str, Any] | None) -> dict[str, Any]:

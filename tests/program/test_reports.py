@@ -209,6 +209,8 @@ def test_the_national_report_consolidates_the_units(http: TestClient, tmp_path: 
 
 
 def test_the_digest_names_what_is_late(http: TestClient) -> None:
+    # An instance that runs no programme (a city's) gets no empty digests.
+    assert http.post("/program/check", headers=OFFICIAL).json()["digest"] is None
     task = {"name": "Trung tâm IOC", "description": "Đầu tư IOC", "leadAgency": "Sở KHCN",
             "responsiblePerson": "Giám đốc Sở KHCN", "responsibility": "Sở KHCN",
             "authority": "UBND tỉnh", "expectedProduct": "IOC vận hành"}

@@ -279,7 +279,8 @@ async def overview(request: Request) -> Response:
     def work() -> dict[str, Any]:
         t = tenant(request)
         chosen = desk.reporting.request(t, key) if key else None
-        rows = {r["unit"]: r for r in desk.reporting.status(t, key, on)} if key else {}
+        rows = {r["unit"]: r for r in desk.reporting.rows(
+            chosen, desk.reporting.reports_of(t, chosen["key"]), on)} if chosen else {}
         tasks = desk.tasks.find(t)
         levels = {a["city"]: a for a in assessments.cities(t, chosen["period"])} \
             if chosen else {}

@@ -49,9 +49,9 @@ def consolidate(reporting: Reporting, tenant: str, key: str,
                 on: date | None = None) -> dict[str, Any]:
     request = reporting.request(tenant, key)
     template = reporting.template(request["template"])
-    rows = reporting.status(tenant, key, on)
-    reports = {r["unit"]: r for r in reporting.reports.find(tenant, f'request=="{key}"')
-               if r.get("status") in SENT}
+    every = reporting.reports_of(tenant, key)
+    rows = reporting.rows(request, every, on)
+    reports = {unit: r for unit, r in every.items() if r.get("status") in SENT}
     indicators = []
     for code in template.indicators:
         indicator = reporting.computer.catalogue.indicator(code)

@@ -59,9 +59,10 @@ class Programme:
         overdue = self.reporting.check(tenant, day)
         week = week_of(day)
         written = False
-        running = checked.tasks > 0 or bool(self.reporting.all_requests(tenant)) \
-            or bool(self.schemes.find(tenant))
-        if running and self.digests.get(tenant, digest_id(week)) is None:
+        # Once a week: the digest is looked for, then whether a programme runs at all.
+        if self.digests.get(tenant, digest_id(week)) is None and (
+                checked.tasks > 0 or self.reporting.all_requests(tenant)
+                or self.schemes.find(tenant)):
             digest = self.digest(tenant, day)
 
             def change(old: dict[str, Any] | None) -> dict[str, Any]:
@@ -103,7 +104,8 @@ class Programme:
         due_soon = [brief(t) for t in live if day.isoformat() <= t["deadline"] <= soon]
         requests = []
         for request in self.reporting.all_requests(tenant):
-            rows = self.reporting.status(tenant, request["key"], day)
+            rows = self.reporting.rows(
+                request, self.reporting.reports_of(tenant, request["key"]), day)
             requests.append({
                 "key": request["key"], "title": request["title"],
                 "dueDate": request["dueDate"],

@@ -242,12 +242,20 @@ class Reporting:
     # -- where each unit stands ----------------------------------------------------------
 
     def status(self, tenant: str, key: str, on: date | None = None) -> list[dict[str, Any]]:
+        """``rows`` of the request of that key."""
+        return self.rows(self.request(tenant, key), self.reports_of(tenant, key), on)
+
+    def reports_of(self, tenant: str, key: str) -> dict[str, dict[str, Any]]:
+        """The units' reports for a request, by unit."""
+        return {r["unit"]: r for r in self.reports.find(tenant, f'request=="{check_key(key)}"')}
+
+    @staticmethod
+    def rows(request: dict[str, Any], reports: dict[str, dict[str, Any]],
+             on: date | None = None) -> list[dict[str, Any]]:
         """One row per unit asked: its report's status, when it was submitted, whether
         late, and whether overdue (not submitted and the due day has passed)."""
-        request = self.request(tenant, key)
         day = on or today()
         past_due = day > date.fromisoformat(request["dueDate"])
-        reports = {r["unit"]: r for r in self.reports.find(tenant, f'request=="{key}"')}
         rows = []
         for unit in request["units"]:
             report = reports.get(unit, {})
@@ -269,8 +277,8 @@ class Reporting:
         request key."""
         changed = {}
         for request in self.requests.find(tenant):
-            overdue = [r["unit"] for r in self.status(tenant, request["key"], on)
-                       if r["overdue"]]
+            rows = self.rows(request, self.reports_of(tenant, request["key"]), on)
+            overdue = [r["unit"] for r in rows if r["overdue"]]
             if overdue == request.get("overdueUnits"):
                 continue
 

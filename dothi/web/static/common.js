@@ -81,6 +81,14 @@ function momentText(iso) {
   return `${parts.day}/${parts.month}/${parts.year} ${parts.hour}:${parts.minute}`;
 }
 
+// The page in its language: <html lang>, the language button (which offers the other
+// language), and every element marked data-i18n, through the page's own t().
+function translatePage(lang, t) {
+  document.documentElement.lang = lang;
+  document.getElementById("lang").textContent = lang === "vi" ? "EN" : "VI";
+  for (const node of document.querySelectorAll("[data-i18n]")) node.textContent = t(node.dataset.i18n);
+}
+
 // A text in the page's language, from {"vi": ..., "en": ...} (Vietnamese when the other is
 // missing); anything else as it is.
 function pick(texts, lang) {

@@ -86,9 +86,7 @@ function fmtTime(value) {
 // -- texts that follow the language -----------------------------------------------------
 
 function applyLanguage() {
-  document.documentElement.lang = state.lang;
-  document.getElementById("lang").textContent = state.lang === "vi" ? "EN" : "VI";
-  for (const node of document.querySelectorAll("[data-i18n]")) node.textContent = t(node.dataset.i18n);
+  translatePage(state.lang, t);
   document.title = `IOC — ${t("title")}`;
   buildToggles();
   renderLegend();

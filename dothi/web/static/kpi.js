@@ -99,9 +99,7 @@ function sparkline(values, periods) {
 }
 
 function render() {
-  document.documentElement.lang = state.lang;
-  document.getElementById("lang").textContent = state.lang === "vi" ? "EN" : "VI";
-  for (const node of document.querySelectorAll("[data-i18n]")) node.textContent = t(node.dataset.i18n);
+  translatePage(state.lang, t);
   document.getElementById("city").textContent = state.city;
   document.title = `${t("title")} — ${state.city}`;
   const data = state.data;

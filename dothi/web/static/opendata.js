@@ -206,9 +206,7 @@ async function previewMap(base) {
 }
 
 function translate() {
-  document.documentElement.lang = state.lang;
-  document.getElementById("lang").textContent = state.lang === "vi" ? "EN" : "VI";
-  for (const node of document.querySelectorAll("[data-i18n]")) node.textContent = t(node.dataset.i18n);
+  translatePage(state.lang, t);
   document.getElementById("search").placeholder = state.lang === "vi" ? "không khí, giao thông, quy hoạch…" : "air quality, traffic, planning…";
 }
 

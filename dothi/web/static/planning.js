@@ -54,9 +54,7 @@ function number(value, digits) {
 }
 
 function applyLanguage() {
-  document.documentElement.lang = state.lang;
-  document.getElementById("lang").textContent = state.lang === "vi" ? "EN" : "VI";
-  for (const node of document.querySelectorAll("[data-i18n]")) node.textContent = t(node.dataset.i18n);
+  translatePage(state.lang, t);
   document.title = `${t("title")} — dothi`;
   fillVariants();
   showStatus();

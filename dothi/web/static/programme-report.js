@@ -424,9 +424,7 @@ function renderLog() {
 }
 
 function render() {
-  document.documentElement.lang = state.lang;
-  document.getElementById("lang").textContent = state.lang === "vi" ? "EN" : "VI";
-  for (const node of document.querySelectorAll("[data-i18n]")) node.textContent = t(node.dataset.i18n);
+  translatePage(state.lang, t);
   document.title = `${t("title")} — dothi`;
   renderWho();
   renderControls();

@@ -414,10 +414,8 @@ function reports(items) {
 }
 
 function translate() {
-  document.documentElement.lang = state.lang;
+  translatePage(state.lang, t);
   document.title = `${t("title")} — dothi`;
-  document.getElementById("lang").textContent = state.lang === "vi" ? "EN" : "VI";
-  for (const node of document.querySelectorAll("[data-i18n]")) node.textContent = t(node.dataset.i18n);
   document.getElementById("search").placeholder = t("placeholder");
 }
 

@@ -14,7 +14,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from dothi.auth.commands import keys_app, users_app
 from dothi.program.commands import program_app
-from dothi.settings import Settings
+from dothi.settings import Settings, for_database
 
 app = typer.Typer(help="dothi: open smart-city platform (NGSI-LD broker and services)",
                   no_args_is_help=True)
@@ -51,13 +51,6 @@ SHUTDOWN_GRACE_S = 5
 DbOption = typer.Option(None, "--db", help="Database URL or SQLite file path (DOTHI_DATABASE_URL)")
 
 
-def _settings(db: str | None, **extra: Any) -> Settings:
-    values: dict[str, Any] = {k: v for k, v in extra.items() if v is not None}
-    if db is not None:
-        values["database_url"] = db if "://" in db else f"sqlite:///{db}"
-    return Settings(**values)
-
-
 @app.command()
 def serve(
     db: str | None = DbOption,
@@ -78,7 +71,7 @@ def serve(
     from dothi.store import audit
 
     audit.set_actor("system", "local")  # requests name their own actors
-    settings = _settings(db, host=host, port=port, workers=workers, auth_anonymous=anonymous)
+    settings = for_database(db, host=host, port=port, workers=workers, auth_anonymous=anonymous)
     sock = socket.socket(socket.AF_INET6 if ":" in settings.host else socket.AF_INET)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((settings.host, settings.port))
@@ -124,7 +117,7 @@ def load(
     """Upsert entities from files into the store, with a progress bar."""
     from dothi.app import build_broker
 
-    settings = _settings(db)
+    settings = for_database(db)
     broker = build_broker(settings)
     entities: list[Any] = []
     for path in files:
@@ -189,7 +182,7 @@ def import_layer(
             console.print(f"--field {item!r}: give SRC=NAME", style="red", markup=False)
             raise typer.Exit(2)
         rename[src] = dst
-    broker = build_broker(_settings(db))
+    broker = build_broker(for_database(db))
     try:
         with Progress(TextColumn("[bold]Importing"), BarColumn(), MofNCompleteColumn(),
                       TimeRemainingColumn(), console=console) as progress:
@@ -233,7 +226,7 @@ def admin_units_load(
     from dothi.app import build_broker
     from dothi.gis import admin_units
 
-    broker = build_broker(_settings(db))
+    broker = build_broker(for_database(db))
     try:
         with Progress(TextColumn("[bold]Loading"), BarColumn(), MofNCompleteColumn(),
                       console=console) as progress:
@@ -275,7 +268,7 @@ def admin_units_boundaries(
     if level not in ("ward", "province"):
         console.print("--level is ward or province", style="red")
         raise typer.Exit(2)
-    broker = build_broker(_settings(db))
+    broker = build_broker(for_database(db))
     try:
         report = import_boundaries(broker, tenant, file, code_field, level=level, crs=crs,
                                    repair=repair)
@@ -325,7 +318,7 @@ def demo(
     simulator_key = _demo_accounts()
     if not serve_after:
         return
-    settings = _settings(db, port=port)
+    settings = for_database(db, port=port)
     if simulate_city and settings.port == 0:
         console.print("No simulation with --port 0: the simulated devices need the port.")
         simulate_city = False
@@ -350,7 +343,7 @@ def _demo_history(db: str | None) -> None:
     from dothi.app import build_broker
     from dothi.demo import air_quality_history
 
-    broker = build_broker(_settings(db))
+    broker = build_broker(for_database(db))
     try:
         stations = air_quality_history()
         with Progress(TextColumn("[bold]Air-quality history"), BarColumn(),
@@ -371,7 +364,7 @@ def _demo_registry(db: str | None) -> None:
     from dothi.registry.demo import register_demo
     from dothi.registry.registry import Registers, Registry
 
-    settings = _settings(db)
+    settings = for_database(db)
     broker = build_broker(settings)
     try:
         registry = Registry(broker, Registers.load(settings.registry_registers,
@@ -395,7 +388,7 @@ def _demo_assessments(db: str | None) -> None:
     from dothi.kpi.quality import QualityRater
     from dothi.kpi.selfassess import SelfAssessment
 
-    settings = _settings(db)
+    settings = for_database(db)
     tenant = "urn:ngsi-ld:tenant:default"
     broker = build_broker(settings)
     try:
@@ -492,7 +485,7 @@ def contexts_add(
     from dothi.errors import DothiError
     from dothi.ngsild.timeutil import now_iso
 
-    broker = build_broker(_settings(db))
+    broker = build_broker(for_database(db))
     try:
         document = json.loads(file.read_text(encoding="utf-8"))
         created = now_iso()
@@ -511,7 +504,7 @@ def contexts_list(db: str | None = DbOption) -> None:
     """List the @contexts stored in the database."""
     from dothi.store.base import open_store
 
-    store = open_store(_settings(db).database_url)
+    store = open_store(for_database(db).database_url)
     for url, _, kind, created in store.contexts():
         print(f"{url}\t{kind}\t{created}")
     store.close()
@@ -522,7 +515,7 @@ def db_upgrade(db: str | None = DbOption) -> None:
     """Create or migrate the database schema."""
     from dothi.store.base import open_store
 
-    settings = _settings(db)
+    settings = for_database(db)
     open_store(settings.database_url).close()
     console.print(f"Schema up to date: {settings.database_url}")
 
@@ -545,7 +538,7 @@ def history_prune(
 
     from dothi.store.base import open_store
 
-    settings = _settings(db, history_retention=older_than,
+    settings = for_database(db, history_retention=older_than,
                          history_downsample_after=downsample_after,
                          history_downsample_period=period)
     try:
@@ -632,7 +625,7 @@ def personal_prune(
     from dothi.ngsild.temporal import parse_duration_ms
     from dothi.ngsild.timeutil import format_iso
 
-    settings = _settings(db, personal_data_retention=older_than)
+    settings = for_database(db, personal_data_retention=older_than)
     if not settings.personal_data_retention:
         console.print("Cannot prune: give --older-than or set DOTHI_PERSONAL_DATA_RETENTION",
                       style="red")
@@ -674,7 +667,7 @@ def audit_verify(
     from dothi.store import audit
     from dothi.store.base import open_store
 
-    store = open_store(_settings(db).database_url)
+    store = open_store(for_database(db).database_url)
     try:
         last = store.audit_rows(limit=1, where=audit.Filter(newest_first=True))
         with Progress(TextColumn("[bold]Verifying"), BarColumn(), MofNCompleteColumn(),
@@ -723,7 +716,7 @@ def audit_list(
     from dothi.store import audit
     from dothi.store.base import open_store
 
-    store = open_store(_settings(db).database_url)
+    store = open_store(for_database(db).database_url)
     try:
         rows = store.audit_rows(limit=limit, where=audit.Filter(
             tenant=tenant, target=target, who=who, action=action, newest_first=True))
@@ -760,7 +753,7 @@ def export_instance(
     """Export a whole instance (every tenant, history, subscriptions, registrations,
     @contexts) as JSON Lines files, then compare them with the database. `dothi
     migrate-store --from export:FOLDER --to URL` imports it into a fresh instance."""
-    _migrate(db or _settings(None).database_url, f"export:{folder.resolve()}", "Exported")
+    _migrate(db or for_database(None).database_url, f"export:{folder.resolve()}", "Exported")
 
 
 @app.command("backup")
@@ -781,7 +774,7 @@ def backup(
     from dothi.errors import DothiError
     from dothi.ngsild.temporal import parse_duration_ms
 
-    source = db or _settings(None).database_url
+    source = db or for_database(None).database_url
     try:
         pause = parse_duration_ms(every) / 1000 if every else None
     except DothiError as exc:
@@ -981,7 +974,7 @@ def kpi_compute(
     from dothi.kpi.compute import Computer, period_bounds, read_raw
     from dothi.kpi.framework import Framework
 
-    settings = _settings(db)
+    settings = for_database(db)
     try:
         period_bounds(period)
         catalogue = Catalogue.load(settings.kpi_methods)
@@ -1045,7 +1038,7 @@ def kpi_quality(
     from dothi.app import build_broker
     from dothi.kpi.quality import DIMENSIONS, QualityRater
 
-    settings = _settings(db)
+    settings = for_database(db)
     broker = build_broker(settings)
     try:
         rater = QualityRater(broker, settings.kpi_quality)
@@ -1090,7 +1083,7 @@ def kpi_report(
     from dothi.kpi.framework import Framework
     from dothi.kpi.selfassess import SelfAssessment, check_city_period
 
-    settings = _settings(db)
+    settings = for_database(db)
     try:
         check_city_period(city, period)
         if lang not in ("vi", "en"):
@@ -1129,7 +1122,7 @@ def kpi_rank(
     from dothi.kpi.ranking import rank
     from dothi.kpi.selfassess import SelfAssessment, check_city_period
 
-    settings = _settings(db)
+    settings = for_database(db)
     try:
         check_city_period("all", period)
         framework = Framework.load(settings.kpi_framework, Catalogue.load(settings.kpi_methods))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -150,6 +151,15 @@ class Settings(BaseSettings):
     # week's digest written (s).
     program_templates: Path | None = None
     program_check_interval: float = 3600.0
+
+
+def for_database(db: str | None, **extra: Any) -> Settings:
+    """The settings of a command given ``--db`` (a URL, or a SQLite file's path) and its
+    other options; None leaves a setting to its environment twin or default."""
+    values: dict[str, Any] = {k: v for k, v in extra.items() if v is not None}
+    if db is not None:
+        values["database_url"] = db if "://" in db else f"sqlite:///{db}"
+    return Settings(**values)
 
 
 def listed(text: str) -> list[str]:

@@ -19,7 +19,7 @@ from rich.console import Console
 from rich.table import Table
 
 from dothi.errors import DothiError
-from dothi.settings import Settings
+from dothi.settings import for_database
 
 console = Console(stderr=True)
 program_app = typer.Typer(help="The national smart-city programme: tasks, plans, reports",
@@ -38,10 +38,7 @@ def _programme(db: str | None) -> Iterator[Any]:
     from dothi.kpi.framework import Framework
     from dothi.program.desk import Programme
 
-    values: dict[str, Any] = {}
-    if db is not None:
-        values["database_url"] = db if "://" in db else f"sqlite:///{db}"
-    settings = Settings(**values)
+    settings = for_database(db)
     catalogue = Catalogue.load(settings.kpi_methods)
     targets = Framework.load(settings.kpi_framework, catalogue).targets()
     broker = build_broker(settings)

@@ -83,8 +83,9 @@ class Plans:
             return {"unit": unit, "unitName": unit_name(unit), "period": period,
                     "title": title, "version": version, "tasks": codes,
                     "submittedAt": now_iso(), "submittedBy": by,
-                    "dropped": sorted(set((old or {}).get("tasks", [])) - set(codes)
-                                      | set((old or {}).get("dropped", [])) - set(codes))}
+                    # Every item some version had and this one has not.
+                    "dropped": sorted({*(old or {}).get("tasks", []),
+                                       *(old or {}).get("dropped", [])} - set(codes))}
 
         plan = self.records.save(tenant, plan_id(unit, period), change)
         self.tasks.put_many(tenant, records, on, keep_progress=True)

@@ -92,7 +92,7 @@ def check_task(body: dict[str, Any], unit: str | None = None) -> dict[str, Any]:
     record: dict[str, Any] = {"code": code, "name": bilingual(body.get("name"), "name"),
                               "unit": check_unit(unit or body.get("unit") or NATIONAL)}
     for name in TEXTS:
-        if name in body or name in ("leadAgency",):
+        if name in body or name == "leadAgency":  # only fundingSource may be left out
             record[name] = text(body.get(name), name)
     agencies = body.get("coordinatingAgencies", [])
     if not isinstance(agencies, list) or not all(isinstance(a, str) and a.strip()
